@@ -1,0 +1,3 @@
+from netra_analytics.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Settings, read once from the environment and validated before anything starts.
+
+Every variable of the product spec keeps its name and default. A bad value stops start-up with
+one line that names the variable (`ConfigError`), never a traceback from deep inside a
+component that happened to read it first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from netra_analytics.errors import ConfigError
+
+T = TypeVar("T")
+
+# The spec's GRAFANA_API_URL default is literally "TBD": treat it as "not configured".
+_UNSET_MARKERS = frozenset({"", "tbd"})
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClickHouseURL:
+    """Where a ClickHouse server listens, parsed from `CLICKHOUSE_ANALYTICS_URL`."""
+
+    secure: bool
+    host: str
+    port: int
+    database: str
+    username: str
+    password: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Settings:
+    port: int = 8090
+    host: str = "0.0.0.0"
+    data_dir: Path = Path("./data")
+    clickhouse: ClickHouseURL | None = None  # None: embedded chDB under data_dir
+    clickhouse_cluster: str | None = None
+    redis_url: str | None = None  # None: in-process live state
+    grafana_api_url: str | None = None
+    event_batch_size: int = 100
+    event_flush_interval_ms: int = 5000
+    max_events_per_user_per_minute: int = 1000
+    ip_hash_secret: str | None = None  # None: generated once and kept in data_dir
+    country_headers: tuple[str, ...] = ("cf-ipcountry", "x-country-code")
+    forwarded_allow_ips: str = "127.0.0.1"
+    spool_max_bytes: int = 1 << 30
+    log_level: str = "info"
+
+    @property
+    def embedded(self) -> bool:
+        return self.clickhouse is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        def get(name: str, parse: Callable[[str], T], default: T) -> T:
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                return default
+            try:
+                return parse(raw.strip())
+            except ValueError as exc:
+                raise ConfigError(name, str(exc)) from None
+
+        defaults = cls()
+        return cls(
+            port=get("ANALYTICS_SERVICE_PORT", _int_in(1, 65535), defaults.port),
+            host=get("ANALYTICS_SERVICE_HOST", str, defaults.host),
+            data_dir=get("ANALYTICS_DATA_DIR", Path, defaults.data_dir),
+            clickhouse=get("CLICKHOUSE_ANALYTICS_URL", parse_clickhouse_url, None),
+            clickhouse_cluster=get("CLICKHOUSE_CLUSTER", _identifier, None),
+            redis_url=get("REDIS_ANALYTICS_URL", _url_with_scheme("redis", "rediss", "unix"), None),
+            grafana_api_url=get("GRAFANA_API_URL", _optional_http_url, None),
+            event_batch_size=get(
+                "EVENT_BATCH_SIZE", _int_in(1, 100_000), defaults.event_batch_size
+            ),
+            event_flush_interval_ms=get(
+                "EVENT_FLUSH_INTERVAL_MS", _int_in(1, 3_600_000), defaults.event_flush_interval_ms
+            ),
+            max_events_per_user_per_minute=get(
+                "MAX_EVENTS_PER_USER_PER_MINUTE",
+                _int_in(1, 10_000_000),
+                defaults.max_events_per_user_per_minute,
+            ),
+            ip_hash_secret=get("ANALYTICS_IP_HASH_SECRET", _secret, None),
+            country_headers=get(
+                "ANALYTICS_COUNTRY_HEADERS", _header_list, defaults.country_headers
+            ),
+            forwarded_allow_ips=get("ANALYTICS_FORWARDED_ALLOW_IPS", str, "127.0.0.1"),
+            spool_max_bytes=get("ANALYTICS_SPOOL_MAX_BYTES", _int_in(1 << 20, 1 << 40), 1 << 30),
+            log_level=get("ANALYTICS_LOG_LEVEL", _log_level, defaults.log_level),
+        )
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def _identifier(raw: str) -> str:
+    if not raw.replace("_", "").isalnum():
+        raise ValueError(f"{raw!r} is not a plain identifier (letters, digits, underscore)")
+    return raw
+
+
+def _secret(raw: str) -> str:
+    if len(raw) < 16:
+        raise ValueError("must be at least 16 characters")
+    return raw
+
+
+def _header_list(raw: str) -> tuple[str, ...]:
+    headers = tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+    if not headers:
+        raise ValueError("names no header")
+    return headers
+
+
+def _log_level(raw: str) -> str:
+    level = raw.lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        raise ValueError(f"{raw!r} is not one of debug, info, warning, error")
+    return level
+
+
+def _url_with_scheme(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes:
+            raise ValueError(f"{raw!r} must start with {' or '.join(s + '://' for s in schemes)}")
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError(f"{raw!r} names no host")
+        return raw
+
+    return parse
+
+
+def _optional_http_url(raw: str) -> str | None:
+    if raw.lower() in _UNSET_MARKERS:
+        return None
+    return _url_with_scheme("http", "https")(raw)
+
+
+def parse_clickhouse_url(raw: str) -> ClickHouseURL:
+    """Parse the spec's `clickhouse://localhost:8123/analytics` form (and http/https).
+
+    `clickhouse://` and `http://` speak plain HTTP, `clickhouses://` and `https://` TLS. The path
+    names the database, which must be `analytics` or empty: table names are the spec's.
+    """
+    parts = urlsplit(raw)
+    schemes = {"clickhouse": False, "http": False, "clickhouses": True, "https": True}
+    if parts.scheme not in schemes:
+        raise ValueError(
+            f"{raw!r} must start with clickhouse://, clickhouses://, http:// or https://"
+        )
+    if not parts.hostname:
+        raise ValueError(f"{raw!r} names no host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{raw!r} has a port that is not a number") from None
+    secure = schemes[parts.scheme]
+    database = parts.path.strip("/") or "analytics"
+    if database != "analytics":
+        raise ValueError(f"database must be 'analytics', not {database!r}")
+    return ClickHouseURL(
+        secure=secure,
+        host=parts.hostname,
+        port=port or (8443 if secure else 8123),
+        database=database,
+        username=parts.username or "default",
+        password=parts.password or "",
+    )

@@ -1,0 +1,107 @@
+"""Liveness and readiness.
+
+`/health` answers while the process runs. `/health/ready` checks ClickHouse (a `SELECT 1` within
+two seconds), Redis when configured, the spool and the writer, and how fresh the stored data is;
+it is 503 when ClickHouse does not answer, the schema is not migrated, or the spool is over 90 %
+of its cap. Ingestion keeps accepting events while not ready, as long as the spool has room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from netra_analytics.service import Service
+
+CHECK_TIMEOUT = 2.0
+SPOOL_READY_FRACTION = 0.9
+
+LATEST_EVENT = "SELECT max(timestamp) AS latest, count() > 0 AS any FROM analytics.frontend_events"
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+async def live(request: Request) -> Response:
+    return _json({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    service: Service = request.app.state.service
+    checks: dict[str, Any] = {}
+    ok = True
+
+    clickhouse: dict[str, Any] = {"backend": service.store.description if service.store else None}
+    try:
+        if service.store is None or not service.schema_ready.is_set():
+            raise RuntimeError("schema not migrated yet")
+        store = service.store
+        rows = await asyncio.wait_for(
+            asyncio.to_thread(store.query_rows, LATEST_EVENT), CHECK_TIMEOUT
+        )
+        clickhouse["status"] = "ok"
+        latest = rows[0]["latest"] if rows and rows[0]["any"] else None
+        checks["freshness"] = _freshness(latest)
+    except Exception as exc:
+        ok = False
+        clickhouse.update(status="error", error=str(exc) or type(exc).__name__)
+    checks["clickhouse"] = clickhouse
+
+    if service.settings.redis_url:
+        checks["redis"] = await _redis_status(service.settings.redis_url)
+
+    spool = service.spool
+    backlog = spool.backlog_bytes
+    spool_ok = backlog < spool.max_bytes * SPOOL_READY_FRACTION
+    ok = ok and spool_ok
+    checks["spool"] = {
+        "status": "ok" if spool_ok else "full",
+        "backlog_bytes": backlog,
+        "max_bytes": spool.max_bytes,
+    }
+    writer = service.writer
+    if writer is not None:
+        checks["writer"] = {
+            "events_written": writer.state.events_written,
+            "duplicates_skipped": writer.state.duplicates_skipped,
+            "last_success": _iso(writer.state.last_success),
+            "consecutive_failures": writer.state.consecutive_failures,
+            "last_error": writer.state.last_error,
+        }
+    return _json({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
+
+
+def _freshness(latest: str | None) -> dict[str, Any]:
+    if latest is None:
+        return {"latest_event": None, "lag_seconds": None}
+    moment = datetime.fromisoformat(latest).replace(tzinfo=UTC)
+    return {
+        "latest_event": moment.isoformat(timespec="milliseconds"),
+        "lag_seconds": round(time.time() - moment.timestamp(), 3),
+    }
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+
+
+async def _redis_status(url: str) -> dict[str, Any]:
+    import redis.asyncio as redis
+
+    client = redis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT, socket_timeout=CHECK_TIMEOUT)
+    try:
+        await client.ping()
+    except Exception as exc:
+        return {"status": "degraded", "error": str(exc)}
+    finally:
+        await client.aclose()
+    return {"status": "ok"}

@@ -1,0 +1,78 @@
+"""`POST /api/analytics/events`: a plain Starlette route, kept lean because it is the hot path.
+
+Order of work: content type (415) → size (413) → envelope (400) → each event (202 with per-event
+rejections) → spool append with fsync → reply. A reply of 202 means every accepted event is on
+disk; the batch writer takes it from there.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from netra_analytics import metrics
+from netra_analytics.errors import PayloadTooLarge, UnsupportedMedia
+from netra_analytics.ingest.process import RequestInfo, process
+from netra_analytics.ingest.writer import SpoolRecord, encode_record
+from netra_analytics.service import Service
+from netra_analytics.taxonomy import MAX_BODY_BYTES
+
+# sendBeacon posts strings as text/plain, which also spares browsers a CORS preflight.
+ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
+USER_AGENT_LIMIT = 512
+
+
+async def post_events(request: Request) -> Response:
+    service: Service = request.app.state.service
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ACCEPTED_MEDIA_TYPES:
+        raise UnsupportedMedia(
+            f"content type {media_type or '(none)'!r} is not accepted; send application/json"
+        )
+    body = await _read_body(request)
+    received = time.time()
+    info = RequestInfo(
+        received_at=datetime.fromtimestamp(received, UTC),
+        user_agent=request.headers.get("user-agent", "")[:USER_AGENT_LIMIT],
+        ip_hash=service.hash_ip(request.client.host if request.client else None),
+        country_code=_country(request, service.settings.country_headers),
+    )
+    batch = process(body, info)
+    if batch.accepted or batch.rejected:
+        record = SpoolRecord(
+            received,
+            [(e.event_id, batch.context.user_id, e.row) for e in batch.accepted],
+            [r.row for r in batch.rejected],
+        )
+        await service.spool.append(encode_record(record))
+    for event in batch.accepted:
+        metrics.EVENTS_RECEIVED.labels(event.event_type, "accepted").inc()
+    for rejection in batch.rejected:
+        metrics.EVENTS_RECEIVED.labels(rejection.event_type or "", rejection.reason).inc()
+    reply = {"accepted": len(batch.accepted), "rejected": [r.reply() for r in batch.rejected]}
+    return Response(orjson.dumps(reply), status_code=202, media_type="application/json")
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"body of {declared} bytes; the limit is {MAX_BODY_BYTES}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"body over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _country(request: Request, headers: tuple[str, ...]) -> str:
+    for name in headers:
+        value = request.headers.get(name, "").strip().upper()
+        if len(value) == 2 and value.isalnum():
+            return value
+    return ""

@@ -1,0 +1,35 @@
+"""Every Prometheus metric the service exports, declared once (served at `/metrics`).
+
+Names follow the spec's Monitoring section: `event_ingestion_rate` is
+`rate(netra_events_received_total[1m])`, `processing_latency` is
+`netra_processing_latency_seconds`, `storage_usage` is `netra_spool_backlog_bytes` beside
+ClickHouse's own tables.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_RECEIVED = Counter(
+    "netra_events_received_total",
+    "Events received, by event type and outcome (accepted or the rejection reason).",
+    ["event_type", "outcome"],
+)
+REQUESTS = Counter(
+    "netra_ingest_requests_total", "Requests to the events endpoint, by status code.", ["status"]
+)
+EVENTS_WRITTEN = Counter("netra_events_written_total", "Events inserted into frontend_events.")
+STORE_WRITE_FAILURES = Counter(
+    "netra_store_write_failures_total", "Batch inserts that failed and will be retried."
+)
+PROCESSING_LATENCY = Histogram(
+    "netra_processing_latency_seconds",
+    "From the request's arrival to its events being stored in ClickHouse.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+BATCH_SECONDS = Histogram(
+    "netra_batch_write_seconds",
+    "Time to write one batch to ClickHouse (lookup and inserts).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+SPOOL_BACKLOG = Gauge("netra_spool_backlog_bytes", "Bytes in the spool not yet stored.")

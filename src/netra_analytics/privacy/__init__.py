@@ -1,0 +1,1 @@
+"""Privacy by default: keyed IP hashing, redaction of free text."""

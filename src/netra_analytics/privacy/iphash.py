@@ -1,0 +1,48 @@
+"""Keyed hashing of client IP addresses: the raw address never reaches disk, Redis or logs.
+
+HMAC-SHA256 with a secret (`ANALYTICS_IP_HASH_SECRET`, or one generated on first start and kept
+in the data directory, readable by the owner only). A plain hash of an IPv4 address is
+reversible by trying all 2^32 of them; a keyed one is not without the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+SECRET_FILE = "ip_hash.key"  # noqa: S105 (a file name, not a secret)
+
+
+def load_or_create_secret(configured: str | None, data_dir: Path) -> bytes:
+    if configured:
+        return configured.encode()
+    path = data_dir / SECRET_FILE
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(32).encode()
+    # O_EXCL: two processes starting at once agree on whichever secret was written first.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return secret
+
+
+class IpHasher:
+    def __init__(self, secret: bytes) -> None:
+        self._key = secret
+
+    def __call__(self, address: str | None) -> str:
+        if not address:
+            return ""
+        return hmac.new(self._key, address.encode(), hashlib.sha256).hexdigest()

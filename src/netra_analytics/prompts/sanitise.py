@@ -1,0 +1,117 @@
+"""Prompt sanitising: personal data and secrets become typed placeholders before anything
+is spooled, cached or logged.
+
+Patterns run in a fixed order, most specific first (a URL with credentials before an e-mail
+address, a card number before a phone number), and each replaced span is not looked at again.
+Card numbers must pass the Luhn check and IBANs the mod-97 check, so that order numbers and
+similar look-alikes survive.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+
+Check = Callable[[str], bool]
+
+
+def _luhn(text: str) -> bool:
+    digits = [int(c) for c in text if c.isdigit()]
+    if not 13 <= len(digits) <= 19:
+        return False
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _iban(text: str) -> bool:
+    compact = text.replace(" ", "").upper()
+    if not 15 <= len(compact) <= 34:
+        return False
+    rearranged = compact[4:] + compact[:4]
+    number = "".join(str(int(c, 36)) for c in rearranged)
+    return int(number) % 97 == 1
+
+
+def _ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _phone(text: str) -> bool:
+    digits = sum(c.isdigit() for c in text)
+    return 9 <= digits <= 15
+
+
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
+
+
+def _secret_token(text: str) -> bool:
+    # Long tokens mixing letters and digits with high entropy; hex digests and words do not
+    # qualify unless they are long and random-looking.
+    has_digit = any(c.isdigit() for c in text)
+    has_alpha = any(c.isalpha() for c in text)
+    return has_digit and has_alpha and _entropy(text) >= 4.0
+
+
+def _always(_: str) -> bool:
+    return True
+
+
+PATTERNS: list[tuple[str, re.Pattern[str], Check]] = [
+    (
+        "[URL_WITH_CREDENTIALS]",
+        re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@[^\s]+", re.I),
+        _always,
+    ),
+    ("[EMAIL]", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-z]{2,}\b", re.I), _always),
+    (
+        "[API_KEY]",
+        re.compile(
+            r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
+            r"|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|eyJ[\w-]{10,}\.[\w-]{10,}\.[\w-]{10,})"
+        ),
+        _always,
+    ),
+    ("[IBAN]", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), _iban),
+    ("[CARD]", re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), _luhn),
+    ("[NATIONAL_ID]", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), _always),
+    (
+        "[IP_ADDRESS]",
+        re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}\b", re.I),
+        _ip,
+    ),
+    (
+        "[PHONE]",
+        re.compile(r"(?<![\w.])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,5}(?![\w.])"),
+        _phone,
+    ),
+    ("[SECRET]", re.compile(r"\b[A-Za-z0-9_\-+/]{32,}={0,2}"), _secret_token),
+]
+
+
+def sanitise(text: str) -> str:
+    """`text` with every recognised piece of personal data or secret replaced by a placeholder."""
+    for placeholder, pattern, check in PATTERNS:
+        text = pattern.sub(_replacer(placeholder, check), text)
+    return text
+
+
+def _replacer(placeholder: str, check: Check) -> Callable[[re.Match[str]], str]:
+    def replace(match: re.Match[str]) -> str:
+        return placeholder if check(match.group(0)) else match.group(0)
+
+    return replace

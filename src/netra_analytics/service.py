@@ -1,0 +1,105 @@
+"""The running service: the store, the spool, the batch writer and the IP hasher, started and
+stopped in the right order.
+
+Start: open the spool first (accepting events needs only the disk), then the store; the schema
+is migrated in the background if the store is not reachable yet, and the writer starts once it
+is. Stop: wait for in-flight appends, let the writer flush (bounded), close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from netra_analytics.config import Settings
+from netra_analytics.errors import StoreError
+from netra_analytics.ingest.spool import Spool
+from netra_analytics.ingest.writer import BatchWriter
+from netra_analytics.privacy.iphash import IpHasher, load_or_create_secret
+from netra_analytics.store import Store, open_store
+from netra_analytics.store.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_FLUSH_SECONDS = 20.0
+
+
+class Service:
+    def __init__(self, settings: Settings, *, store: Store | None = None) -> None:
+        """`store`: an already open store to use (and leave open), as in-process tests do."""
+        self.settings = settings
+        self._own_store = store is None
+        self.started_at = time.time()
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.hash_ip = IpHasher(load_or_create_secret(settings.ip_hash_secret, settings.data_dir))
+        self.spool = Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)
+        self.store: Store | None = store
+        self.schema_ready = asyncio.Event()
+        self.writer: BatchWriter | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._start_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.store is None:
+            self.store = await asyncio.to_thread(open_store, self.settings)
+        try:
+            await self._migrate()
+        except StoreError as exc:
+            log.warning("store not ready at start-up; will retry", extra={"error": str(exc)})
+            self._start_task = asyncio.create_task(self._migrate_until_ready())
+        else:
+            self._start_writer()
+
+    async def _migrate(self) -> None:
+        assert self.store is not None
+        applied = await asyncio.to_thread(migrate, self.store, self.settings.clickhouse_cluster)
+        if applied:
+            log.info("migrations applied", extra={"migrations": applied})
+        self.schema_ready.set()
+
+    async def _migrate_until_ready(self) -> None:
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._migrate()
+            except StoreError:
+                delay = min(delay * 2, 30.0)
+                continue
+            self._start_writer()
+            return
+
+    def _start_writer(self) -> None:
+        assert self.store is not None
+        self.writer = BatchWriter(
+            self.spool,
+            self.store,
+            batch_size=self.settings.event_batch_size,
+            flush_interval=self.settings.event_flush_interval_ms / 1000,
+        )
+        self._writer_task = asyncio.create_task(self.writer.run())
+        self._writer_task.add_done_callback(_report_crash)
+
+    async def stop(self) -> None:
+        if self._start_task is not None:
+            self._start_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._start_task
+        await self.spool.wait_flushed()
+        if self.writer is not None and self._writer_task is not None:
+            await self.writer.stop(self._writer_task, SHUTDOWN_FLUSH_SECONDS)
+            log.info(
+                "writer stopped",
+                extra={"events_written": self.writer.state.events_written,
+                       "spool_backlog_bytes": self.spool.durable_end - self.spool.checkpoint},
+            )  # fmt: skip
+        self.spool.close()
+        if self.store is not None and self._own_store:
+            await asyncio.to_thread(self.store.close)
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("batch writer stopped on an error", exc_info=task.exception())

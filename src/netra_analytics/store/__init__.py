@@ -1,0 +1,20 @@
+"""ClickHouse: the schema's migrations and two backends behind one interface (`Store`)."""
+
+from __future__ import annotations
+
+from netra_analytics.config import Settings
+from netra_analytics.store.base import DATABASE, Store
+
+
+def open_store(settings: Settings) -> Store:
+    """The configured store: a ClickHouse server if `CLICKHOUSE_ANALYTICS_URL` is set, else chDB."""
+    if settings.clickhouse is not None:
+        from netra_analytics.store.http_backend import HttpStore
+
+        return HttpStore(settings.clickhouse)
+    from netra_analytics.store.chdb_backend import ChdbStore
+
+    return ChdbStore(settings.data_dir / "chdb")
+
+
+__all__ = ["DATABASE", "Store", "open_store"]

@@ -1,0 +1,78 @@
+"""Embedded ClickHouse: chDB in this process, persisted under the data directory.
+
+chDB allows one data path per process, so embedded mode is one service process (several
+workers need a ClickHouse server). chdb is imported here, lazily, because importing it and then
+forking can hang the child.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from netra_analytics.errors import StoreError
+from netra_analytics.store.base import (
+    SESSION_SETTINGS,
+    Params,
+    checked_table,
+    parse_json_each_row,
+    render_param,
+    render_params,
+    settings_clause,
+)
+
+
+class ChdbStore:
+    def __init__(self, path: Path) -> None:
+        from chdb import session
+
+        path.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        try:
+            self._session = session.Session(str(path))
+        except RuntimeError as exc:
+            raise StoreError(
+                f"cannot open the embedded store at {path} ({exc}); if the service is running, "
+                "stop it first: embedded ClickHouse allows one process per data directory"
+            ) from exc
+        for name, value in SESSION_SETTINGS.items():
+            self._session.query(f"SET {name} = {render_param(value, nested=True)}")
+
+    @property
+    def description(self) -> str:
+        return f"chDB (embedded) at {self._path}"
+
+    def _run(self, sql: str, params: Params | None, fmt: str) -> bytes:
+        try:
+            result = self._session.query(sql, fmt, params=render_params(params))
+        except Exception as exc:  # chDB raises RuntimeError subclasses with ClickHouse's text
+            raise StoreError(str(exc).split("\n", 1)[0]) from exc
+        data: bytes = result.bytes()
+        return data
+
+    def execute(self, sql: str, params: Params | None = None) -> None:
+        self._run(sql, params, "TSV")
+
+    def query_rows(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        return parse_json_each_row(self._run(sql, params, "JSONEachRow"))
+
+    def query_raw(self, sql: str, params: Params | None = None, fmt: str = "TSV") -> bytes:
+        return self._run(sql, params, fmt)
+
+    def insert_json_rows(
+        self, table: str, rows: bytes, *, settings: Mapping[str, str] | None = None
+    ) -> None:
+        statement = (
+            f"INSERT INTO {checked_table(table)}{settings_clause(settings)} FORMAT JSONEachRow\n"
+        )
+        try:
+            self._session.query(statement + rows.decode(), "TSV")
+        except Exception as exc:
+            raise StoreError(str(exc).split("\n", 1)[0]) from exc
+
+    def ping(self) -> None:
+        self._run("SELECT 1", None, "TSV")
+
+    def close(self) -> None:
+        self._session.close()

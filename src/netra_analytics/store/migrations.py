@@ -1,0 +1,152 @@
+"""Numbered, forward-only migrations: plain `.sql` files in `store/migrations/`.
+
+`NNNN_name.sql` holds one or more statements, each ending with `;` at the end of a line. The
+runner records applied versions in `analytics.schema_migrations` and skips them next time; every
+statement is also written to be safe to run twice (`IF NOT EXISTS`), so a migration interrupted
+half-way is simply run again.
+
+For a ClickHouse cluster (`CLICKHOUSE_CLUSTER`), `cluster_statements` rewrites each statement:
+tables become `<name>_local` on every node (`ON CLUSTER`, Replicated engines) with a
+`Distributed` table of the spec's name in front, so readers and writers use the same names in
+both modes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from importlib import resources
+
+from netra_analytics.store.base import DATABASE, Store
+
+
+@dataclasses.dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def split_statements(sql: str) -> tuple[str, ...]:
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    statements, current = [], []
+    for line in lines:
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statements.append("\n".join(current).strip().rstrip(";").strip())
+            current = []
+    if "\n".join(current).strip():
+        raise ValueError("a statement does not end with ';'")
+    return tuple(s for s in statements if s)
+
+
+def load_migrations() -> list[Migration]:
+    folder = resources.files("netra_analytics.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if match:
+            found.append(
+                Migration(int(match.group(1)), match.group(2), split_statements(entry.read_text()))
+            )
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migration numbers must run 1, 2, 3 ... without gaps: {versions}")
+    return found
+
+
+_LEDGER = f"""CREATE TABLE IF NOT EXISTS {DATABASE}.schema_migrations (
+  version UInt32,
+  name String,
+  applied_at DateTime DEFAULT now()
+)
+ENGINE = ReplacingMergeTree()
+ORDER BY version"""
+
+
+def migrate(store: Store, cluster: str | None = None) -> list[str]:
+    """Apply the migrations not applied yet; return the names of those it applied."""
+    store.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}" + on_cluster(cluster))
+    store.execute(_LEDGER)
+    done = {
+        int(row["version"])
+        for row in store.query_rows("SELECT version FROM analytics.schema_migrations")
+    }
+    applied = []
+    for migration in load_migrations():
+        if migration.version in done:
+            continue
+        statements = (
+            cluster_statements(migration.statements, cluster) if cluster else migration.statements
+        )
+        for statement in statements:
+            store.execute(statement)
+        store.execute(
+            "INSERT INTO analytics.schema_migrations (version, name) "
+            "VALUES ({version:UInt32}, {name:String})",
+            {"version": migration.version, "name": migration.name},
+        )
+        applied.append(f"{migration.version:04d}_{migration.name}")
+    return applied
+
+
+def on_cluster(cluster: str | None) -> str:
+    return f" ON CLUSTER {cluster}" if cluster else ""
+
+
+_CREATE = re.compile(
+    r"^CREATE (?P<kind>TABLE|MATERIALIZED VIEW|VIEW|DATABASE) IF NOT EXISTS (?P<name>[\w.]+)",
+)
+_ENGINE = re.compile(r"ENGINE = (?P<engine>\w*MergeTree)\((?P<args>[^)]*)\)")
+_TABLE_REF = re.compile(rf"\b{DATABASE}\.(?P<table>\w+)\b")
+
+
+def cluster_statements(statements: tuple[str, ...], cluster: str) -> list[str]:
+    """Rewrite single-node DDL for a cluster: replicated locals behind Distributed tables."""
+    local_names = set()
+    for statement in statements:
+        match = _CREATE.match(statement)
+        if match and match.group("kind") in {"TABLE", "MATERIALIZED VIEW"}:
+            local_names.add(match.group("name").split(".")[-1])
+    out: list[str] = []
+    for statement in statements:
+        out.extend(_cluster_statement(statement, cluster, local_names))
+    return out
+
+
+def _cluster_statement(statement: str, cluster: str, local_names: set[str]) -> list[str]:
+    match = _CREATE.match(statement)
+    if not match:
+        raise ValueError(
+            f"not a CREATE ... IF NOT EXISTS, cannot run on a cluster: {statement[:60]}"
+        )
+    kind, table = match.group("kind"), match.group("name").split(".")[-1]
+    body = statement[match.end() :]
+    if kind == "DATABASE":
+        return [statement[: match.end()] + on_cluster(cluster) + body]
+    if kind == "VIEW":  # a plain view reads the Distributed tables, like any client
+        return [f"CREATE VIEW IF NOT EXISTS {DATABASE}.{table}{on_cluster(cluster)}{body}"]
+    local = f"{table}_local"
+    if kind == "MATERIALIZED VIEW":  # it sees the inserts into its own node's local table
+        body = _TABLE_REF.sub(
+            lambda m: (
+                f"{DATABASE}.{m.group('table')}_local"
+                if m.group("table") in local_names
+                else m.group(0)
+            ),
+            body,
+        )
+    body = _ENGINE.sub(lambda m: _replicated(m, local), body, count=1)
+    return [
+        f"CREATE {kind} IF NOT EXISTS {DATABASE}.{local}{on_cluster(cluster)}{body}",
+        f"CREATE TABLE IF NOT EXISTS {DATABASE}.{table}{on_cluster(cluster)} "
+        f"AS {DATABASE}.{local} "
+        f"ENGINE = Distributed({cluster}, {DATABASE}, {local}, cityHash64(user_id))",
+    ]
+
+
+def _replicated(match: re.Match[str], local: str) -> str:
+    zk = f"'/clickhouse/tables/{{shard}}/{DATABASE}/{local}', '{{replica}}'"
+    args = match.group("args").strip()
+    return f"ENGINE = Replicated{match.group('engine')}({zk}{', ' + args if args else ''})"

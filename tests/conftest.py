@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from netra_analytics.app import create_app
+from netra_analytics.config import Settings
+from netra_analytics.store.chdb_backend import ChdbStore
+from netra_analytics.store.migrations import migrate
+from tests.support.processes import RedisServer
+
+TABLES = ("frontend_events", "user_analytics_summary", "prompt_analytics", "rejected_events")
+
+
+@pytest.fixture(scope="session")
+def chdb_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
+    """The test process's one chDB (one data path per process), migrated once."""
+    store = ChdbStore(tmp_path_factory.mktemp("chdb") / "chdb")
+    migrate(store)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def store(chdb_store: ChdbStore) -> ChdbStore:
+    """The shared chDB, emptied for this test."""
+    for table in TABLES:
+        chdb_store.execute(f"TRUNCATE TABLE analytics.{table}")
+    return chdb_store
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        event_batch_size=1,
+        event_flush_interval_ms=20,
+        ip_hash_secret="test-secret-0123456789",
+    )
+
+
+@pytest.fixture
+def client(store: ChdbStore, settings: Settings) -> Iterator[TestClient]:
+    app = create_app(settings, store=store)
+    with TestClient(app, client=("203.0.113.7", 50000)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_client(store: ChdbStore, tmp_path: Path) -> Iterator[object]:
+    """Build a client with other settings: make_client(event_batch_size=...)."""
+    clients: list[TestClient] = []
+
+    def build(**changes: object) -> TestClient:
+        base = Settings(
+            data_dir=tmp_path / f"data{len(clients)}", ip_hash_secret="test-secret-0123456789"
+        )
+        test_client = TestClient(create_app(dataclasses.replace(base, **changes), store=store))  # type: ignore[arg-type]
+        test_client.__enter__()
+        clients.append(test_client)
+        return test_client
+
+    yield build
+    for test_client in clients:
+        test_client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed: run `make test`, which installs it")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.kill()

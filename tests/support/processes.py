@@ -1,0 +1,156 @@
+"""Real processes for tests: the service, a chDB-backed ClickHouse HTTP endpoint, redis-server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+CLI = Path(sys.executable).with_name("netra-analytics")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until(condition: Any, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = condition()
+        except Exception:
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Process:
+    def __init__(self, args: list[str], *, env: dict[str, str] | None = None, log: Path) -> None:
+        self.args, self.env, self.log_path = args, env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115  (owned by the child process)
+        self.proc = subprocess.Popen(
+            self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
+        )
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class ServiceProcess(Process):
+    """`netra-analytics serve` with its own data directory and port."""
+
+    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        full_env = {
+            **os.environ,
+            "ANALYTICS_DATA_DIR": str(data_dir),
+            "ANALYTICS_SERVICE_PORT": str(self.port),
+            "ANALYTICS_SERVICE_HOST": "127.0.0.1",
+            **(env or {}),
+        }
+        super().__init__(
+            [str(CLI), "serve"], env=full_env, log=data_dir.parent / f"{data_dir.name}.log"
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait_ready: bool = True) -> None:
+        super().start()
+        wait_until(lambda: httpx.get(f"{self.url}/health", timeout=1).status_code == 200, 60)
+        if wait_ready:
+            wait_until(
+                lambda: httpx.get(f"{self.url}/health/ready", timeout=5).status_code == 200, 60
+            )
+
+    def ready(self) -> dict[str, Any]:
+        body: dict[str, Any] = httpx.get(f"{self.url}/health/ready", timeout=10).json()
+        return body
+
+    def stop(self) -> int:
+        self.signal(signal.SIGTERM)
+        return self.wait(90)
+
+
+def cli_query(data_dir: Path, sql: str, *, env: dict[str, str] | None = None) -> str:
+    """Run `netra-analytics query` (its own process, so its own chDB) and return stdout."""
+    result = subprocess.run(
+        [str(CLI), "query", sql],
+        env={**os.environ, "ANALYTICS_DATA_DIR": str(data_dir), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout
+
+
+class ChdbHttpServer(Process):
+    """A ClickHouse HTTP endpoint over chDB (see chdb_http.py), in its own process."""
+
+    def __init__(self, data_path: Path) -> None:
+        self.port = free_port()
+        script = str(Path(__file__).with_name("chdb_http.py"))
+        super().__init__(
+            [sys.executable, script, str(data_path), str(self.port)],
+            log=data_path.parent / "chdb_http.log",
+        )
+        self.url = f"clickhouse://127.0.0.1:{self.port}/analytics"
+
+    def start(self) -> None:
+        super().start()
+        wait_until(lambda: _port_open(self.port), 60)
+
+
+class RedisServer(Process):
+    """A real redis-server on a free port, with no persistence."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        binary = shutil.which("redis-server") or "redis-server"
+        super().__init__(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(directory)],
+            log=directory / "redis.log",
+        )  # fmt: skip
+        self.url = f"redis://127.0.0.1:{self.port}/2"
+
+    def start(self) -> None:
+        super().start()
+        wait_until(lambda: _port_open(self.port), 30)

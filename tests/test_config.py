@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from netra_analytics.config import Settings
+from netra_analytics.errors import ConfigError
+from tests.support.processes import CLI
+
+
+def test_defaults_are_the_specs() -> None:
+    settings = Settings.from_env({})
+    assert settings.port == 8090
+    assert settings.event_batch_size == 100
+    assert settings.event_flush_interval_ms == 5000
+    assert settings.max_events_per_user_per_minute == 1000
+    assert settings.data_dir == Path("./data")
+    assert settings.embedded and settings.redis_url is None and settings.grafana_api_url is None
+
+
+def test_spec_example_values_parse() -> None:
+    settings = Settings.from_env(
+        {
+            "ANALYTICS_SERVICE_PORT": "8091",
+            "CLICKHOUSE_ANALYTICS_URL": "clickhouse://localhost:8123/analytics",
+            "REDIS_ANALYTICS_URL": "redis://localhost:6379/2",
+            "GRAFANA_API_URL": "TBD",
+            "EVENT_BATCH_SIZE": "250",
+            "EVENT_FLUSH_INTERVAL_MS": "1000",
+            "MAX_EVENTS_PER_USER_PER_MINUTE": "50",
+            "ANALYTICS_DATA_DIR": "/var/lib/netra",
+        }
+    )
+    assert settings.port == 8091
+    assert settings.clickhouse is not None
+    assert (settings.clickhouse.host, settings.clickhouse.port) == ("localhost", 8123)
+    assert not settings.clickhouse.secure and settings.clickhouse.database == "analytics"
+    assert settings.redis_url == "redis://localhost:6379/2"
+    assert settings.grafana_api_url is None
+    assert (settings.event_batch_size, settings.event_flush_interval_ms) == (250, 1000)
+    assert settings.max_events_per_user_per_minute == 50
+    assert settings.data_dir == Path("/var/lib/netra")
+
+
+def test_https_clickhouse_defaults_to_8443() -> None:
+    settings = Settings.from_env({"CLICKHOUSE_ANALYTICS_URL": "https://ch.example.com"})
+    assert settings.clickhouse is not None and settings.clickhouse.secure
+    assert settings.clickhouse.port == 8443
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ANALYTICS_SERVICE_PORT", "eighty"),
+        ("ANALYTICS_SERVICE_PORT", "70000"),
+        ("CLICKHOUSE_ANALYTICS_URL", "mysql://localhost/analytics"),
+        ("CLICKHOUSE_ANALYTICS_URL", "clickhouse://localhost:port/analytics"),
+        ("CLICKHOUSE_ANALYTICS_URL", "clickhouse://localhost:8123/other"),
+        ("REDIS_ANALYTICS_URL", "http://localhost:6379"),
+        ("GRAFANA_API_URL", "ftp://grafana"),
+        ("EVENT_BATCH_SIZE", "0"),
+        ("EVENT_FLUSH_INTERVAL_MS", "-5"),
+        ("MAX_EVENTS_PER_USER_PER_MINUTE", "1.5"),
+        ("CLICKHOUSE_CLUSTER", "prod; DROP"),
+        ("ANALYTICS_IP_HASH_SECRET", "short"),
+    ],
+)
+def test_bad_value_names_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({variable: value})
+    assert raised.value.variable == variable
+    assert str(raised.value).startswith(f"{variable}: ")
+
+
+def test_bad_value_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(CLI), "serve"],
+        env={"ANALYTICS_SERVICE_PORT": "not-a-port", "ANALYTICS_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "ANALYTICS_SERVICE_PORT" in lines[0] and "'not-a-port'" in lines[0]
