@@ -222,12 +222,14 @@ class BatchWriter:
             chunk = ids[start : start + LOOKUP_CHUNK]
             users = sorted({events[event_id][0] for event_id in chunk})
             rows = self._store.query_rows(LOOKUP_STORED_IDS, {"users": users, "ids": chunk})
-            stored.update(row["event_id"] for row in rows)
+            stored.update(row["stored_id"] for row in rows)
         return stored
 
 
+# The alias must not be `event_id`: ClickHouse lets WHERE see SELECT aliases, and the string
+# would shadow the UUID column.
 LOOKUP_STORED_IDS = """
-SELECT toString(event_id) AS event_id
+SELECT toString(event_id) AS stored_id
 FROM analytics.frontend_events
 WHERE user_id IN {users:Array(String)}
   AND event_id IN {ids:Array(UUID)}
