@@ -110,7 +110,8 @@ def test_mixed_batch_stores_valid_and_records_rejected(
         e["field"] for e in rejected["errors"]
     }
     ttl = store.query_rows(
-        "SELECT engine_full FROM system.tables WHERE database = 'analytics' AND name = 'rejected_events'"
+        "SELECT engine_full FROM system.tables "
+        "WHERE database = 'analytics' AND name = 'rejected_events'"
     )
     assert "TTL toDateTime(received_at) + toIntervalDay(7)" in ttl[0]["engine_full"]
 
@@ -179,7 +180,7 @@ def test_summary_view_matches_an_independent_computation(
     rng = random.Random(20261125)
     base = datetime.now(UTC) - timedelta(hours=20)
     sent: list[tuple[str, dict[str, Any]]] = []
-    for request in range(40):
+    for _ in range(40):
         user = f"user-{rng.randrange(6)}"
         events = [
             random_event(rng, base + timedelta(minutes=rng.randrange(0, 20 * 60)))
