@@ -22,19 +22,6 @@ _PROTOCOL_ARGS = {
     "cancel_http_readonly_queries_on_client_close", "send_progress_in_http_headers",
     "http_headers_progress_interval_ms", "enable_http_compression",
 }  # fmt: skip
-_UNESCAPES = {"\\": "\\", "'": "'", "t": "\t", "n": "\n", "0": "\0", "b": "\b", "r": "\r"}
-
-
-def unescape(value: str) -> str:
-    """ClickHouse reads HTTP parameter values in its escaped text form."""
-    out, chars = [], iter(value)
-    for char in chars:
-        if char == "\\":
-            following = next(chars, "")
-            out.append(_UNESCAPES.get(following, following))
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 def serve(path: str, port: int) -> None:
@@ -54,12 +41,13 @@ def serve(path: str, port: int) -> None:
             args = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else ""
-            if url.path in ("/ping", "/"):
+            query = args.pop("query", None)
+            if url.path == "/ping" or (query is None and not body):
                 self._reply(200, b"Ok.\n")
                 return
-            query = args.pop("query", None)
             sql = body if query is None else query + ("\n" + body if body else "")
-            params = {k[6:]: unescape(v) for k, v in args.items() if k.startswith("param_")}
+            # Values stay in ClickHouse's escaped text form: chDB parses them as the server does.
+            params = {k[6:]: v for k, v in args.items() if k.startswith("param_")}
             settings = {
                 k: v
                 for k, v in args.items()

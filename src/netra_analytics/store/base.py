@@ -54,10 +54,16 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "'": "\\'", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
+)
+
+
 def render_param(value: Any, *, nested: bool = False) -> str:
     """A Python value in ClickHouse's text form, as a query parameter carries it.
 
-    Top-level strings travel as they are; inside arrays and tuples they are quoted literals.
+    ClickHouse reads a parameter in its escaped text form (as in TSV): top-level strings have
+    backslashes and control characters escaped; inside arrays they are quoted literals.
     """
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -73,9 +79,8 @@ def render_param(value: Any, *, nested: bool = False) -> str:
     if isinstance(value, UUID):
         return f"'{value}'" if nested else str(value)
     if isinstance(value, str):
-        if not nested:
-            return value
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        escaped = value.translate(_ESCAPES)
+        return f"'{escaped}'" if nested else escaped
     if isinstance(value, Sequence):
         return "[" + ",".join(render_param(v, nested=True) for v in value) + "]"
     raise TypeError(f"cannot pass a {type(value).__name__} as a ClickHouse parameter")

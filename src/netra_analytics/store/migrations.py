@@ -104,15 +104,19 @@ _TABLE_REF = re.compile(rf"\b{DATABASE}\.(?P<table>\w+)\b")
 
 def cluster_statements(statements: tuple[str, ...], cluster: str) -> list[str]:
     """Rewrite single-node DDL for a cluster: replicated locals behind Distributed tables."""
-    local_names = set()
-    for statement in statements:
-        match = _CREATE.match(statement)
-        if match and match.group("kind") in {"TABLE", "MATERIALIZED VIEW"}:
-            local_names.add(match.group("name").split(".")[-1])
-    out: list[str] = []
-    for statement in statements:
-        out.extend(_cluster_statement(statement, cluster, local_names))
-    return out
+    local_names = _replicated_tables(load_migrations())
+    return [out for s in statements for out in _cluster_statement(s, cluster, local_names)]
+
+
+def _replicated_tables(migrations: list[Migration]) -> set[str]:
+    """Every table (and materialized view) any migration creates: each gets a `_local` twin."""
+    names = set()
+    for migration in migrations:
+        for statement in migration.statements:
+            match = _CREATE.match(statement)
+            if match and match.group("kind") in {"TABLE", "MATERIALIZED VIEW"}:
+                names.add(match.group("name").split(".")[-1])
+    return names
 
 
 def _cluster_statement(statement: str, cluster: str, local_names: set[str]) -> list[str]:

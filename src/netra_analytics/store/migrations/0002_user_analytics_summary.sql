@@ -2,12 +2,14 @@
 -- The spec's avgIf column would become a sum of averages when SummingMergeTree merges rows, so
 -- the view keeps sums and counts, and user_analytics_daily divides them. Rows of one key are
 -- merged whenever ClickHouse gets round to it: read this view with sum(...) GROUP BY, or read
--- user_analytics_daily, which does so.
+-- user_analytics_daily, which does so. The deduplication window lets a retried insert block
+-- (same insert_deduplication_token) be dropped here as in frontend_events.
 CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.user_analytics_summary
 ENGINE = SummingMergeTree()
 PARTITION BY toYYYYMM(date)
 ORDER BY (user_id, date)
 TTL date + INTERVAL 2 YEAR
+SETTINGS non_replicated_deduplication_window = 1000
 AS SELECT
   user_id,
   toDate(timestamp) AS date,

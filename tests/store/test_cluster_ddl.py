@@ -1,0 +1,62 @@
+"""The DDL generated for a ClickHouse cluster, checked as text (no cluster runs here)."""
+
+from __future__ import annotations
+
+import re
+
+from netra_analytics.store.migrations import cluster_statements, load_migrations
+
+CLUSTER = "analytics_cluster"
+
+
+def _all() -> list[str]:
+    return [s for m in load_migrations() for s in cluster_statements(m.statements, CLUSTER)]
+
+
+def test_every_statement_runs_on_the_cluster() -> None:
+    for statement in _all():
+        assert f" ON CLUSTER {CLUSTER}" in statement.split("(")[0] + statement.split("AS")[0]
+
+
+def test_tables_become_replicated_locals_behind_distributed_tables() -> None:
+    statements = _all()
+    for table, engine in (
+        ("frontend_events", "ReplicatedMergeTree"),
+        ("prompt_analytics", "ReplicatedMergeTree"),
+        ("rejected_events", "ReplicatedMergeTree"),
+        ("user_analytics_summary", "ReplicatedSummingMergeTree"),
+    ):
+        [local] = [s for s in statements if re.search(rf"EXISTS analytics\.{table}_local ON", s)]
+        assert (
+            f"ENGINE = {engine}('/clickhouse/tables/{{shard}}/analytics/{table}_local', '{{replica}}')"
+            in local
+        )
+        [front] = [s for s in statements if re.search(rf"EXISTS analytics\.{table} ON", s)]
+        assert front.endswith(
+            f"AS analytics.{table}_local "
+            f"ENGINE = Distributed({CLUSTER}, analytics, {table}_local, cityHash64(user_id))"
+        )
+
+
+def test_local_tables_keep_the_single_node_definition() -> None:
+    [local] = [s for s in _all() if "analytics.frontend_events_local ON" in s]
+    assert "PARTITION BY toYYYYMM(timestamp)" in local
+    assert "ORDER BY (user_id, timestamp, event_id)" in local
+    assert "TTL toDateTime(timestamp) + INTERVAL 90 DAY" in local
+    assert "INDEX idx_event_id event_id TYPE bloom_filter" in local
+
+
+def test_materialized_view_reads_its_nodes_local_events() -> None:
+    [view] = [s for s in _all() if "MATERIALIZED VIEW" in s]
+    assert "FROM analytics.frontend_events_local" in view
+    assert "FROM analytics.frontend_events\n" not in view
+
+
+def test_plain_view_reads_the_distributed_summary() -> None:
+    [view] = [s for s in _all() if s.startswith("CREATE VIEW")]
+    assert f"analytics.user_analytics_daily ON CLUSTER {CLUSTER}" in view
+    assert "FROM analytics.user_analytics_summary\n" in view
+
+
+def test_database_is_created_on_the_cluster() -> None:
+    assert _all()[0] == f"CREATE DATABASE IF NOT EXISTS analytics ON CLUSTER {CLUSTER}"
