@@ -67,3 +67,13 @@ def test_bad_sql_is_a_store_error_not_an_outage(any_store: Store) -> None:
 def test_table_names_are_checked(any_store: Store) -> None:
     with pytest.raises(ValueError, match="not a table name"):
         any_store.insert_json_rows("frontend_events; DROP TABLE x", b"{}")
+
+
+def test_long_parameter_lists(any_store: Store) -> None:
+    # Past about 4 KB of parameters clickhouse-connect sends them as form fields, not in the URL.
+    ids = [str(UUID(int=i)) for i in range(5000)]
+    [row] = any_store.query_rows(
+        "SELECT length({ids:Array(UUID)}) AS n, has({ids:Array(UUID)}, {probe:UUID}) AS found",
+        {"ids": ids, "probe": ids[-1]},
+    )
+    assert row == {"n": 5000, "found": True}

@@ -2,8 +2,8 @@
 
 No modern ClickHouse server installs on the build machine, so the HTTP backend
 (clickhouse-connect) is tested against this: the ClickHouse HTTP interface's request shape
-(`query` in the URL or body, data after it, `param_*` typed parameters, settings as URL
-arguments, errors as non-200 with the exception text) in front of the real ClickHouse engine.
+(`query` in the URL or body, data after it, `param_*` typed parameters in the URL or as
+multipart form fields, settings as URL arguments, errors as non-200 with the exception text) in front of the real ClickHouse engine.
 Run it as its own process (`python tests/support/chdb_http.py PATH PORT`): chDB allows one data
 path per process, and a test that kills this process is a real store outage.
 """
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 import threading
+from email import policy
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,6 +24,19 @@ _PROTOCOL_ARGS = {
     "cancel_http_readonly_queries_on_client_close", "send_progress_in_http_headers",
     "http_headers_progress_interval_ms", "enable_http_compression",
 }  # fmt: skip
+
+
+def _form_fields(content_type: str, raw: bytes) -> dict[str, str]:
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
+    )
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = payload.decode()
+    return fields
 
 
 def serve(path: str, port: int) -> None:
@@ -40,7 +55,13 @@ def serve(path: str, port: int) -> None:
             url = urlsplit(self.path)
             args = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
             length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode() if length else ""
+            raw = self.rfile.read(length) if length else b""
+            content_type = self.headers.get("Content-Type", "")
+            if content_type.startswith("multipart/form-data"):
+                # Long parameter lists travel as form fields (`query`, `param_*`) instead.
+                args.update(_form_fields(content_type, raw))
+                raw = b""
+            body = raw.decode()
             query = args.pop("query", None)
             if url.path == "/ping" or (query is None and not body):
                 self._reply(200, b"Ok.\n")

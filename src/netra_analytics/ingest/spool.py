@@ -12,6 +12,9 @@ Contract:
   acknowledged); opening the spool truncates it.
 - `read` returns durable records from an offset; `commit` advances the checkpoint (atomically:
   temp file, fsync, rename) and deletes segments wholly below it.
+- The writer records the batch it is inserting (`save_in_flight`: where it ends, which event
+  ids it leaves out) so that after a crash the same batch can be retried as it was; the
+  record is void once the checkpoint passes it.
 - The spool refuses an append (`SpoolFull`) when the bytes not yet committed would pass the
   cap: the client is told 503 and keeps its events, rather than the disk filling up.
 - One process owns a spool directory (an exclusive `flock`); a second one fails at start-up.
@@ -26,6 +29,7 @@ import asyncio
 import dataclasses
 import fcntl
 import itertools
+import json
 import os
 import struct
 import zlib
@@ -162,18 +166,36 @@ class Spool:
         """Everything below `offset` is stored: move the checkpoint and drop old segments."""
         if offset <= self.checkpoint:
             return
-        tmp = self._dir / "checkpoint.tmp"
-        with open(tmp, "w") as handle:
-            handle.write(str(offset))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self._dir / "checkpoint")
-        self._fsync_dir()
+        self._write_atomically("checkpoint", str(offset).encode())
         self.checkpoint = offset
+        (self._dir / "in_flight.json").unlink(missing_ok=True)
         segments = self._segments()
         for base, following in itertools.pairwise(segments):
             if following <= offset:
                 self._segment_path(base).unlink()
+
+    def save_in_flight(self, end: int, excluded: list[str]) -> None:
+        """Record the batch being inserted: it ends at `end` and leaves out `excluded` ids."""
+        self._write_atomically(
+            "in_flight.json", json.dumps({"end": end, "excluded": excluded}).encode()
+        )
+
+    def load_in_flight(self) -> tuple[int, list[str]] | None:
+        try:
+            data = json.loads((self._dir / "in_flight.json").read_bytes())
+        except FileNotFoundError:
+            return None
+        end, excluded = int(data["end"]), list(data["excluded"])
+        return (end, excluded) if end > self.checkpoint else None
+
+    def _write_atomically(self, name: str, data: bytes) -> None:
+        tmp = self._dir / f"{name}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self._dir / name)
+        self._fsync_dir()
 
     def close(self) -> None:
         os.close(self._fd)

@@ -5,13 +5,22 @@ event has waited `flush_interval` (`EVENT_BATCH_SIZE`, `EVENT_FLUSH_INTERVAL_MS`
 everything waiting up to `max_batch_events`: under load batches grow by themselves, so
 ClickHouse sees fewer, larger inserts.
 
-Exactly once: before inserting, the writer asks ClickHouse which of the batch's event ids it
-already holds (by user and event id, which the primary key and a bloom-filter index answer
-quickly) and inserts only the others, with an `insert_deduplication_token` derived from them
-and `deduplicate_blocks_in_dependent_materialized_views`, so a retried block is also dropped by
-ClickHouse, in `frontend_events` and in the materialized view. The checkpoint moves only after
-the insert succeeded, so a crash at any point replays records the lookup then filters out, and
-a client that retries with the same `event_id` is not counted twice.
+Exactly once, in `frontend_events` and in the materialized view that follows it:
+
+1. Prepare: ask ClickHouse which of the batch's event ids it already holds (client retries,
+   earlier runs) and leave those out. The batch is then fixed: its spool range, the ids left
+   out, and a deduplication token computed from its content.
+2. Write the batch's description to the spool's in-flight file (fsync) before inserting.
+3. Insert with `insert_deduplication_token` and
+   `deduplicate_blocks_in_dependent_materialized_views`, retrying the *same* batch until it
+   succeeds, then move the checkpoint past it.
+
+ClickHouse commits the table's part before the view's, so an insert cut short (a crash, a
+dropped connection) can leave an event in the table but not in the view. Repeating the
+identical block with the identical token is what repairs that: the table drops the block as a
+duplicate and the view receives what it missed. Hence a batch is never re-prepared after a
+failure or a crash: on start-up the in-flight batch is rebuilt from the spool and the file, and
+retried as it was.
 
 Failures: any store error keeps the batch, waits with exponential backoff (jittered, capped at
 30 s) and tries again; new events keep arriving in the spool meanwhile. `stop()` flushes what is
@@ -67,6 +76,34 @@ class WriterState:
     consecutive_failures: int = 0
 
 
+@dataclasses.dataclass(frozen=True)
+class PreparedBatch:
+    """A batch fixed for insertion: retried as it is until it succeeds."""
+
+    end: int  # spool offset after its last record
+    events: list[tuple[str, bytes]]  # (event_id, JSON line), in spool order
+    rejected: list[bytes]
+    received_at: list[float]
+    duplicates: int  # events left out: already stored or repeated within the batch
+
+
+def prepare_batch(records: list[SpoolRecord], end: int, excluded: frozenset[str]) -> PreparedBatch:
+    """The rows to insert: the first occurrence of each event id, minus the excluded ones."""
+    seen: set[str] = set()
+    events: list[tuple[str, bytes]] = []
+    total = 0
+    for record in records:
+        for event_id, _, line in record.events:
+            total += 1
+            if event_id in seen or event_id in excluded:
+                continue
+            seen.add(event_id)
+            events.append((event_id, line))
+    rejected = [line for record in records for line in record.rejected]
+    received = [record.received_at for record in records]
+    return PreparedBatch(end, events, rejected, received, total - len(events))
+
+
 class BatchWriter:
     def __init__(
         self,
@@ -87,16 +124,20 @@ class BatchWriter:
         self._read_position = spool.checkpoint
         self._staged: list[tuple[Record, SpoolRecord]] = []
         self._staged_events = 0
+        self._prepared: PreparedBatch | None = None
         self._stopping = asyncio.Event()
         self._deadline: float | None = None
         self.state = WriterState()
 
     async def run(self) -> None:
+        await self._resume_in_flight()
         backoff = 0.0
         while True:
             self._spool.new_data.clear()
-            await self._stage_available()
-            if self._staged and (self._due() or self._stopping.is_set()):
+            if self._prepared is None:
+                await self._stage_available()
+            flush_due = self._staged and (self._due() or self._stopping.is_set())
+            if self._prepared is not None or flush_due:
                 if await self._flush():
                     backoff = 0.0
                     continue
@@ -158,11 +199,34 @@ class BatchWriter:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._spool.new_data.wait(), timeout)
 
+    async def _resume_in_flight(self) -> None:
+        """Rebuild the batch a previous run was inserting when it stopped, to retry it as it was."""
+        in_flight = self._spool.load_in_flight()
+        if in_flight is None:
+            return
+        end, excluded = in_flight
+        records: list[SpoolRecord] = []
+        while self._read_position < end:
+            for record in await asyncio.to_thread(self._spool.read, self._read_position, 256):
+                if record.end > end:
+                    raise RuntimeError(f"the in-flight batch ends inside a spool record ({end})")
+                records.append(_decoder.decode(record.payload))
+                self._read_position = record.end
+                if record.end == end:
+                    break
+        self._prepared = prepare_batch(records, end, frozenset(excluded))
+        log.info(
+            "retrying the batch in flight at the last stop",
+            extra={"events": len(self._prepared.events)},
+        )
+
     async def _flush(self) -> bool:
-        batch = self._staged
         started = time.perf_counter()
         try:
-            inserted, skipped = await asyncio.to_thread(self._insert, [r for _, r in batch])
+            if self._prepared is None:
+                self._prepared = await asyncio.to_thread(self._prepare)
+            prepared = self._prepared
+            await asyncio.to_thread(self._insert, prepared)
         except Exception as exc:
             self.state.consecutive_failures += 1
             self.state.last_error = str(exc)
@@ -173,54 +237,56 @@ class BatchWriter:
                     extra={"error": str(exc), "failures": self.state.consecutive_failures},
                 )
             return False
-        self._spool.commit(batch[-1][0].end)
+        self._spool.commit(prepared.end)
         now = self._clock()
-        for _, record in batch:
-            metrics.PROCESSING_LATENCY.observe(max(0.0, now - record.received_at))
-        metrics.EVENTS_WRITTEN.inc(inserted)
+        for received_at in prepared.received_at:
+            metrics.PROCESSING_LATENCY.observe(max(0.0, now - received_at))
+        metrics.EVENTS_WRITTEN.inc(len(prepared.events))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        self._prepared = None
         self._staged = []
         self._staged_events = 0
-        self.state.events_written += inserted
-        self.state.duplicates_skipped += skipped
+        self.state.events_written += len(prepared.events)
+        self.state.duplicates_skipped += prepared.duplicates
         self.state.batches_written += 1
         self.state.last_success = now
         self.state.last_error = None
         self.state.consecutive_failures = 0
         return True
 
-    def _insert(self, records: list[SpoolRecord]) -> tuple[int, int]:
-        """Insert the events not stored yet; return (inserted, skipped as duplicates)."""
-        unique: dict[str, tuple[str, bytes]] = {}
+    def _prepare(self) -> PreparedBatch:
+        """Fix the staged records as a batch and record it as in flight (runs in a thread)."""
+        records = [decoded for _, decoded in self._staged]
+        end = self._staged[-1][0].end
+        candidates: dict[str, str] = {}
         for record in records:
-            for event_id, user_id, line in record.events:
-                unique.setdefault(event_id, (user_id, line))
-        stored = self._already_stored(unique)
-        fresh = [
-            (event_id, line) for event_id, (_, line) in unique.items() if event_id not in stored
-        ]
-        total = sum(len(r.events) for r in records)
-        if fresh:
+            for event_id, user_id, _ in record.events:
+                candidates.setdefault(event_id, user_id)
+        excluded = frozenset(self._already_stored(candidates))
+        self._spool.save_in_flight(end, sorted(excluded))
+        return prepare_batch(records, end, excluded)
+
+    def _insert(self, batch: PreparedBatch) -> None:
+        if batch.events:
             self._store.insert_json_rows(
                 "frontend_events",
-                b"\n".join(line for _, line in fresh),
-                settings=_dedup_settings(event_id for event_id, _ in fresh),
+                b"\n".join(line for _, line in batch.events),
+                settings=_dedup_settings(event_id for event_id, _ in batch.events),
             )
-        rejected = [line for record in records for line in record.rejected]
-        if rejected:
+        if batch.rejected:
             self._store.insert_json_rows(
                 "rejected_events",
-                b"\n".join(rejected),
-                settings=_dedup_settings(hashlib.sha256(line).hexdigest() for line in rejected),
+                b"\n".join(batch.rejected),
+                settings=_dedup_settings(line.decode() for line in batch.rejected),
             )
-        return len(fresh), total - len(fresh)
 
-    def _already_stored(self, events: dict[str, tuple[str, bytes]]) -> set[str]:
+    def _already_stored(self, candidates: dict[str, str]) -> set[str]:
+        """Which of these event ids (id -> user id) ClickHouse already holds."""
         stored: set[str] = set()
-        ids = list(events)
+        ids = list(candidates)
         for start in range(0, len(ids), LOOKUP_CHUNK):
             chunk = ids[start : start + LOOKUP_CHUNK]
-            users = sorted({events[event_id][0] for event_id in chunk})
+            users = sorted({candidates[event_id] for event_id in chunk})
             rows = self._store.query_rows(LOOKUP_STORED_IDS, {"users": users, "ids": chunk})
             stored.update(row["stored_id"] for row in rows)
         return stored
