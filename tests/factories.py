@@ -96,7 +96,7 @@ def event(event_type: str, **properties: Any) -> dict[str, Any]:
     }
 
 
-def body(events: list[dict[str, Any]], user_id: str = "user-1", **context: Any) -> dict[str, Any]:
+def body(events: list[Any], user_id: str = "user-1", **context: Any) -> dict[str, Any]:
     return {
         "events": events,
         "context": {

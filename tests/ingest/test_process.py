@@ -72,7 +72,7 @@ def test_server_assigns_an_event_id_when_the_client_sends_none() -> None:
 
 
 def test_mixed_batch_keeps_valid_events_and_explains_invalid_ones() -> None:
-    events = [
+    events: list[Any] = [
         event("feature_usage"),
         {"event_type": "chat_interaction", "properties": {"thread_id": "t"}},
         "not an object",

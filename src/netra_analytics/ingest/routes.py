@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from netra_analytics import metrics
-from netra_analytics.errors import PayloadTooLarge, UnsupportedMedia
+from netra_analytics.errors import NetraError, PayloadTooLarge, UnsupportedMedia
 from netra_analytics.ingest.process import RequestInfo, process
 from netra_analytics.ingest.writer import SpoolRecord, encode_record
 from netra_analytics.service import Service
@@ -27,6 +27,16 @@ USER_AGENT_LIMIT = 512
 
 
 async def post_events(request: Request) -> Response:
+    try:
+        response = await _ingest(request)
+    except NetraError as exc:
+        metrics.REQUESTS.labels(str(exc.status_code)).inc()
+        raise
+    metrics.REQUESTS.labels(str(response.status_code)).inc()
+    return response
+
+
+async def _ingest(request: Request) -> Response:
     service: Service = request.app.state.service
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in ACCEPTED_MEDIA_TYPES:

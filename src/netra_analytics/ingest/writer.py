@@ -47,7 +47,8 @@ from netra_analytics.store.base import Store
 
 log = logging.getLogger(__name__)
 
-LOOKUP_CHUNK = 5000  # ids per lookup query: keeps the parameters far below URL limits
+LOOKUP_CHUNK = 5000  # ids per lookup query: bounds the size of one query's parameters
+ERROR_TEXT_LIMIT = 500  # ClickHouse's messages can quote whole rows: keep logs and health short
 
 
 class SpoolRecord(msgspec.Struct, array_like=True):
@@ -229,12 +230,15 @@ class BatchWriter:
             await asyncio.to_thread(self._insert, prepared)
         except Exception as exc:
             self.state.consecutive_failures += 1
-            self.state.last_error = str(exc)
+            self.state.last_error = str(exc)[:ERROR_TEXT_LIMIT]
             metrics.STORE_WRITE_FAILURES.inc()
             if self.state.consecutive_failures == 1 or self.state.consecutive_failures % 20 == 0:
                 log.warning(
                     "store write failed; events stay in the spool and will be retried",
-                    extra={"error": str(exc), "failures": self.state.consecutive_failures},
+                    extra={
+                        "error": self.state.last_error,
+                        "failures": self.state.consecutive_failures,
+                    },
                 )
             return False
         self._spool.commit(prepared.end)
