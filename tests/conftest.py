@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,15 +53,16 @@ def client(store: ChdbStore, settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def make_client(store: ChdbStore, tmp_path: Path) -> Iterator[object]:
+def make_client(store: ChdbStore, tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
     """Build a client with other settings: make_client(event_batch_size=...)."""
     clients: list[TestClient] = []
 
-    def build(**changes: object) -> TestClient:
+    def build(clock: Callable[[], float] = time.time, **changes: object) -> TestClient:
         base = Settings(
             data_dir=tmp_path / f"data{len(clients)}", ip_hash_secret="test-secret-0123456789"
         )
-        test_client = TestClient(create_app(dataclasses.replace(base, **changes), store=store))  # type: ignore[arg-type]
+        settings = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+        test_client = TestClient(create_app(settings, store=store, clock=clock))
         test_client.__enter__()
         clients.append(test_client)
         return test_client

@@ -8,7 +8,8 @@ its request schema, generated from the taxonomy, is added to the OpenAPI documen
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -23,15 +24,18 @@ from netra_analytics import __version__, health, metrics
 from netra_analytics.config import Settings
 from netra_analytics.errors import NetraError, SpoolFull
 from netra_analytics.ingest.routes import post_events
+from netra_analytics.reports import engagement
 from netra_analytics.service import Service
 from netra_analytics.store import Store
 from netra_analytics.taxonomy import json_schema
 
 
-def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, store: Store | None = None, clock: Callable[[], float] = time.time
+) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = Service(settings, store=store)
+        service = Service(settings, store=store, clock=clock)
         app.state.service = service
         await service.start()
         try:
@@ -50,7 +54,12 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         allow_origins=["*"],
         allow_methods=["GET", "POST"],
         allow_headers=["content-type"],
-        expose_headers=["retry-after"],
+        expose_headers=[
+            "retry-after",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+        ],
         max_age=86400,
     )
     app.add_exception_handler(NetraError, _error_response)  # type: ignore[arg-type]
@@ -58,6 +67,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.add_route("/health", health.live, methods=["GET"])
     app.add_route("/health/ready", health.ready, methods=["GET"])
     app.add_route("/metrics", _metrics, methods=["GET"])
+    app.include_router(engagement.router)
 
     schema = json_schema()
 
@@ -103,6 +113,7 @@ def _events_operation(schema: dict[str, Any]) -> dict[str, Any]:
                 "400": {"description": "Malformed body or envelope", **error},
                 "413": {"description": "Body over 1 MiB or more than 500 events", **error},
                 "415": {"description": "Not JSON", **error},
+                "429": {"description": "Every valid event was over the user's limit", **error},
                 "503": {"description": "Spool full; retry later", **error},
             },
         }

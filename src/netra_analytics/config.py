@@ -41,6 +41,7 @@ class Settings:
     clickhouse: ClickHouseURL | None = None  # None: embedded chDB under data_dir
     clickhouse_cluster: str | None = None
     redis_url: str | None = None  # None: in-process live state
+    redis_key_prefix: str = "netra:"
     grafana_api_url: str | None = None
     event_batch_size: int = 100
     event_flush_interval_ms: int = 5000
@@ -74,6 +75,7 @@ class Settings:
             clickhouse=get("CLICKHOUSE_ANALYTICS_URL", parse_clickhouse_url, None),
             clickhouse_cluster=get("CLICKHOUSE_CLUSTER", _identifier, None),
             redis_url=get("REDIS_ANALYTICS_URL", _url_with_scheme("redis", "rediss", "unix"), None),
+            redis_key_prefix=get("ANALYTICS_REDIS_KEY_PREFIX", str, defaults.redis_key_prefix),
             grafana_api_url=get("GRAFANA_API_URL", _optional_http_url, None),
             event_batch_size=get(
                 "EVENT_BATCH_SIZE", _int_in(1, 100_000), defaults.event_batch_size

@@ -54,8 +54,8 @@ async def ready(request: Request) -> Response:
         clickhouse.update(status="error", error=str(exc) or type(exc).__name__)
     checks["clickhouse"] = clickhouse
 
-    if service.settings.redis_url:
-        checks["redis"] = await _redis_status(service.settings.redis_url)
+    if service.live.primary is not None:
+        checks["redis"] = await _redis_status(service)
 
     spool = service.spool
     backlog = spool.backlog_bytes
@@ -94,14 +94,13 @@ def _iso(moment: float | None) -> str | None:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
 
 
-async def _redis_status(url: str) -> dict[str, Any]:
-    import redis.asyncio as redis
-
-    client = redis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT, socket_timeout=CHECK_TIMEOUT)
+async def _redis_status(service: Service) -> dict[str, Any]:
+    """Redis trouble degrades the service (per-process limits, local live state), it does not
+    make it unready: ingestion goes on."""
     try:
-        await client.ping()
+        await asyncio.wait_for(service.live.ping(), CHECK_TIMEOUT)
     except Exception as exc:
-        return {"status": "degraded", "error": str(exc)}
-    finally:
-        await client.aclose()
+        return {"status": "degraded", "error": str(exc) or type(exc).__name__}
+    if service.live.degraded:
+        return {"status": "recovering", "error": service.live.last_error}
     return {"status": "ok"}

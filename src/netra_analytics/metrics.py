@@ -33,3 +33,14 @@ BATCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 SPOOL_BACKLOG = Gauge("netra_spool_backlog_bytes", "Bytes in the spool not yet stored.")
+LIVE_STATE_FALLBACKS = Counter(
+    "netra_live_state_fallbacks_total",
+    "Live-state operations served by this process because Redis was unavailable "
+    "(take: rate limits enforced per process).",
+    ["operation"],
+)
+RATE_LIMITED = Counter("netra_events_rate_limited_total", "Events refused by the per-user limit.")
+LIVE_UPDATES_DROPPED = Counter(
+    "netra_live_updates_dropped_total",
+    "Live-state updates skipped because too many were already waiting.",
+)

@@ -12,11 +12,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
+from netra_analytics import metrics
 from netra_analytics.config import Settings
 from netra_analytics.errors import StoreError
 from netra_analytics.ingest.spool import Spool
 from netra_analytics.ingest.writer import BatchWriter
+from netra_analytics.live import open_live_state
+from netra_analytics.live.base import Activity
 from netra_analytics.privacy.iphash import IpHasher, load_or_create_secret
 from netra_analytics.store import Store, open_store
 from netra_analytics.store.migrations import migrate
@@ -24,12 +28,23 @@ from netra_analytics.store.migrations import migrate
 log = logging.getLogger(__name__)
 
 SHUTDOWN_FLUSH_SECONDS = 20.0
+MAX_PENDING_LIVE_UPDATES = 1000
 
 
 class Service:
-    def __init__(self, settings: Settings, *, store: Store | None = None) -> None:
-        """`store`: an already open store to use (and leave open), as in-process tests do."""
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`store`: an already open store to use (and leave open), as in-process tests do;
+        `clock`: the wall clock (seconds) for receive times, rate windows and live metrics."""
         self.settings = settings
+        self.clock = clock
+        self.live = open_live_state(settings)
+        self._live_updates: set[asyncio.Task[None]] = set()
         self._own_store = store is None
         self.started_at = time.time()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,6 +97,15 @@ class Service:
         self._writer_task = asyncio.create_task(self.writer.run())
         self._writer_task.add_done_callback(_report_crash)
 
+    def record_activity(self, activity: Activity) -> None:
+        """Update the live state off the request path; skipped (and counted) under overload."""
+        if len(self._live_updates) >= MAX_PENDING_LIVE_UPDATES:
+            metrics.LIVE_UPDATES_DROPPED.inc()
+            return
+        task = asyncio.create_task(self.live.record(activity))
+        self._live_updates.add(task)
+        task.add_done_callback(self._live_updates.discard)
+
     async def stop(self) -> None:
         if self._start_task is not None:
             self._start_task.cancel()
@@ -96,6 +120,9 @@ class Service:
                        "spool_backlog_bytes": self.spool.durable_end - self.spool.checkpoint},
             )  # fmt: skip
         self.spool.close()
+        if self._live_updates:
+            await asyncio.wait(self._live_updates, timeout=2)
+        await self.live.close()
         if self.store is not None and self._own_store:
             await asyncio.to_thread(self.store.close)
 

@@ -58,6 +58,7 @@ class RequestInfo:
 
 @dataclasses.dataclass(frozen=True)
 class AcceptedEvent:
+    index: int  # position in the request's events
     event_id: str
     event_type: str
     timestamp: datetime
@@ -154,7 +155,7 @@ def _one_event(
     except msgspec.ValidationError:
         errors = properties_errors(event_type, bytes(wire.properties))
         return _rejection(index, raw, wire.event_type, "invalid_properties", errors, context, info)
-    return _accept(wire, event_type, props, context, info)
+    return _accept(index, wire, event_type, props, context, info)
 
 
 def _peek_event_type(raw: bytes) -> str | None:
@@ -167,7 +168,12 @@ def _peek_event_type(raw: bytes) -> str | None:
 
 
 def _accept(
-    wire: WireEvent, event_type: EventType, props: Properties, context: Context, info: RequestInfo
+    index: int,
+    wire: WireEvent,
+    event_type: EventType,
+    props: Properties,
+    context: Context,
+    info: RequestInfo,
 ) -> AcceptedEvent:
     event_id = str(wire.event_id) if wire.event_id is not None else str(uuid.uuid4())
     props = _sanitised(props)
@@ -201,7 +207,7 @@ def _accept(
             "app_version": context.app_version,
         }
     )
-    return AcceptedEvent(event_id, event_type.name, timestamp, props, row)
+    return AcceptedEvent(index, event_id, event_type.name, timestamp, props, row)
 
 
 def _sanitised(props: Properties) -> Properties:

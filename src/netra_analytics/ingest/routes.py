@@ -1,14 +1,16 @@
 """`POST /api/analytics/events`: a plain Starlette route, kept lean because it is the hot path.
 
-Order of work: content type (415) → size (413) → envelope (400) → each event (202 with per-event
-rejections) → spool append with fsync → reply. A reply of 202 means every accepted event is on
-disk; the batch writer takes it from there.
+Order of work: content type (415) → size (413) → envelope (400) → each event (per-event
+rejections) → per-user rate limit (one round trip; events over the limit are rejected as
+`rate_limited`, and 429 when none passed) → spool append with fsync → reply, with the live state
+updated off the request path. A 202 means every accepted event is on disk; the batch writer
+takes it from there.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -16,8 +18,9 @@ from starlette.responses import Response
 
 from netra_analytics import metrics
 from netra_analytics.errors import NetraError, PayloadTooLarge, UnsupportedMedia
-from netra_analytics.ingest.process import RequestInfo, process
+from netra_analytics.ingest.process import AcceptedEvent, RequestInfo, process
 from netra_analytics.ingest.writer import SpoolRecord, encode_record
+from netra_analytics.live.activity import activity_from
 from netra_analytics.service import Service
 from netra_analytics.taxonomy import MAX_BODY_BYTES
 
@@ -44,7 +47,8 @@ async def _ingest(request: Request) -> Response:
             f"content type {media_type or '(none)'!r} is not accepted; send application/json"
         )
     body = await _read_body(request)
-    received = time.time()
+    received = service.clock()
+    now_ms = int(received * 1000)
     info = RequestInfo(
         received_at=datetime.fromtimestamp(received, UTC),
         user_agent=request.headers.get("user-agent", "")[:USER_AGENT_LIMIT],
@@ -52,19 +56,53 @@ async def _ingest(request: Request) -> Response:
         country_code=_country(request, service.settings.country_headers),
     )
     batch = process(body, info)
-    if batch.accepted or batch.rejected:
+    limit = service.settings.max_events_per_user_per_minute
+    decision = await service.live.take(
+        batch.context.user_id, [e.event_id for e in batch.accepted], now_ms, limit
+    )
+    accepted = [e for e, ok in zip(batch.accepted, decision.admitted, strict=True) if ok]
+    limited = [e for e, ok in zip(batch.accepted, decision.admitted, strict=True) if not ok]
+    if accepted or batch.rejected:
         record = SpoolRecord(
             received,
-            [(e.event_id, batch.context.user_id, e.row) for e in batch.accepted],
+            [(e.event_id, batch.context.user_id, e.row) for e in accepted],
             [r.row for r in batch.rejected],
         )
         await service.spool.append(encode_record(record))
-    for event in batch.accepted:
+    if accepted:
+        service.record_activity(activity_from(accepted, batch.context, now_ms))
+    for event in accepted:
         metrics.EVENTS_RECEIVED.labels(event.event_type, "accepted").inc()
     for rejection in batch.rejected:
         metrics.EVENTS_RECEIVED.labels(rejection.event_type or "", rejection.reason).inc()
-    reply = {"accepted": len(batch.accepted), "rejected": [r.reply() for r in batch.rejected]}
-    return Response(orjson.dumps(reply), status_code=202, media_type="application/json")
+    if limited:
+        metrics.RATE_LIMITED.inc(len(limited))
+    retry_after = decision.retry_after_seconds(now_ms)
+    rejected = [r.reply() for r in batch.rejected] + [
+        _rate_limited(e, limit, retry_after) for e in limited
+    ]
+    rejected.sort(key=lambda r: int(r["index"]))
+    headers = {
+        "x-ratelimit-limit": str(limit),
+        "x-ratelimit-remaining": str(decision.remaining),
+        "x-ratelimit-reset": str(retry_after),
+    }
+    status = 202
+    if limited and not accepted:
+        status = 429
+        headers["retry-after"] = str(retry_after)
+    reply = {"accepted": len(accepted), "rejected": rejected}
+    return Response(orjson.dumps(reply), status, headers, media_type="application/json")
+
+
+def _rate_limited(event: AcceptedEvent, limit: int, retry_after: int) -> dict[str, Any]:
+    message = f"over {limit} events per minute for this user; retry in {retry_after} s"
+    return {
+        "index": event.index,
+        "event_type": event.event_type,
+        "reason": "rate_limited",
+        "errors": [{"field": "context.user_id", "message": message}],
+    }
 
 
 async def _read_body(request: Request) -> bytes:

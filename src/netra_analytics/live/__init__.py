@@ -1,0 +1,124 @@
+"""Live state: rate limits, sessions, real-time metrics and hot prompts (see `base.py`).
+
+`LiveStateGuard` is what the service uses. Without `REDIS_ANALYTICS_URL` it is the in-process
+backend. With Redis it uses Redis, and when Redis fails (a timeout, a refused connection) it
+never fails a request: rate limits fall back to this process's own limiter, live updates go to
+the in-process state, reads are answered from it, the outage is logged once and counted in
+metrics, and Redis is tried again a second later, and used again as soon as it answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from netra_analytics import metrics
+from netra_analytics.config import Settings
+from netra_analytics.live.base import Activity, LiveState, RateDecision, Totals
+from netra_analytics.live.memory import InProcessLiveState
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRY_AFTER_FAILURE = 1.0  # seconds before Redis is tried again
+
+
+class LiveStateGuard:
+    def __init__(
+        self, primary: LiveState | None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.primary = primary
+        self.local = InProcessLiveState()
+        self._clock = clock
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self.last_error: str | None = None
+
+    @property
+    def backend(self) -> str:
+        return "redis" if self.primary is not None else "in-process"
+
+    @property
+    def degraded(self) -> bool:
+        return self._down_since is not None
+
+    async def _use(
+        self, call: Callable[[LiveState], Awaitable[T]], *, counter: str
+    ) -> tuple[T, bool]:
+        """Run `call` on Redis if it is usable, else on the local state; (result, on Redis?)."""
+        if self.primary is not None and self._clock() >= self._retry_at:
+            try:
+                result = await call(self.primary)
+            except Exception as exc:  # any Redis trouble: connection, timeout, script error
+                self._failed(exc)
+                metrics.LIVE_STATE_FALLBACKS.labels(counter).inc()
+            else:
+                self._recovered()
+                return result, True
+        elif self.primary is not None:
+            metrics.LIVE_STATE_FALLBACKS.labels(counter).inc()
+        return await call(self.local), False
+
+    def _failed(self, exc: Exception) -> None:
+        self._retry_at = self._clock() + RETRY_AFTER_FAILURE
+        self.last_error = str(exc) or type(exc).__name__
+        if self._down_since is None:
+            self._down_since = self._clock()
+            log.warning(
+                "Redis unavailable: rate limits are per process and live state is local "
+                "until it answers again",
+                extra={"error": self.last_error},
+            )
+
+    def _recovered(self) -> None:
+        if self._down_since is not None:
+            log.info(
+                "Redis answers again",
+                extra={"down_seconds": round(self._clock() - self._down_since, 1)},
+            )
+            self._down_since = None
+            self.last_error = None
+
+    async def take(
+        self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int
+    ) -> RateDecision:
+        decision, _ = await self._use(
+            lambda s: s.take(user_id, event_ids, now_ms, limit), counter="take"
+        )
+        return decision
+
+    async def record(self, activity: Activity) -> None:
+        await self._use(lambda s: s.record(activity), counter="record")
+
+    async def totals(self, now_ms: int) -> tuple[Totals, str]:
+        totals, on_redis = await self._use(lambda s: s.totals(now_ms), counter="read")
+        return totals, "redis" if on_redis else (
+            "in-process" if self.primary is None else "in-process (Redis unavailable)"
+        )
+
+    async def session(self, session_id: str, now_ms: int) -> dict[str, str] | None:
+        found, _ = await self._use(lambda s: s.session(session_id, now_ms), counter="read")
+        return found
+
+    async def hot_prompts(self, now_ms: int, limit: int) -> list[tuple[str, str, int]]:
+        hot, _ = await self._use(lambda s: s.hot_prompts(now_ms, limit), counter="read")
+        return hot
+
+    async def ping(self) -> None:
+        if self.primary is not None:
+            await self.primary.ping()
+
+    async def close(self) -> None:
+        if self.primary is not None:
+            await self.primary.close()
+
+
+def open_live_state(settings: Settings) -> LiveStateGuard:
+    if settings.redis_url is None:
+        return LiveStateGuard(None)
+    from netra_analytics.live.redis_backend import RedisLiveState
+
+    return LiveStateGuard(RedisLiveState(settings.redis_url, prefix=settings.redis_key_prefix))

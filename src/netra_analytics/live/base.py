@@ -1,0 +1,161 @@
+"""The live-state contract: rate limiting, sessions, real-time metrics and hot prompts.
+
+Two backends keep it: Redis (`REDIS_ANALYTICS_URL`, shared by any number of workers) and an
+in-process one (the embedded default). Both store the spec's four structures under the same
+names and TTLs:
+
+- `event_rate_limiter:{user}`: sorted set, one member per admitted event id; TTL 60 s.
+- `user_session_cache:{session}`: hash (user_id, first_seen, last_seen, event_count,
+  current_page, current_thread) and a `:pages` set; TTL 3600 s, refreshed on activity.
+- `real_time_metrics:{second}`: hash of counters (COUNTERS and `type:<event_type>`), with
+  `real_time_metrics:users:{10 s}` and `real_time_metrics:chat_sessions:{10 s}` HyperLogLogs;
+  TTL 86400 s.
+- `hot_prompts_cache`: list of recent prompt hashes, with `hot_prompts_cache:counts:{5 min}`
+  sorted sets and the `hot_prompts_cache:text` hash of sanitised texts; TTL 1800 s.
+
+Time is always passed in (`now_ms`), never read by a backend, so tests drive the clock and
+several workers agree on windows as far as their clocks agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
+
+RATE_WINDOW_MS = 60_000
+RATE_LIMITER_TTL = 60
+SESSION_TTL = 3600
+METRICS_TTL = 86_400
+HOT_PROMPTS_TTL = 1800
+HOT_PROMPTS_RECENT = 1000  # length of the recent-prompts list
+HOT_BUCKET_SECONDS = 300
+ACTIVITY_BUCKET_SECONDS = 10  # resolution of the active-user and active-session windows
+ENGAGEMENT_WINDOW_SECONDS = 300
+
+# Counters kept per second in real_time_metrics.
+COUNTERS = ("events", "chat_messages", "ai_response_ms_sum", "ai_response_count", "errors")
+
+
+@dataclasses.dataclass(frozen=True)
+class RateDecision:
+    admitted: tuple[bool, ...]  # per asked-for event, in order: may it pass?
+    limit: int
+    remaining: int  # events the user may still send in the current window
+    reset_ms: int  # when the oldest event in the window leaves it (epoch ms)
+
+    @property
+    def allowed(self) -> int:
+        return sum(self.admitted)
+
+    def retry_after_seconds(self, now_ms: int) -> int:
+        return max(1, math.ceil((self.reset_ms - now_ms) / 1000))
+
+
+@dataclasses.dataclass(frozen=True)
+class Activity:
+    """What one request's accepted events change in the live state."""
+
+    at_ms: int
+    user_id: str
+    session_id: str
+    page_path: str
+    thread_id: str | None  # the chat thread the session is in, if these events name one
+    counters: dict[str, float]  # COUNTERS for this request
+    by_type: Counter[str]
+    prompts: Sequence[tuple[str, str]]  # (prompt hash, sanitised text)
+
+
+@dataclasses.dataclass(frozen=True)
+class Engagement:
+    as_of_ms: int
+    active_users: int
+    active_chat_sessions: int
+    avg_ai_response_ms: float | None
+    error_rate_percent: float | None
+    events_per_second: float
+    events_last_5_minutes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Totals:
+    """Sums of the per-second counters over a window, and distinct counts."""
+
+    last_minute_events: float
+    window: dict[str, float]
+    active_users: int
+    active_chat_sessions: int
+
+
+class LiveState(Protocol):
+    async def take(
+        self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int
+    ) -> RateDecision:
+        """Admit up to `limit` events per user per sliding minute; events, not requests.
+
+        Atomic: concurrent callers (other workers too) never admit more than the limit. An
+        event id already admitted in the window (a client retry) passes without counting again.
+        """
+
+    async def record(self, activity: Activity) -> None: ...
+
+    async def totals(self, now_ms: int) -> Totals: ...
+
+    async def session(self, session_id: str, now_ms: int) -> dict[str, str] | None:
+        """The session's hash: user_id, first_seen, last_seen (epoch ms), event_count,
+        current_page, current_thread, pages_visited; None once it expired."""
+
+    async def recent_prompts(self) -> list[str]:
+        """Hashes of the most recent prompts, newest first (the spec's list)."""
+
+    async def hot_prompts(self, now_ms: int, limit: int) -> list[tuple[str, str, int]]:
+        """Prompts asked most in the last 30 minutes: (hash, sanitised text, count)."""
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def engagement(totals: Totals, now_ms: int) -> Engagement:
+    """The dashboard's numbers from the live totals (pure, shared by both backends).
+
+    - active users / active chat sessions: distinct users (sessions with a chat message) in the
+      last five minutes, counted in 10-second buckets;
+    - average AI response time: mean `response_time_ms` of chat events in the last five minutes;
+    - error rate: errors (error_tracking events, and failed performance_metric and
+      feature_usage events) as a percentage of all events in the last five minutes;
+    - events per second: events of the last 60 seconds divided by 60.
+    """
+    window = totals.window
+    events = window.get("events", 0.0)
+    ai_count = window.get("ai_response_count", 0.0)
+    return Engagement(
+        as_of_ms=now_ms,
+        active_users=totals.active_users,
+        active_chat_sessions=totals.active_chat_sessions,
+        avg_ai_response_ms=window["ai_response_ms_sum"] / ai_count if ai_count else None,
+        error_rate_percent=100 * window.get("errors", 0.0) / events if events else None,
+        events_per_second=totals.last_minute_events / 60,
+        events_last_5_minutes=int(events),
+    )
+
+
+def window_seconds(now_ms: int, span: int) -> range:
+    """The `span` whole seconds ending with the current one."""
+    now_s = now_ms // 1000
+    return range(now_s - span + 1, now_s + 1)
+
+
+def activity_buckets(now_ms: int) -> range:
+    """The 10-second buckets that cover the last five minutes."""
+    now_bucket = now_ms // 1000 // ACTIVITY_BUCKET_SECONDS
+    first = (now_ms // 1000 - ENGAGEMENT_WINDOW_SECONDS + 1) // ACTIVITY_BUCKET_SECONDS
+    return range(first, now_bucket + 1)
+
+
+def hot_buckets(now_ms: int) -> range:
+    """The 5-minute buckets that cover the hot-prompts TTL (30 minutes)."""
+    now_bucket = now_ms // 1000 // HOT_BUCKET_SECONDS
+    return range(now_bucket - HOT_PROMPTS_TTL // HOT_BUCKET_SECONDS + 1, now_bucket + 1)

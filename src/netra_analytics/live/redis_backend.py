@@ -1,0 +1,237 @@
+"""The live state on Redis (redis-py asyncio with hiredis), shared by every worker.
+
+Each operation is one round trip: rate limiting and recording are Lua scripts (atomic, and
+cheap for the client: one command instead of a pipeline of twenty), reads are one pipeline.
+Key layout and TTLs: see `live/base.py`. All keys of a script are passed in KEYS; on a Redis
+Cluster they would also need a common hash tag, which this layout does not give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as redis
+
+from netra_analytics.live.base import (
+    ACTIVITY_BUCKET_SECONDS,
+    COUNTERS,
+    ENGAGEMENT_WINDOW_SECONDS,
+    HOT_BUCKET_SECONDS,
+    HOT_PROMPTS_RECENT,
+    HOT_PROMPTS_TTL,
+    METRICS_TTL,
+    RATE_LIMITER_TTL,
+    RATE_WINDOW_MS,
+    SESSION_TTL,
+    Activity,
+    RateDecision,
+    Totals,
+    activity_buckets,
+    hot_buckets,
+    window_seconds,
+)
+
+# KEYS[1] the user's window. ARGV: now_ms, window_ms, limit, ttl_ms, event ids...
+# Returns the admitted flags ("1"/"0" per id), the count in the window, and when it resets.
+TAKE = """
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+local flags = {}
+local add = {}
+for i = 5, #ARGV do
+  if redis.call('ZSCORE', key, ARGV[i]) then
+    flags[#flags + 1] = '1'
+  elseif count < limit then
+    count = count + 1
+    add[#add + 1] = now
+    add[#add + 1] = ARGV[i]
+    flags[#flags + 1] = '1'
+  else
+    flags[#flags + 1] = '0'
+  end
+end
+if #add > 0 then
+  redis.call('ZADD', key, unpack(add))
+end
+local reset = now + window
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+if oldest[2] then
+  reset = tonumber(oldest[2]) + window
+  redis.call('PEXPIRE', key, ARGV[4])
+end
+return {table.concat(flags), count, reset}
+"""
+
+# KEYS: second counters, users HLL, chat-sessions HLL, session hash, session pages set,
+#       recent prompts list, prompt counts (5-minute bucket), prompt texts.
+# ARGV: user, session, page, thread, at_ms, has_chat, n counter pairs, ttls (metrics, session,
+#       hot, recent length), then n (field, increment) pairs, then (hash, text) prompt pairs.
+RECORD = """
+local user, session, page, thread, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local has_chat = ARGV[6] == '1'
+local n = tonumber(ARGV[7])
+local ttl_metrics, ttl_session, ttl_hot = ARGV[8], ARGV[9], ARGV[10]
+local recent_length = tonumber(ARGV[11])
+local events = 0
+for i = 0, n - 1 do
+  local field, value = ARGV[12 + 2 * i], ARGV[13 + 2 * i]
+  redis.call('HINCRBYFLOAT', KEYS[1], field, value)
+  if field == 'events' then events = tonumber(value) end
+end
+redis.call('EXPIRE', KEYS[1], ttl_metrics)
+redis.call('PFADD', KEYS[2], user)
+redis.call('EXPIRE', KEYS[2], ttl_metrics)
+if has_chat then
+  redis.call('PFADD', KEYS[3], session)
+  redis.call('EXPIRE', KEYS[3], ttl_metrics)
+end
+redis.call('HSETNX', KEYS[4], 'first_seen', at)
+redis.call('HSET', KEYS[4], 'user_id', user, 'last_seen', at)
+redis.call('HINCRBY', KEYS[4], 'event_count', events)
+if page ~= '' then
+  redis.call('HSET', KEYS[4], 'current_page', page)
+  redis.call('SADD', KEYS[5], page)
+  redis.call('EXPIRE', KEYS[5], ttl_session)
+end
+if thread ~= '' then
+  redis.call('HSET', KEYS[4], 'current_thread', thread)
+end
+redis.call('EXPIRE', KEYS[4], ttl_session)
+local first_prompt = 12 + 2 * n
+if #ARGV >= first_prompt then
+  for i = first_prompt, #ARGV, 2 do
+    redis.call('LPUSH', KEYS[6], ARGV[i])
+    redis.call('ZINCRBY', KEYS[7], 1, ARGV[i])
+    redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1])
+  end
+  redis.call('LTRIM', KEYS[6], 0, recent_length - 1)
+  redis.call('EXPIRE', KEYS[6], ttl_hot)
+  redis.call('EXPIRE', KEYS[7], ttl_hot)
+  redis.call('EXPIRE', KEYS[8], ttl_hot)
+end
+return 1
+"""
+
+# KEYS[1] prompt texts, KEYS[2..] prompt count buckets. ARGV[1] how many.
+HOT = """
+local totals = {}
+for k = 2, #KEYS do
+  local pairs_ = redis.call('ZRANGE', KEYS[k], 0, -1, 'WITHSCORES')
+  for j = 1, #pairs_, 2 do
+    totals[pairs_[j]] = (totals[pairs_[j]] or 0) + tonumber(pairs_[j + 1])
+  end
+end
+local items = {}
+for digest, count in pairs(totals) do items[#items + 1] = {digest, count} end
+table.sort(items, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[1] < b[1]) end)
+local out = {}
+for i = 1, math.min(tonumber(ARGV[1]), #items) do
+  out[#out + 1] = items[i][1]
+  out[#out + 1] = redis.call('HGET', KEYS[1], items[i][1]) or ''
+  out[#out + 1] = items[i][2]
+end
+return out
+"""
+
+
+class RedisLiveState:
+    def __init__(self, url: str, *, prefix: str = "netra:", timeout: float = 0.5) -> None:
+        self._client: Any = redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            decode_responses=True,
+        )
+        self._prefix = prefix
+        self._take = self._client.register_script(TAKE)
+        self._record = self._client.register_script(RECORD)
+        self._hot = self._client.register_script(HOT)
+
+    def key(self, *parts: object) -> str:
+        return self._prefix + ":".join(str(p) for p in parts)
+
+    async def take(
+        self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int
+    ) -> RateDecision:
+        flags, count, reset = await self._take(
+            keys=[self.key("event_rate_limiter", user_id)],
+            args=[now_ms, RATE_WINDOW_MS, limit, RATE_LIMITER_TTL * 1000, *event_ids],
+        )
+        admitted = tuple(flag == "1" for flag in flags)
+        return RateDecision(admitted, limit, max(0, limit - int(count)), int(reset))
+
+    async def record(self, activity: Activity) -> None:
+        second = activity.at_ms // 1000
+        fields = {name: value for name, value in activity.counters.items() if value}
+        fields.update({f"type:{t}": c for t, c in activity.by_type.items()})
+        bucket = second // ACTIVITY_BUCKET_SECONDS
+        args: list[str | int | float] = [
+            activity.user_id, activity.session_id, activity.page_path, activity.thread_id or "",
+            activity.at_ms, "1" if activity.counters.get("chat_messages") else "0", len(fields),
+            METRICS_TTL, SESSION_TTL, HOT_PROMPTS_TTL, HOT_PROMPTS_RECENT,
+        ]  # fmt: skip
+        for name, value in fields.items():
+            args += [name, repr(float(value))]
+        for digest, text in activity.prompts:
+            args += [digest, text]
+        await self._record(
+            keys=[
+                self.key("real_time_metrics", second),
+                self.key("real_time_metrics", "users", bucket),
+                self.key("real_time_metrics", "chat_sessions", bucket),
+                self.key("user_session_cache", activity.session_id),
+                self.key("user_session_cache", activity.session_id, "pages"),
+                self.key("hot_prompts_cache"),
+                self.key("hot_prompts_cache", "counts", second // HOT_BUCKET_SECONDS),
+                self.key("hot_prompts_cache", "text"),
+            ],
+            args=args,
+        )
+
+    async def totals(self, now_ms: int) -> Totals:
+        seconds = window_seconds(now_ms, ENGAGEMENT_WINDOW_SECONDS)
+        buckets = activity_buckets(now_ms)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for second in seconds:
+                pipe.hmget(self.key("real_time_metrics", second), COUNTERS)
+            pipe.pfcount(*(self.key("real_time_metrics", "users", b) for b in buckets))
+            pipe.pfcount(*(self.key("real_time_metrics", "chat_sessions", b) for b in buckets))
+            replies = await pipe.execute()
+        per_second, users, chats = replies[: len(seconds)], replies[-2], replies[-1]
+        window = dict.fromkeys(COUNTERS, 0.0)
+        for values in per_second:
+            for name, value in zip(COUNTERS, values, strict=True):
+                if value is not None:
+                    window[name] += float(value)
+        last_minute = sum(float(values[0] or 0) for values in per_second[-60:])
+        return Totals(last_minute, window, int(users), int(chats))
+
+    async def session(self, session_id: str, now_ms: int) -> dict[str, str] | None:
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key("user_session_cache", session_id))
+            pipe.scard(self.key("user_session_cache", session_id, "pages"))
+            fields, pages = await pipe.execute()
+        if not fields:
+            return None
+        return {**fields, "pages_visited": str(pages)}
+
+    async def hot_prompts(self, now_ms: int, limit: int) -> list[tuple[str, str, int]]:
+        keys = [self.key("hot_prompts_cache", "text")]
+        keys += [self.key("hot_prompts_cache", "counts", b) for b in hot_buckets(now_ms)]
+        flat = await self._hot(keys=keys, args=[limit])
+        return [(flat[i], flat[i + 1], int(flat[i + 2])) for i in range(0, len(flat), 3)]
+
+    async def recent_prompts(self) -> list[str]:
+        recent: list[str] = await self._client.lrange(self.key("hot_prompts_cache"), 0, -1)
+        return recent
+
+    async def ping(self) -> None:
+        await self._client.ping()
+
+    async def close(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,1 @@
+"""Prompt privacy and intelligence: sanitising, normalising and hashing prompts."""

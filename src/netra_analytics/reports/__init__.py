@@ -1,0 +1,1 @@
+"""Reports: the JSON endpoints under /api/analytics/reports/."""
