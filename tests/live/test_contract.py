@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import redis as redis_sync
 
 from netra_analytics.live.base import Activity, LiveState, Totals, engagement
 from netra_analytics.live.redis_backend import RedisLiveState
@@ -176,7 +175,7 @@ def test_hot_prompts(backend_factory: Any) -> None:
     assert recent[:3] == ["h3", "h1", "h1"]
 
 
-def test_redis_keys_carry_the_specs_ttls(redis_server: Any, redis_db: redis_sync.Redis) -> None:
+def test_redis_keys_carry_the_specs_ttls(redis_server: Any, redis_db: Any) -> None:
     async def scenario() -> None:
         state = RedisLiveState(redis_server.url, prefix="ttl:")
         now = int(__import__("time").time() * 1000)
