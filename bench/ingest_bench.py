@@ -13,7 +13,7 @@ machine as the server, so every number includes the client's share of the CPU. E
 `--repeats` times (default 3) and the median is reported. Results go to stdout and, as JSON, to
 `bench/results/ingest.json`.
 
-    .venv/bin/python bench/ingest_bench.py [--seconds 60] [--repeats 3]
+    .venv/bin/python -m bench.ingest_bench [--seconds 60] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,11 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-EVENTS_PER_REQUEST = 20
+from bench.common import (
+    BIN,
+    EVENTS_PER_REQUEST,
+    REPO,
+    free_port,
+    request_body,
+    run_wrk,
+    wait_http,
+    wait_port,
+)
 
 BARE_APP = """
 from starlette.applications import Starlette
@@ -52,88 +57,6 @@ async def events(request):
 
 app = Starlette(routes=[Route("/api/analytics/events", events, methods=["POST"])])
 """
-
-
-def request_body() -> bytes:
-    """A realistic 20-event batch (a chat turn, its thread, features, timings) without event
-    ids, so the service assigns a fresh id to every event of every request."""
-    sys.path.insert(0, str(REPO))
-    from tests.factories import EXAMPLES
-
-    kinds = list(EXAMPLES)
-    events = [
-        {"event_type": kinds[i % len(kinds)], "properties": EXAMPLES[kinds[i % len(kinds)]]}
-        for i in range(EVENTS_PER_REQUEST)
-    ]
-    context = {"user_id": "bench-user", "session_id": "bench-session", "page_path": "/chat"}
-    return orjson.dumps({"events": events, "context": context})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(url)
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"port {port}")
-
-
-def run_wrk(url: str, body_file: Path, seconds: int) -> dict[str, float]:
-    script = body_file.with_suffix(".lua")
-    script.write_text(
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'local f = io.open("{body_file}", "rb")\nwrk.body = f:read("*a")\nf:close()\n'
-    )
-    out = subprocess.run(
-        ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    latency = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"\s+(50|99)%\s+(\S+)", out)}
-    ok = requests - (int(non_2xx.group(1)) if non_2xx else 0)
-    return {
-        "requests": requests,
-        "ok_requests": ok,
-        "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
-        "req_per_s": requests / seconds,
-        "events_per_s": ok * EVENTS_PER_REQUEST / seconds,
-        "p50_ms": latency.get("50", float("nan")),
-        "p99_ms": latency.get("99", float("nan")),
-    }
-
-
-def _ms(text: str) -> float:
-    value = float(re.match(r"[\d.]+", text).group(0))  # type: ignore[union-attr]
-    if text.endswith("us"):
-        return value / 1000
-    if text.endswith("ms"):
-        return value
-    if text.endswith("s"):
-        return value * 1000
-    return value
 
 
 def bench_bare(body_file: Path, seconds: int, workdir: Path) -> dict[str, float]:

@@ -28,7 +28,7 @@ from netra_analytics.store.migrations import migrate
 log = logging.getLogger(__name__)
 
 SHUTDOWN_FLUSH_SECONDS = 20.0
-MAX_PENDING_LIVE_UPDATES = 1000
+MAX_PENDING_LIVE_UPDATES = 256
 
 
 class Service:

@@ -140,13 +140,20 @@ return out
 
 
 class RedisLiveState:
-    def __init__(self, url: str, *, prefix: str = "netra:", timeout: float = 0.5) -> None:
-        self._client: Any = redis.from_url(
+    def __init__(
+        self, url: str, *, prefix: str = "netra:", timeout: float = 0.5, connections: int = 32
+    ) -> None:
+        # A blocking pool: under a burst, callers wait (up to `timeout`) for one of a bounded
+        # number of connections instead of failing with "Too many connections".
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=connections,
+            timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             decode_responses=True,
         )
+        self._client: Any = redis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self._prefix = prefix
         self._take = self._client.register_script(TAKE)
         self._record = self._client.register_script(RECORD)

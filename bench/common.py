@@ -1,0 +1,109 @@
+"""Helpers shared by the benchmarks: ports, readiness, and wrk runs parsed into numbers."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+EVENTS_PER_REQUEST = 20
+USER_MARKER = "__USER__"
+USERS = 5000  # at ~1,000 requests/s each user sends ~240 events a minute
+
+
+def request_body() -> bytes:
+    """A realistic 20-event batch (a chat turn, its thread, features, timings) without event
+    ids, so the service assigns a fresh id to every event of every request."""
+    sys.path.insert(0, str(REPO))
+    from tests.factories import EXAMPLES
+
+    kinds = list(EXAMPLES)
+    events = [
+        {"event_type": kinds[i % len(kinds)], "properties": EXAMPLES[kinds[i % len(kinds)]]}
+        for i in range(EVENTS_PER_REQUEST)
+    ]
+    # wrk replaces __USER__ per request (see run_wrk): many users, as in production, so that
+    # the per-user limit of 1,000 events a minute is not what is being measured.
+    context = {"user_id": USER_MARKER, "session_id": f"s-{USER_MARKER}", "page_path": "/chat"}
+    return orjson.dumps({"events": events, "context": context})
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"port {port}")
+
+
+def run_wrk(url: str, body_file: Path, seconds: int) -> dict[str, float]:
+    script = body_file.with_suffix(".lua")
+    script.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'local f = io.open("{body_file}", "rb")\nlocal body = f:read("*a")\nf:close()\n'
+        f'local head, tail = body:match("^(.-){USER_MARKER}(.*)$")\n'
+        "request = function()\n"
+        "  if head == nil then return wrk.format(nil, nil, nil, body) end\n"
+        f'  local user = "u" .. math.random(1, {USERS})\n'
+        f'  return wrk.format(nil, nil, nil, head .. user .. tail:gsub("{USER_MARKER}", user))\n'
+        "end\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    latency = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"\s+(50|99)%\s+(\S+)", out)}
+    ok = requests - (int(non_2xx.group(1)) if non_2xx else 0)
+    return {
+        "requests": requests,
+        "ok_requests": ok,
+        "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
+        "req_per_s": requests / seconds,
+        "events_per_s": ok * EVENTS_PER_REQUEST / seconds,
+        "p50_ms": latency.get("50", float("nan")),
+        "p99_ms": latency.get("99", float("nan")),
+    }
+
+
+def _ms(text: str) -> float:
+    value = float(re.match(r"[\d.]+", text).group(0))  # type: ignore[union-attr]
+    if text.endswith("us"):
+        return value / 1000
+    if text.endswith("ms"):
+        return value
+    if text.endswith("s"):
+        return value * 1000
+    return value
