@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis as redis_sync
 from fastapi.testclient import TestClient
 
 from netra_analytics.app import create_app
@@ -80,3 +81,11 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def redis_db(redis_server: RedisServer) -> Iterator[redis_sync.Redis]:
+    client = redis_sync.Redis.from_url(redis_server.url, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()

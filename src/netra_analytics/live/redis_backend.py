@@ -141,14 +141,21 @@ return out
 
 class RedisLiveState:
     def __init__(
-        self, url: str, *, prefix: str = "netra:", timeout: float = 0.5, connections: int = 32
+        self,
+        url: str,
+        *,
+        prefix: str = "netra:",
+        timeout: float = 0.5,
+        connections: int = 64,
+        pool_wait: float = 2.0,
     ) -> None:
-        # A blocking pool: under a burst, callers wait (up to `timeout`) for one of a bounded
-        # number of connections instead of failing with "Too many connections".
+        # A blocking pool: under a burst, callers wait (up to `pool_wait`) for one of a bounded
+        # number of connections instead of failing with "Too many connections"; `timeout`
+        # bounds each connect and each reply, so a dead Redis is noticed within it.
         pool = redis.BlockingConnectionPool.from_url(
             url,
             max_connections=connections,
-            timeout=timeout,
+            timeout=pool_wait,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             decode_responses=True,

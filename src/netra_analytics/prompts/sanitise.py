@@ -46,7 +46,8 @@ def _ip(text: str) -> bool:
         ipaddress.ip_address(text)
     except ValueError:
         return False
-    return True
+    # "::" and "a::b" are valid IPv6 but show up in ARNs and C++ names: want three groups.
+    return ":" not in text or sum(1 for group in text.split(":") if group) >= 3
 
 
 def _phone(text: str) -> bool:
@@ -71,6 +72,24 @@ def _always(_: str) -> bool:
     return True
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+
+
+def _not_uuid(text: str) -> bool:
+    return _secret_token(text) and not _UUID.fullmatch(text)
+
+
+_PHONE = (
+    r"(?<![\w.\-/#:+])"
+    r"(?:\+\d{1,3}[ -]?(?:\(\d{1,4}\)[ -]?)?\d{1,5}(?:[ -]\d{2,8}){1,4}"  # +44 20 7946 0958
+    r"|\+\d{9,15}"  # +14155550132
+    r"|\(\d{2,4}\)[ -]?\d{2,5}(?:[ -]\d{2,8}){0,3}"  # (415) 555-0198
+    r"|\d{1,5}(?:[ -]\d{2,8}){1,4}"  # 415-555-0123, 07700 900123, 1-800-555-0199
+    r"|\d{3}\.\d{3}\.\d{4})"  # 555.867.5309 (dots only in this form: else versions)
+    r"(?![\w.\-])"
+)
+
+# Patterns run in this order; a pattern with a group named "v" replaces only that group.
 PATTERNS: list[tuple[str, re.Pattern[str], Check]] = [
     (
         "[URL_WITH_CREDENTIALS]",
@@ -81,25 +100,37 @@ PATTERNS: list[tuple[str, re.Pattern[str], Check]] = [
     (
         "[API_KEY]",
         re.compile(
-            r"\b(?:sk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}"
-            r"|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}|eyJ[\w-]{10,}\.[\w-]{10,}\.[\w-]{10,})"
+            r"\b(?:sk-(?:proj-|ant-|live-)?[A-Za-z0-9_-]{16,}|sk_(?:live|test)_[A-Za-z0-9]{16,}"
+            r"|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|hf_[A-Za-z0-9]{30,}"
+            r"|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35}"
+            r"|eyJ[\w-]{10,}\.[\w-]{10,}\.[\w-]{10,})"
+        ),
+        _always,
+    ),
+    (
+        "[SECRET]",
+        re.compile(
+            r"\b(?:password|passwd|pwd|passphrase|api[_-]?key|secret[_-]?key|client[_-]?secret"
+            r"|access[_-]?token|auth[_-]?token)(?:\s*[:=]\s*|\s+is\s+)(?P<v>[^\s,;]+)",
+            re.I,
         ),
         _always,
     ),
     ("[IBAN]", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), _iban),
     ("[CARD]", re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), _luhn),
-    ("[NATIONAL_ID]", re.compile(r"\b\d{3}-\d{2}-\d{4}\b"), _always),
+    (
+        "[NATIONAL_ID]",
+        # US social security numbers; UK national insurance numbers
+        re.compile(r"\b\d{3}-\d{2}-\d{4}\b|\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"),
+        _always,
+    ),
     (
         "[IP_ADDRESS]",
         re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}\b", re.I),
         _ip,
     ),
-    (
-        "[PHONE]",
-        re.compile(r"(?<![\w.])\+?\(?\d{1,4}\)?(?:[ .-]?\(?\d{2,4}\)?){2,5}(?![\w.])"),
-        _phone,
-    ),
-    ("[SECRET]", re.compile(r"\b[A-Za-z0-9_\-+/]{32,}={0,2}"), _secret_token),
+    ("[PHONE]", re.compile(_PHONE), _phone),
+    ("[SECRET]", re.compile(r"\b[A-Za-z0-9_\-+/]{32,}={0,2}"), _not_uuid),
 ]
 
 
@@ -112,6 +143,11 @@ def sanitise(text: str) -> str:
 
 def _replacer(placeholder: str, check: Check) -> Callable[[re.Match[str]], str]:
     def replace(match: re.Match[str]) -> str:
-        return placeholder if check(match.group(0)) else match.group(0)
+        whole = match.group(0)
+        if "v" not in match.re.groupindex:
+            return placeholder if check(whole) else whole
+        start, end = match.span("v")
+        offset = match.start()
+        return whole[: start - offset] + placeholder + whole[end - offset :]
 
     return replace
