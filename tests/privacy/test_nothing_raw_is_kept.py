@@ -54,7 +54,7 @@ def _redis_dump(url: str) -> str:
     parts: list[Any] = []
     for key in client.scan_iter("*"):
         kind = client.type(key)
-        kind = kind.decode()
+        kind = kind.decode() if isinstance(kind, bytes) else kind
         if kind == "string":
             parts.append(client.get(key))
         elif kind == "hash":
