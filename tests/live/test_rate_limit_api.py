@@ -141,3 +141,26 @@ def test_hot_prompts_endpoint_shows_sanitised_text(
     assert hot[0]["count"] == 4
     assert "@" not in hot[0]["text"] and "[EMAIL]" in hot[0]["text"]
     assert client.get("/api/analytics/reports/hot-prompts?limit=0").status_code == 422
+
+
+def test_session_endpoint(
+    make_client: Callable[..., TestClient], live_settings: dict[str, Any]
+) -> None:
+    client = make_client(**live_settings)
+    payload = body(
+        [event("chat_interaction", thread_id="t-7"), event("feature_usage")], user_id="reader"
+    )
+    client.post(URL, content=orjson.dumps(payload), headers={"content-type": "application/json"})
+    for _ in range(100):
+        found = client.get("/api/analytics/reports/sessions/session-reader")
+        if found.status_code == 200:
+            break
+        time.sleep(0.01)
+    session = found.json()
+    assert (session["user_id"], session["event_count"], session["current_thread"]) == (
+        "reader",
+        "2",
+        "t-7",
+    )
+    assert session["current_page"] == "/chat" and session["pages_visited"] == "1"
+    assert client.get("/api/analytics/reports/sessions/nobody").status_code == 404

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
 from netra_analytics.live.base import engagement
@@ -71,3 +71,20 @@ async def hot_prompts(
     hot = await service.live.hot_prompts(int(service.clock() * 1000), limit)
     response.headers["cache-control"] = "no-store"
     return [HotPrompt(prompt_hash=h, text=t, count=c) for h, t, c in hot]
+
+
+@router.get(
+    "/sessions/{session_id}",
+    summary="A live session (the spec's user_session_cache), for real-time personalisation",
+    description=(
+        "user_id, first_seen and last_seen (epoch ms), event_count, current_page, "
+        "current_thread and pages_visited; 404 once the session has been idle for an hour."
+    ),
+)
+async def live_session(request: Request, response: Response, session_id: str) -> dict[str, str]:
+    service: Service = request.app.state.service
+    found = await service.live.session(session_id, int(service.clock() * 1000))
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"no live session {session_id!r}")
+    response.headers["cache-control"] = "no-store"
+    return found
