@@ -34,7 +34,9 @@ INTENTS = ("question", "instruction", "comparison", "troubleshooting", "planning
 
 
 def load_labelled() -> list[dict[str, str]]:
-    text = (resources.files("netra_analytics.prompts") / "data" / "labelled_prompts.jsonl").read_text()
+    text = (
+        resources.files("netra_analytics.prompts") / "data" / "labelled_prompts.jsonl"
+    ).read_text()
     rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     for row in rows:
         if row["category"] not in CATEGORIES or row["intent"] not in INTENTS:
@@ -78,7 +80,9 @@ def default_classifier() -> PromptClassifier:
     return PromptClassifier.train(load_labelled())
 
 
-def evaluate(rows: Sequence[dict[str, str]], *, seed: int = 7, test_share: float = 0.25) -> dict[str, float]:
+def evaluate(
+    rows: Sequence[dict[str, str]], *, seed: int = 7, test_share: float = 0.25
+) -> dict[str, float]:
     """Accuracy on a held-out split, stratified by category (the split is seeded)."""
     rng = random.Random(seed)
     train: list[dict[str, str]] = []
@@ -94,6 +98,10 @@ def evaluate(rows: Sequence[dict[str, str]], *, seed: int = 7, test_share: float
     return {
         "train": len(train),
         "test": len(test),
-        "category_accuracy": sum(p[0] == r["category"] for p, r in zip(predicted, test, strict=True)) / len(test),
-        "intent_accuracy": sum(p[1] == r["intent"] for p, r in zip(predicted, test, strict=True)) / len(test),
+        "category_accuracy": sum(
+            p[0] == r["category"] for p, r in zip(predicted, test, strict=True)
+        )
+        / len(test),
+        "intent_accuracy": sum(p[1] == r["intent"] for p, r in zip(predicted, test, strict=True))
+        / len(test),
     }
