@@ -50,6 +50,7 @@ class Settings:
     country_headers: tuple[str, ...] = ("cf-ipcountry", "x-country-code")
     forwarded_allow_ips: str = "127.0.0.1"
     spool_max_bytes: int = 1 << 30
+    model_prices_file: Path | None = None  # None: the price table shipped with the package
     log_level: str = "info"
 
     @property
@@ -95,6 +96,7 @@ class Settings:
             forwarded_allow_ips=get("ANALYTICS_FORWARDED_ALLOW_IPS", str, "127.0.0.1"),
             spool_max_bytes=get("ANALYTICS_SPOOL_MAX_BYTES", _int_in(1 << 20, 1 << 40), 1 << 30),
             log_level=get("ANALYTICS_LOG_LEVEL", _log_level, defaults.log_level),
+            model_prices_file=get("ANALYTICS_MODEL_PRICES", _existing_file, None),
         )
 
 
@@ -109,6 +111,13 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _existing_file(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_file():
+        raise ValueError(f"{raw!r} is not a file")
+    return path
 
 
 def _identifier(raw: str) -> str:

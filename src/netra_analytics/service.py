@@ -22,6 +22,8 @@ from netra_analytics.ingest.writer import BatchWriter
 from netra_analytics.live import open_live_state
 from netra_analytics.live.base import Activity
 from netra_analytics.privacy.iphash import IpHasher, load_or_create_secret
+from netra_analytics.prompts.cost import PriceTable
+from netra_analytics.prompts.worker import PromptWorker
 from netra_analytics.store import Store, open_store
 from netra_analytics.store.migrations import migrate
 
@@ -53,6 +55,9 @@ class Service:
         self.store: Store | None = store
         self.schema_ready = asyncio.Event()
         self.writer: BatchWriter | None = None
+        self.prices = PriceTable.load(settings.model_prices_file)
+        self.prompts: PromptWorker | None = None
+        self._prompts_task: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._start_task: asyncio.Task[None] | None = None
 
@@ -96,6 +101,9 @@ class Service:
         )
         self._writer_task = asyncio.create_task(self.writer.run())
         self._writer_task.add_done_callback(_report_crash)
+        self.prompts = PromptWorker(self.spool, self.store, prices=self.prices)
+        self._prompts_task = asyncio.create_task(self.prompts.run())
+        self._prompts_task.add_done_callback(_report_crash)
 
     def record_activity(self, activity: Activity) -> None:
         """Update the live state off the request path; skipped (and counted) under overload."""
@@ -112,6 +120,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._start_task
         await self.spool.wait_flushed()
+        if self.prompts is not None and self._prompts_task is not None:
+            await self.prompts.stop(self._prompts_task)
         if self.writer is not None and self._writer_task is not None:
             await self.writer.stop(self._writer_task, SHUTDOWN_FLUSH_SECONDS)
             log.info(
@@ -129,4 +139,4 @@ class Service:
 
 def _report_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.error("batch writer stopped on an error", exc_info=task.exception())
+        log.error("a background worker stopped on an error", exc_info=task.exception())

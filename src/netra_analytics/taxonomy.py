@@ -40,6 +40,11 @@ class ChatInteraction(Properties):
     response_time_ms: NonNegativeFloat | None = None
     model_used: ShortText | None = None
     tokens_consumed: NonNegativeInt | None = None
+    # Optional detail for cost: the split of tokens_consumed, and the cost the app was billed.
+    input_tokens: NonNegativeInt | None = None
+    output_tokens: NonNegativeInt | None = None
+    cached_tokens: NonNegativeInt | None = None
+    cost_cents: NonNegativeFloat | None = None
 
 
 class ThreadLifecycle(Properties):

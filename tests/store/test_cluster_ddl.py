@@ -20,15 +20,15 @@ def test_every_statement_runs_on_the_cluster() -> None:
 
 def test_tables_become_replicated_locals_behind_distributed_tables() -> None:
     statements = _all()
-    for table, engine in (
-        ("frontend_events", "ReplicatedMergeTree"),
-        ("prompt_analytics", "ReplicatedMergeTree"),
-        ("rejected_events", "ReplicatedMergeTree"),
-        ("user_analytics_summary", "ReplicatedSummingMergeTree"),
+    for table, engine, args in (
+        ("frontend_events", "ReplicatedMergeTree", ""),
+        ("prompt_analytics", "ReplicatedReplacingMergeTree", ", version"),
+        ("rejected_events", "ReplicatedMergeTree", ""),
+        ("user_analytics_summary", "ReplicatedSummingMergeTree", ""),
     ):
         [local] = [s for s in statements if re.search(rf"EXISTS analytics\.{table}_local ON", s)]
         assert (
-            f"ENGINE = {engine}('/clickhouse/tables/{{shard}}/analytics/{table}_local', '{{replica}}')"
+            f"ENGINE = {engine}('/clickhouse/tables/{{shard}}/analytics/{table}_local', '{{replica}}'{args})"
             in local
         )
         [front] = [s for s in statements if re.search(rf"EXISTS analytics\.{table} ON", s)]

@@ -23,7 +23,9 @@ SPEC_COLUMNS = {
         "response_quality_score": "Float32", "response_relevance_score": "Float32",
         "follow_up_generated": "Bool", "is_repeat_question": "Bool",
         "similar_prompts": "Array(String)", "estimated_cost_cents": "Float32",
-        "actual_cost_cents": "Float32",
+        # NULL when no event reported a cost; then the additions (see the migration)
+        "actual_cost_cents": "Nullable(Float32)", "session_id": "String", "prompt_text": "String",
+        "model_used": "String", "version": "UInt64",
     },
     "user_analytics_summary": {
         "user_id": "String", "date": "Date", "total_events": "UInt64",
@@ -73,6 +75,7 @@ def test_engines_partitions_orders_and_ttls(store: ChdbStore) -> None:
     assert "TTL toDateTime(timestamp) + toIntervalDay(90)" in events["engine_full"]
     assert "index_granularity = 8192" in events["engine_full"]
     prompts = _table(store, "prompt_analytics")
+    assert prompts["engine"] == "ReplacingMergeTree"
     assert prompts["sorting_key"] == "user_id, timestamp, prompt_id"
     assert "TTL toDateTime(timestamp) + toIntervalDay(180)" in prompts["engine_full"]
     summary = _table(store, "user_analytics_summary")

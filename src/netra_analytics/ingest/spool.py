@@ -12,6 +12,10 @@ Contract:
   acknowledged); opening the spool truncates it.
 - `read` returns durable records from an offset; `commit` advances the checkpoint (atomically:
   temp file, fsync, rename) and deletes segments wholly below it.
+- Other readers (prompt intelligence) keep their own offsets (`consumer_offset`,
+  `commit_consumer`); a segment is deleted only once every reader has passed it. A reader that
+  falls more than the cap behind is moved up to the writer's checkpoint (`skipped_bytes` says
+  how much it lost) rather than let the disk fill.
 - The writer records the batch it is inserting (`save_in_flight`: where it ends, which event
   ids it leaves out) so that after a crash the same batch can be retried as it was; the
   record is void once the checkpoint passes it.
@@ -62,7 +66,12 @@ class Spool:
         except BlockingIOError:
             os.close(self._lock_fd)
             raise RuntimeError(f"another process is using the spool in {directory}") from None
-        self.checkpoint = self._read_checkpoint()
+        self.checkpoint = self._read_offset("checkpoint")
+        self._consumers: dict[str, int] = {
+            p.name.removeprefix("consumer."): self._read_offset(p.name)
+            for p in directory.glob("consumer.*")
+        }
+        self.skipped_bytes = 0
         self.durable_end = self._recover()
         self._segment_base = self._segments()[-1]
         self._fd = os.open(self._segment_path(self._segment_base), os.O_WRONLY | os.O_APPEND)
@@ -70,6 +79,7 @@ class Spool:
         self._pending_bytes = 0
         self._flush_task: asyncio.Task[None] | None = None
         self.new_data = asyncio.Event()  # set whenever durable_end moves
+        self.committed = asyncio.Event()  # set whenever the checkpoint moves
 
     # --- state -----------------------------------------------------------------------------
 
@@ -168,10 +178,30 @@ class Spool:
             return
         self._write_atomically("checkpoint", str(offset).encode())
         self.checkpoint = offset
+        self.committed.set()
         (self._dir / "in_flight.json").unlink(missing_ok=True)
+        self._drop_read_segments()
+
+    def consumer_offset(self, name: str) -> int:
+        """Where reader `name` is; a new reader starts at what the spool still holds."""
+        if name not in self._consumers:
+            self._consumers[name] = self._segments()[0]
+        offset = self._consumers[name]
+        if self.durable_end - offset > self._max_bytes:
+            self.skipped_bytes += self.checkpoint - offset
+            offset = self._consumers[name] = self.checkpoint
+        return offset
+
+    def commit_consumer(self, name: str, offset: int) -> None:
+        self._write_atomically(f"consumer.{name}", str(offset).encode())
+        self._consumers[name] = offset
+        self._drop_read_segments()
+
+    def _drop_read_segments(self) -> None:
+        done = min([self.checkpoint, *self._consumers.values()])
         segments = self._segments()
         for base, following in itertools.pairwise(segments):
-            if following <= offset:
+            if following <= done:
                 self._segment_path(base).unlink()
 
     def save_in_flight(self, end: int, excluded: list[str]) -> None:
@@ -203,9 +233,9 @@ class Spool:
 
     # --- recovery ----------------------------------------------------------------------------
 
-    def _read_checkpoint(self) -> int:
+    def _read_offset(self, name: str) -> int:
         try:
-            return int((self._dir / "checkpoint").read_text().strip() or 0)
+            return int((self._dir / name).read_text().strip() or 0)
         except FileNotFoundError:
             return 0
 

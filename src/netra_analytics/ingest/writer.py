@@ -67,6 +67,10 @@ def encode_record(record: SpoolRecord) -> bytes:
     return _encoder.encode(record)
 
 
+def decode_record(payload: bytes) -> SpoolRecord:
+    return _decoder.decode(payload)
+
+
 @dataclasses.dataclass
 class WriterState:
     events_written: int = 0

@@ -1,4 +1,10 @@
--- One row per analysed user prompt (filled by prompt intelligence); the spec's table.
+-- One row per user prompt, filled by prompt intelligence (prompts/worker.py); the spec's
+-- columns, plus:
+--   session_id, prompt_text (sanitised: the example reports show), model_used;
+--   version: a row is written again, with a higher version, as signals about its answer
+--     arrive (a response, feedback, a rephrase, the thread's end). ReplacingMergeTree keeps the
+--     latest on merge; readers use FINAL or argMax(..., version).
+--   actual_cost_cents is Nullable: NULL when no event reported a cost.
 CREATE TABLE IF NOT EXISTS analytics.prompt_analytics (
   prompt_id UUID DEFAULT generateUUIDv4(),
   timestamp DateTime64(3) DEFAULT now(),
@@ -14,9 +20,14 @@ CREATE TABLE IF NOT EXISTS analytics.prompt_analytics (
   is_repeat_question Boolean,
   similar_prompts Array(String),
   estimated_cost_cents Float32,
-  actual_cost_cents Float32
+  actual_cost_cents Nullable(Float32),
+  session_id String,
+  prompt_text String,
+  model_used String,
+  version UInt64
 )
-ENGINE = MergeTree()
+ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(timestamp)
 ORDER BY (user_id, timestamp, prompt_id)
-TTL toDateTime(timestamp) + INTERVAL 180 DAY;
+TTL toDateTime(timestamp) + INTERVAL 180 DAY
+SETTINGS non_replicated_deduplication_window = 1000;

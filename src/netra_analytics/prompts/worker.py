@@ -1,0 +1,324 @@
+"""Prompt intelligence, off the request path: one `prompt_analytics` row per user prompt.
+
+The worker reads the spool behind the batch writer (only records already stored in
+`frontend_events`), with its own offset. For each user prompt it writes a row: hash,
+category and intent, complexity, near-duplicates and whether the user asked it before, and
+cost; then, as events about the answer arrive (the AI response, a follow-up or a rephrase,
+feedback on the thread, the thread's end, an error), it writes the row again with a higher
+`version` and updated scores. ReplacingMergeTree keeps the latest version.
+
+Versions come from the spool position of the event that caused the row (record offset × 1024 +
+event index), so replaying the spool after a crash writes identical rows, which replace each
+other. What is kept in memory (recent threads and sessions) is lost on restart: a signal about
+a prompt from before a restart is not applied (noted in the README). The similarity index is
+rebuilt from `prompt_analytics` at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import random
+from collections import OrderedDict
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+
+from netra_analytics.ingest.spool import Spool
+from netra_analytics.ingest.writer import SpoolRecord, decode_record
+from netra_analytics.prompts.classify import PromptClassifier, default_classifier
+from netra_analytics.prompts.complexity import complexity
+from netra_analytics.prompts.cost import PriceTable, Tokens
+from netra_analytics.prompts.normalise import prompt_hash
+from netra_analytics.prompts.quality import Signals, scores
+from netra_analytics.prompts.similarity import MAX_SIMILAR, SimilarityIndex
+from netra_analytics.store.base import Store
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "prompts"
+MAX_THREADS = 100_000  # recent threads kept in memory
+PROMPTS_PER_THREAD = 20
+ERROR_WINDOW_MS = 60_000  # an error this soon after an answer counts against it
+REBUILD_DAYS = 30
+REBUILD_LIMIT = 200_000
+
+REBUILD_INDEX = """
+SELECT toString(prompt_id) AS id, user_id, toUnixTimestamp64Milli(timestamp) AS ms, prompt_hash,
+       prompt_text
+FROM analytics.prompt_analytics FINAL
+WHERE timestamp >= now64(3) - INTERVAL {days:UInt32} DAY AND prompt_text != ''
+ORDER BY timestamp
+LIMIT {limit:UInt32}
+"""
+
+_INTERESTING = tuple(
+    b'"event_type":"%s"' % kind
+    for kind in (
+        b"chat_interaction",
+        b"thread_lifecycle",
+        b"feedback_submission",
+        b"error_tracking",
+    )
+)
+
+
+@dataclasses.dataclass
+class Prompt:
+    prompt_id: str
+    timestamp: str
+    timestamp_ms: int
+    user_id: str
+    thread_id: str
+    session_id: str
+    text: str
+    hash: str
+    complexity: float
+    similar: list[str]
+    repeat: bool
+    model: str
+    tokens: Tokens
+    reported_cost: float | None
+    version: int
+    category: str = ""
+    intent: str = ""
+    signals: Signals = dataclasses.field(default_factory=Signals)
+    answered_at_ms: int | None = None
+
+    def row(self, prices: PriceTable) -> dict[str, Any]:
+        quality, relevance = scores(self.signals)
+        cost = prices.cost_cents(self.model, date.fromisoformat(self.timestamp[:10]), self.tokens)
+        return {
+            "prompt_id": self.prompt_id,
+            "timestamp": self.timestamp,
+            "user_id": self.user_id,
+            "thread_id": self.thread_id,
+            "prompt_hash": self.hash,
+            "prompt_category": self.category,
+            "prompt_intent": self.intent,
+            "prompt_complexity_score": self.complexity,
+            "response_quality_score": quality,
+            "response_relevance_score": relevance,
+            "follow_up_generated": self.signals.followed_up,
+            "is_repeat_question": self.repeat,
+            "similar_prompts": self.similar,
+            "estimated_cost_cents": cost or 0.0,
+            "actual_cost_cents": self.reported_cost,
+            "session_id": self.session_id,
+            "prompt_text": self.text,
+            "model_used": self.model,
+            "version": self.version,
+        }
+
+
+class PromptAnalyser:
+    """The pure part: events in, prompts touched out. Not thread-safe; one worker owns it."""
+
+    def __init__(self, classifier: PromptClassifier, index: SimilarityIndex) -> None:
+        self._classifier = classifier
+        self._index = index
+        self._threads: OrderedDict[tuple[str, str], list[Prompt]] = OrderedDict()
+        self._sessions: dict[str, Prompt] = {}
+
+    def analyse(self, records: list[tuple[int, SpoolRecord]]) -> list[Prompt]:
+        touched: dict[str, Prompt] = {}
+        new: list[Prompt] = []
+        for end, record in records:
+            for i, (_, _, line) in enumerate(record.events):
+                if any(marker in line for marker in _INTERESTING):
+                    self._event(orjson.loads(line), end * 1024 + i, touched, new)
+        for prompt, (category, intent) in zip(
+            new, self._classifier.predict([p.text or "(empty)" for p in new]), strict=True
+        ):
+            prompt.category, prompt.intent = category, intent
+        return list(touched.values())
+
+    def _event(
+        self, row: dict[str, Any], version: int, touched: dict[str, Prompt], new: list[Prompt]
+    ) -> None:
+        props = orjson.loads(row["properties"])
+        kind, user = row["event_type"], row["user_id"]
+
+        def touch(prompts: list[Prompt]) -> None:
+            for prompt in prompts:
+                prompt.version = version
+                touched[prompt.prompt_id] = prompt
+
+        if kind == "chat_interaction" and props["message_type"] == "user_prompt":
+            prompt = self._new_prompt(row, props, version)
+            thread = self._thread(user, prompt.thread_id)
+            if thread:
+                previous = thread[-1]
+                previous.signals.followed_up = True
+                if prompt.hash and (
+                    previous.hash == prompt.hash or previous.prompt_id in prompt.similar
+                ):
+                    previous.signals.rephrased = True
+                touch([previous])
+            thread.append(prompt)
+            del thread[:-PROMPTS_PER_THREAD]
+            self._sessions[prompt.session_id] = prompt
+            new.append(prompt)
+            touch([prompt])
+        elif kind == "chat_interaction" and props["message_type"] == "ai_response":
+            waiting = [p for p in self._thread(user, props["thread_id"]) if not p.signals.responded]
+            if waiting:
+                prompt = waiting[-1]
+                prompt.signals.responded = True
+                prompt.signals.response_time_ms = props.get("response_time_ms")
+                prompt.signals.response_length = props.get("response_length")
+                prompt.model = props.get("model_used") or prompt.model
+                output = props.get("output_tokens", props.get("tokens_consumed", 0))
+                prompt.tokens = dataclasses.replace(
+                    prompt.tokens, output=prompt.tokens.output + output
+                )
+                if "cost_cents" in props:
+                    prompt.reported_cost = (prompt.reported_cost or 0.0) + props["cost_cents"]
+                prompt.answered_at_ms = _ms(row["timestamp"])
+                touch([prompt])
+        elif kind == "thread_lifecycle" and props["action"] in ("completed", "abandoned"):
+            prompts = self._thread(user, props["thread_id"])
+            for prompt in prompts:
+                prompt.signals.completed = props["action"] == "completed"
+                prompt.signals.abandoned = props["action"] == "abandoned"
+            touch(prompts)
+        elif kind == "feedback_submission" and props.get("context_thread_id"):
+            prompts = self._thread(user, props["context_thread_id"])
+            for prompt in prompts:
+                prompt.signals.feedback.append((props["feedback_type"], props.get("score")))
+            touch(prompts)
+        elif kind == "error_tracking":
+            last = self._sessions.get(row["session_id"])
+            answered = last.answered_at_ms if last else None
+            if (
+                last
+                and answered is not None
+                and 0 <= _ms(row["timestamp"]) - answered <= ERROR_WINDOW_MS
+            ):
+                last.signals.errors_after += 1
+                touch([last])
+
+    def _new_prompt(self, row: dict[str, Any], props: dict[str, Any], version: int) -> Prompt:
+        text = props.get("prompt_text") or ""
+        digest = prompt_hash(text) if text else ""
+        timestamp_ms = _ms(row["timestamp"])
+        similar: list[tuple[str, float]] = []
+        repeat = False
+        if text:
+            self._index.add(row["event_id"], row["user_id"], timestamp_ms, digest, text)
+            similar = self._index.similar(row["event_id"], digest, text)
+            repeat = self._index.is_repeat(row["user_id"], timestamp_ms, similar)
+        tokens = Tokens(
+            input=props.get("input_tokens", props.get("tokens_consumed", 0)),
+            output=props.get("output_tokens", 0),
+            cached_input=props.get("cached_tokens", 0),
+        )
+        return Prompt(
+            prompt_id=row["event_id"], timestamp=row["timestamp"], timestamp_ms=timestamp_ms,
+            user_id=row["user_id"], thread_id=props["thread_id"], session_id=row["session_id"],
+            text=text, hash=digest, complexity=complexity(text),
+            similar=[other for other, _ in similar[:MAX_SIMILAR]], repeat=repeat,
+            model=props.get("model_used") or "", tokens=tokens,
+            reported_cost=props.get("cost_cents"), version=version,
+        )  # fmt: skip
+
+    def _thread(self, user: str, thread_id: str) -> list[Prompt]:
+        key = (user, thread_id)
+        thread = self._threads.setdefault(key, [])
+        self._threads.move_to_end(key)
+        while len(self._threads) > MAX_THREADS:
+            _, dropped = self._threads.popitem(last=False)
+            for prompt in dropped:
+                if self._sessions.get(prompt.session_id) is prompt:
+                    del self._sessions[prompt.session_id]
+        return thread
+
+
+def _ms(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
+
+
+class PromptWorker:
+    def __init__(self, spool: Spool, store: Store, *, prices: PriceTable, chunk: int = 200) -> None:
+        self._spool = spool
+        self._store = store
+        self._prices = prices
+        self._chunk = chunk
+        self._stopping = asyncio.Event()
+        self.index = SimilarityIndex()
+        self.analyser: PromptAnalyser | None = None
+        self.rows_written = 0
+
+    async def run(self) -> None:
+        await asyncio.to_thread(self._start)
+        pending: tuple[int, bytes, int] | None = None  # (end offset, rows, count) to insert
+        backoff = 0.0
+        while not self._stopping.is_set():
+            if pending is None:
+                pending = await self._next()
+                if pending is None:
+                    await self._wait(None)
+                    continue
+            end, rows, count = pending
+            try:
+                if rows:
+                    await asyncio.to_thread(self._insert, rows)
+            except Exception as exc:
+                backoff = min(30.0, max(0.2, backoff * 2))
+                log.warning(
+                    "prompt_analytics insert failed; will retry", extra={"error": str(exc)[:300]}
+                )
+                await self._wait(backoff * random.uniform(0.8, 1.2))
+                continue
+            backoff = 0.0
+            self._spool.commit_consumer(CONSUMER, end)
+            self.rows_written += count
+            pending = None
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        self._stopping.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        task.cancel()
+
+    def _start(self) -> None:
+        rows = self._store.query_rows(REBUILD_INDEX, {"days": REBUILD_DAYS, "limit": REBUILD_LIMIT})
+        for row in rows:
+            self.index.add(
+                row["id"], row["user_id"], int(row["ms"]), row["prompt_hash"], row["prompt_text"]
+            )
+        self.analyser = PromptAnalyser(default_classifier(), self.index)
+        log.info("prompt intelligence ready", extra={"indexed_prompts": len(self.index)})
+
+    async def _next(self) -> tuple[int, bytes, int] | None:
+        offset = self._spool.consumer_offset(CONSUMER)
+        stored_until = self._spool.checkpoint  # only what the writer has stored
+        if offset >= stored_until:
+            return None
+        records = await asyncio.to_thread(self._spool.read, offset, self._chunk)
+        chosen = [(r.end, decode_record(r.payload)) for r in records if r.end <= stored_until]
+        if not chosen:
+            return None
+        assert self.analyser is not None
+        prompts = await asyncio.to_thread(self.analyser.analyse, chosen)
+        rows = b"\n".join(orjson.dumps(p.row(self._prices)) for p in prompts)
+        return chosen[-1][0], rows, len(prompts)
+
+    def _insert(self, rows: bytes) -> None:
+        token = hashlib.sha256(rows).hexdigest()
+        self._store.insert_json_rows(
+            "prompt_analytics", rows, settings={"insert_deduplication_token": token}
+        )
+
+    async def _wait(self, timeout: float | None) -> None:
+        """Until the writer stores more (or `timeout`, or stop)."""
+        self._spool.committed.clear()
+        waiters = [asyncio.ensure_future(self._spool.committed.wait()),
+                   asyncio.ensure_future(self._stopping.wait())]  # fmt: skip
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,112 @@
+"""prompt_analytics rows for a realistic conversation, end to end on the embedded ClickHouse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from netra_analytics.prompts.classify import CATEGORIES, INTENTS
+from netra_analytics.prompts.complexity import complexity
+from netra_analytics.prompts.normalise import prompt_hash
+from netra_analytics.store.chdb_backend import ChdbStore
+from tests.factories import body, event
+from tests.support.processes import wait_until
+
+URL = "/api/analytics/events"
+Q1 = "How can I reduce my monthly OpenAI bill?"
+Q2 = "And what about caching responses to save money?"
+
+
+def _post(client: TestClient, events: list[dict[str, Any]], user: str) -> None:
+    reply = client.post(URL, content=orjson.dumps(body(events, user_id=user)), headers={"content-type": "application/json"})
+    assert reply.status_code == 202 and reply.json()["accepted"] == len(events)
+
+
+def _prompt(text: str, thread: str, **extra: Any) -> dict[str, Any]:
+    props = {"prompt_text": text, "prompt_length": len(text), "thread_id": thread, "message_type": "user_prompt",
+             "tokens_consumed": None, "response_time_ms": None, "model_used": None, "response_length": None, **extra}  # fmt: skip
+    return event("chat_interaction", **props)
+
+
+def _answer(thread: str, **extra: Any) -> dict[str, Any]:
+    props = {"message_type": "ai_response", "thread_id": thread, "prompt_text": None, "prompt_length": 0,
+             "tokens_consumed": None, "model_used": None, **extra}  # fmt: skip
+    return event("chat_interaction", **props)
+
+
+def _rows(store: ChdbStore) -> dict[str, dict[str, Any]]:
+    rows = store.query_rows("SELECT *, toString(prompt_id) AS id FROM analytics.prompt_analytics FINAL")
+    return {row["id"]: row for row in rows}
+
+
+def test_a_conversation_fills_every_column(make_client: Callable[..., TestClient], store: ChdbStore) -> None:
+    client = make_client(event_batch_size=1, event_flush_interval_ms=10)
+    p1 = _prompt(Q1, "t-1", tokens_consumed=20, model_used="gpt-4o-mini")
+    a1 = _answer("t-1", response_time_ms=1200.0, response_length=800, tokens_consumed=400, model_used="gpt-4o-mini-2024-07-18")
+    p2 = _prompt(Q2, "t-1", is_follow_up=True, input_tokens=30, cost_cents=0.5)
+    a2 = _answer("t-1", response_time_ms=20_000.0, response_length=300, output_tokens=200, model_used="gpt-4o-mini")
+    feedback = event("feedback_submission", feedback_type="nps", score=9, context_thread_id="t-1")
+    done = event("thread_lifecycle", thread_id="t-1", action="completed")
+    _post(client, [p1, a1, p2, a2], "alice")
+    _post(client, [feedback, done], "alice")
+    bob = _prompt("how can i reduce my monthly openai bill", "t-9")
+    _post(client, [bob], "bob")
+    again = _prompt(Q1 + "!", "t-2")
+    _post(client, [again], "alice")
+
+    def settled() -> bool:
+        rows = _rows(store)
+        return len(rows) == 4 and rows[p1["event_id"]]["response_quality_score"] == 1.0
+    wait_until(settled, timeout=30)
+    rows = _rows(store)
+
+    first = rows[p1["event_id"]]
+    assert first["user_id"] == "alice" and first["thread_id"] == "t-1" and first["session_id"] == "session-alice"
+    assert first["prompt_hash"] == prompt_hash(Q1) and first["prompt_text"] == Q1
+    assert first["prompt_category"] in CATEGORIES and first["prompt_intent"] in INTENTS
+    assert first["prompt_complexity_score"] == pytest.approx(complexity(Q1), abs=1e-4)
+    assert first["follow_up_generated"] is True
+    # answered in 1.2 s (+0.1 +0.1), NPS 9 (+0.2), thread completed (+0.15): 1.05, capped
+    assert first["response_quality_score"] == 1.0
+    assert first["response_relevance_score"] == pytest.approx(0.9)  # 0.6 + NPS 9 + a follow-up
+    assert first["estimated_cost_cents"] == pytest.approx((20 * 0.15 + 400 * 0.6) / 1e4, rel=1e-5)
+    assert first["actual_cost_cents"] is None
+    assert first["is_repeat_question"] is False and first["similar_prompts"] == []
+    assert first["model_used"] == "gpt-4o-mini-2024-07-18"
+
+    second = rows[p2["event_id"]]
+    assert second["follow_up_generated"] is False
+    # answered (+0.1) in 20 s (−0.15), NPS 9 (+0.2), completed (+0.15)
+    assert second["response_quality_score"] == pytest.approx(0.8)
+    assert second["response_relevance_score"] == pytest.approx(0.8)
+    assert second["actual_cost_cents"] == pytest.approx(0.5)
+    assert second["estimated_cost_cents"] == pytest.approx((30 * 0.15 + 200 * 0.6) / 1e4, rel=1e-5)
+
+    others = rows[bob["event_id"]]
+    assert others["is_repeat_question"] is False  # someone else asked it, not bob
+    assert others["similar_prompts"] == [p1["event_id"]]
+    assert others["response_quality_score"] == pytest.approx(0.3)  # no answer yet
+
+    repeat = rows[again["event_id"]]
+    assert repeat["is_repeat_question"] is True
+    assert set(repeat["similar_prompts"]) == {p1["event_id"], bob["event_id"]}
+
+
+def test_repeats_are_recognised_across_a_restart(make_client: Callable[..., TestClient], store: ChdbStore) -> None:
+    first = make_client(event_batch_size=1, event_flush_interval_ms=10)
+    original = _prompt("Which model is best for extracting invoice fields?", "t-1")
+    _post(first, [original], "carol")
+    wait_until(lambda: len(_rows(store)) == 1, timeout=30)
+    first.__exit__(None, None, None)
+
+    second = make_client(event_batch_size=1, event_flush_interval_ms=10)  # a new process's worth of state
+    asked_again = _prompt("which model is best for extracting invoice fields", "t-5")
+    _post(second, [asked_again], "carol")
+    wait_until(lambda: len(_rows(store)) == 2, timeout=30)
+    row = _rows(store)[asked_again["event_id"]]
+    assert row["is_repeat_question"] is True
+    assert row["similar_prompts"] == [original["event_id"]]
