@@ -4,7 +4,8 @@ precision, and how many prompts per second the analysis keeps up with on one cor
     .venv/bin/python -m bench.prompt_bench
 
 - sanitiser: the labelled corpora in tests/data (tuning set and held-out set);
-- classifier: held-out accuracy over 5 seeded stratified splits (25 % held out);
+- classifier: held-out accuracy over 5 seeded stratified splits (25 % held out), and on
+  tests/data/prompt_holdout.jsonl, written after the model and its cues were fixed;
 - near-duplicates: pairs built from the labelled prompts: a prompt and a variant of it (case,
   punctuation, a word added or dropped) are a positive pair, two different prompts a negative
   one; precision and recall of "the index returns it as similar";
@@ -143,6 +144,8 @@ def main() -> int:
     holdout = score_sanitiser(sanitise, load_corpus(data / "sanitiser_holdout.jsonl"))
     labelled = load_labelled()
     splits = [evaluate(labelled, seed=seed) for seed in range(5)]
+    fresh = [json.loads(line) for line in (data / "prompt_holdout.jsonl").read_text().splitlines()]
+    predicted = default_classifier().predict([row["text"] for row in fresh])
     summary = {
         "sanitiser_tuning": {
             "lines": tuning.lines,
@@ -161,6 +164,17 @@ def main() -> int:
             "category_accuracy": statistics.median(s["category_accuracy"] for s in splits),
             "intent_accuracy": statistics.median(s["intent_accuracy"] for s in splits),
             "splits": splits,
+            "fresh_holdout": {
+                "prompts": len(fresh),
+                "category_accuracy": sum(
+                    p[0] == r["category"] for p, r in zip(predicted, fresh, strict=True)
+                )
+                / len(fresh),
+                "intent_accuracy": sum(
+                    p[1] == r["intent"] for p, r in zip(predicted, fresh, strict=True)
+                )
+                / len(fresh),
+            },
         },
         "near_duplicates": near_duplicates(labelled),
         "throughput": throughput(),

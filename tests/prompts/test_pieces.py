@@ -28,10 +28,25 @@ def test_complexity_orders_prompts_as_a_reader_would() -> None:
 @pytest.mark.parametrize(
     ("model", "on", "tokens", "cents"),
     [
-        ("gpt-4o-mini-2024-07-18", date(2025, 1, 1), Tokens(1000, 500), (1000 * 0.15 + 500 * 0.6) / 1e4),
+        (
+            "gpt-4o-mini-2024-07-18",
+            date(2025, 1, 1),
+            Tokens(1000, 500),
+            (1000 * 0.15 + 500 * 0.6) / 1e4,
+        ),
         ("gpt-4o", date(2024, 6, 1), Tokens(1000, 500), (1000 * 5 + 500 * 15) / 1e4),
-        ("gpt-4o-2024-08-06", date(2024, 11, 1), Tokens(1000, 500, 2000), (1000 * 2.5 + 500 * 10 + 2000 * 1.25) / 1e4),
-        ("claude-3-5-sonnet-20241022", date(2025, 2, 1), Tokens(2000, 1000, 4000), (2000 * 3 + 1000 * 15 + 4000 * 0.3) / 1e4),
+        (
+            "gpt-4o-2024-08-06",
+            date(2024, 11, 1),
+            Tokens(1000, 500, 2000),
+            (1000 * 2.5 + 500 * 10 + 2000 * 1.25) / 1e4,
+        ),
+        (
+            "claude-3-5-sonnet-20241022",
+            date(2025, 2, 1),
+            Tokens(2000, 1000, 4000),
+            (2000 * 3 + 1000 * 15 + 4000 * 0.3) / 1e4,
+        ),
         ("claude-3-opus-20240229", date(2024, 5, 1), Tokens(100, 100), (100 * 15 + 100 * 75) / 1e4),
         ("gpt-4-turbo", date(2024, 5, 1), Tokens(0, 1_000_000), 3000.0),
     ],
@@ -52,16 +67,28 @@ def test_a_users_own_price_file(tmp_path: Path) -> None:
         {"from": "2025-01-01", "input": 1.0, "output": 2.0},
         {"from": "2025-06-01", "input": 0.5, "output": 1.0}]}}))  # fmt: skip
     table = PriceTable.load(path)
-    assert table.cost_cents("house-llm-v2", date(2025, 3, 1), Tokens(1_000_000, 0)) == pytest.approx(100.0)
-    assert table.cost_cents("house-llm-v2", date(2025, 7, 1), Tokens(1_000_000, 0)) == pytest.approx(50.0)
+    assert table.cost_cents(
+        "house-llm-v2", date(2025, 3, 1), Tokens(1_000_000, 0)
+    ) == pytest.approx(100.0)
+    assert table.cost_cents(
+        "house-llm-v2", date(2025, 7, 1), Tokens(1_000_000, 0)
+    ) == pytest.approx(50.0)
 
 
 def test_quality_and_relevance_follow_the_documented_signals() -> None:
     assert scores(Signals()) == (0.3, 0.6)  # no answer yet
-    fast_liked = Signals(responded=True, response_time_ms=1200, feedback=[("nps", 9)], completed=True, followed_up=True)
+    fast_liked = Signals(
+        responded=True,
+        response_time_ms=1200,
+        feedback=[("nps", 9)],
+        completed=True,
+        followed_up=True,
+    )
     assert scores(fast_liked) == (1.0, 0.9)
     rephrased = Signals(responded=True, response_time_ms=1200, rephrased=True, followed_up=True)
     assert scores(rephrased) == (0.45, 0.25)
-    slow_abandoned = Signals(responded=True, response_time_ms=20_000, abandoned=True, errors_after=1)
+    slow_abandoned = Signals(
+        responded=True, response_time_ms=20_000, abandoned=True, errors_after=1
+    )
     assert scores(slow_abandoned) == (0.1, 0.45)
     assert scores(Signals(responded=True, response_length=0))[1] == 0.1

@@ -22,7 +22,11 @@ Q2 = "And what about caching responses to save money?"
 
 
 def _post(client: TestClient, events: list[dict[str, Any]], user: str) -> None:
-    reply = client.post(URL, content=orjson.dumps(body(events, user_id=user)), headers={"content-type": "application/json"})
+    reply = client.post(
+        URL,
+        content=orjson.dumps(body(events, user_id=user)),
+        headers={"content-type": "application/json"},
+    )
     assert reply.status_code == 202 and reply.json()["accepted"] == len(events)
 
 
@@ -39,16 +43,32 @@ def _answer(thread: str, **extra: Any) -> dict[str, Any]:
 
 
 def _rows(store: ChdbStore) -> dict[str, dict[str, Any]]:
-    rows = store.query_rows("SELECT *, toString(prompt_id) AS id FROM analytics.prompt_analytics FINAL")
+    rows = store.query_rows(
+        "SELECT *, toString(prompt_id) AS id FROM analytics.prompt_analytics FINAL"
+    )
     return {row["id"]: row for row in rows}
 
 
-def test_a_conversation_fills_every_column(make_client: Callable[..., TestClient], store: ChdbStore) -> None:
+def test_a_conversation_fills_every_column(
+    make_client: Callable[..., TestClient], store: ChdbStore
+) -> None:
     client = make_client(event_batch_size=1, event_flush_interval_ms=10)
     p1 = _prompt(Q1, "t-1", tokens_consumed=20, model_used="gpt-4o-mini")
-    a1 = _answer("t-1", response_time_ms=1200.0, response_length=800, tokens_consumed=400, model_used="gpt-4o-mini-2024-07-18")
+    a1 = _answer(
+        "t-1",
+        response_time_ms=1200.0,
+        response_length=800,
+        tokens_consumed=400,
+        model_used="gpt-4o-mini-2024-07-18",
+    )
     p2 = _prompt(Q2, "t-1", is_follow_up=True, input_tokens=30, cost_cents=0.5)
-    a2 = _answer("t-1", response_time_ms=20_000.0, response_length=300, output_tokens=200, model_used="gpt-4o-mini")
+    a2 = _answer(
+        "t-1",
+        response_time_ms=20_000.0,
+        response_length=300,
+        output_tokens=200,
+        model_used="gpt-4o-mini",
+    )
     feedback = event("feedback_submission", feedback_type="nps", score=9, context_thread_id="t-1")
     done = event("thread_lifecycle", thread_id="t-1", action="completed")
     _post(client, [p1, a1, p2, a2], "alice")
@@ -61,11 +81,16 @@ def test_a_conversation_fills_every_column(make_client: Callable[..., TestClient
     def settled() -> bool:
         rows = _rows(store)
         return len(rows) == 4 and rows[p1["event_id"]]["response_quality_score"] == 1.0
+
     wait_until(settled, timeout=30)
     rows = _rows(store)
 
     first = rows[p1["event_id"]]
-    assert first["user_id"] == "alice" and first["thread_id"] == "t-1" and first["session_id"] == "session-alice"
+    assert (
+        first["user_id"] == "alice"
+        and first["thread_id"] == "t-1"
+        and first["session_id"] == "session-alice"
+    )
     assert first["prompt_hash"] == prompt_hash(Q1) and first["prompt_text"] == Q1
     assert first["prompt_category"] in CATEGORIES and first["prompt_intent"] in INTENTS
     assert first["prompt_complexity_score"] == pytest.approx(complexity(Q1), abs=1e-4)
@@ -96,14 +121,18 @@ def test_a_conversation_fills_every_column(make_client: Callable[..., TestClient
     assert set(repeat["similar_prompts"]) == {p1["event_id"], bob["event_id"]}
 
 
-def test_repeats_are_recognised_across_a_restart(make_client: Callable[..., TestClient], store: ChdbStore) -> None:
+def test_repeats_are_recognised_across_a_restart(
+    make_client: Callable[..., TestClient], store: ChdbStore
+) -> None:
     first = make_client(event_batch_size=1, event_flush_interval_ms=10)
     original = _prompt("Which model is best for extracting invoice fields?", "t-1")
     _post(first, [original], "carol")
     wait_until(lambda: len(_rows(store)) == 1, timeout=30)
     first.__exit__(None, None, None)
 
-    second = make_client(event_batch_size=1, event_flush_interval_ms=10)  # a new process's worth of state
+    second = make_client(
+        event_batch_size=1, event_flush_interval_ms=10
+    )  # a new process's worth of state
     asked_again = _prompt("which model is best for extracting invoice fields", "t-5")
     _post(second, [asked_again], "carol")
     wait_until(lambda: len(_rows(store)) == 2, timeout=30)
