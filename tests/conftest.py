@@ -14,7 +14,7 @@ from netra_analytics.app import create_app
 from netra_analytics.config import Settings
 from netra_analytics.store.chdb_backend import ChdbStore
 from netra_analytics.store.migrations import migrate
-from tests.support.processes import RedisServer
+from tests.support.processes import STARTED, RedisServer
 
 TABLES = ("frontend_events", "user_analytics_summary", "prompt_analytics", "rejected_events")
 
@@ -78,6 +78,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed: run `make test`, which installs it")
     server = RedisServer(tmp_path_factory.mktemp("redis"))
+    _SESSION_REDIS["server"] = server
     server.start()
     yield server
     server.kill()
@@ -89,3 +90,16 @@ def redis_db(redis_server: RedisServer) -> Iterator[redis_sync.Redis]:
     client.flushdb()
     yield client
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """A test that fails half-way must not leave servers running into the next one."""
+    before = len(STARTED)
+    yield
+    for process in STARTED[before:]:
+        if not isinstance(process, RedisServer) or process is not _SESSION_REDIS.get("server"):
+            process.kill()
+
+
+_SESSION_REDIS: dict[str, RedisServer] = {}

@@ -44,10 +44,14 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+STARTED: list[Process] = []  # killed at the end of the test session, whatever happened
+
+
 class Process:
     def __init__(self, args: list[str], *, env: dict[str, str] | None = None, log: Path) -> None:
         self.args, self.env, self.log_path = args, env, log
         self.proc: subprocess.Popen[bytes] | None = None
+        STARTED.append(self)
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from netra_analytics.live.base import (
     ACTIVITY_BUCKET_SECONDS,
@@ -159,6 +161,10 @@ class RedisLiveState:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             decode_responses=True,
+            # After Redis restarts, every pooled connection is stale; one immediate retry on a
+            # fresh connection keeps that from looking like a second outage per connection.
+            retry=Retry(NoBackoff(), retries=1),
+            retry_on_error=[redis.ConnectionError],
         )
         self._client: Any = redis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self._prefix = prefix
