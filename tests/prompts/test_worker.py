@@ -139,3 +139,36 @@ def test_repeats_are_recognised_across_a_restart(
     row = _rows(store)[asked_again["event_id"]]
     assert row["is_repeat_question"] is True
     assert row["similar_prompts"] == [original["event_id"]]
+
+
+def test_a_late_signal_after_a_restart_updates_the_stored_prompt(
+    make_client: Callable[..., TestClient], store: ChdbStore
+) -> None:
+    first = make_client(event_batch_size=1, event_flush_interval_ms=10)
+    asked = _prompt(
+        "Why is our p99 latency so high?", "t-r", tokens_consumed=10, model_used="gpt-4o"
+    )
+    answer = _answer(
+        "t-r", response_time_ms=900.0, response_length=500, tokens_consumed=100, model_used="gpt-4o"
+    )
+    _post(first, [asked, answer], "dave")
+    wait_until(
+        lambda: _rows(store).get(asked["event_id"], {}).get("response_quality_score") == 0.7,
+        timeout=30,
+    )
+    first.__exit__(None, None, None)
+
+    second = make_client(
+        event_batch_size=1, event_flush_interval_ms=10
+    )  # the thread is no longer in memory
+    liked = event("feedback_submission", feedback_type="csat", score=5, context_thread_id="t-r")
+    _post(second, [liked], "dave")
+    # answered fast (0.5 + 0.1 + 0.1) and CSAT 5 (+0.25): the answer's signals survived the restart
+    wait_until(
+        lambda: _rows(store)[asked["event_id"]]["response_quality_score"] == 0.95, timeout=30
+    )
+    row = _rows(store)[asked["event_id"]]
+    assert row["response_relevance_score"] == pytest.approx(0.8)
+    assert row["estimated_cost_cents"] > 0 and row["model_used"] == "gpt-4o"
+    count = store.query_rows("SELECT count() AS n FROM analytics.prompt_analytics FINAL")[0]["n"]
+    assert count == 1  # re-written, not duplicated

@@ -25,7 +25,7 @@ SPEC_COLUMNS = {
         "similar_prompts": "Array(String)", "estimated_cost_cents": "Float32",
         # NULL when no event reported a cost; then the additions (see the migration)
         "actual_cost_cents": "Nullable(Float32)", "session_id": "String", "prompt_text": "String",
-        "model_used": "String", "version": "UInt64",
+        "model_used": "String", "signals": "String", "version": "UInt64",
     },
     "user_analytics_summary": {
         "user_id": "String", "date": "Date", "total_events": "UInt64",

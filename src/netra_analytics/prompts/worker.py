@@ -7,10 +7,14 @@ cost; then, as events about the answer arrive (the AI response, a follow-up or a
 feedback on the thread, the thread's end, an error), it writes the row again with a higher
 `version` and updated scores. ReplacingMergeTree keeps the latest version.
 
-Versions come from the spool position of the event that caused the row (record offset × 1024 +
-event index), so replaying the spool after a crash writes identical rows, which replace each
-other. What is kept in memory (recent threads and sessions) is lost on restart: a signal about
-a prompt from before a restart is not applied (noted in the README). The similarity index is
+Versions come from the event that caused the row: the server's receive time in ms × 1024 +
+the event's index in its request. That orders rows across restarts and across workers (each
+with its own spool), and replaying the spool after a crash writes identical rows, which
+replace each other.
+
+Recent threads are kept in memory; a thread that is not (after a restart, or evicted) is
+loaded back from `prompt_analytics`, whose `signals` column keeps what was known about each
+prompt's answer, so a late signal still lands on the right scores. The similarity index is
 rebuilt from `prompt_analytics` at start-up.
 """
 
@@ -23,6 +27,7 @@ import hashlib
 import logging
 import random
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -46,6 +51,14 @@ PROMPTS_PER_THREAD = 20
 ERROR_WINDOW_MS = 60_000  # an error this soon after an answer counts against it
 REBUILD_DAYS = 30
 REBUILD_LIMIT = 200_000
+
+LOAD_THREAD = """
+SELECT toString(prompt_id) AS id,
+       formatDateTime(timestamp, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') AS ts, *
+FROM analytics.prompt_analytics FINAL
+WHERE user_id = {user:String} AND thread_id = {thread:String}
+ORDER BY timestamp
+"""
 
 REBUILD_INDEX = """
 SELECT toString(prompt_id) AS id, user_id, toUnixTimestamp64Milli(timestamp) AS ms, prompt_hash,
@@ -112,25 +125,61 @@ class Prompt:
             "prompt_text": self.text,
             "model_used": self.model,
             "version": self.version,
+            "signals": orjson.dumps(
+                {
+                    "signals": dataclasses.asdict(self.signals),
+                    "tokens": dataclasses.asdict(self.tokens),
+                    "answered_at_ms": self.answered_at_ms,
+                }
+            ).decode(),
         }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Prompt:
+        """A prompt as stored (FINAL), with what was known about its answer."""
+        state = orjson.loads(row["signals"] or "{}")
+        signals = Signals(**state.get("signals", {}))
+        signals.feedback = [(kind, score) for kind, score in signals.feedback]
+        return cls(
+            prompt_id=row["id"], timestamp=row["ts"], timestamp_ms=_ms(row["ts"]),
+            user_id=row["user_id"], thread_id=row["thread_id"], session_id=row["session_id"],
+            text=row["prompt_text"], hash=row["prompt_hash"],
+            complexity=float(row["prompt_complexity_score"]), similar=list(row["similar_prompts"]),
+            repeat=bool(row["is_repeat_question"]), model=row["model_used"],
+            tokens=Tokens(**state.get("tokens", {})), reported_cost=row["actual_cost_cents"],
+            version=int(row["version"]), category=row["prompt_category"],
+            intent=row["prompt_intent"], signals=signals,
+            answered_at_ms=state.get("answered_at_ms"),
+        )  # fmt: skip
+
+
+ThreadLoader = Callable[[str, str], list["Prompt"]]
 
 
 class PromptAnalyser:
-    """The pure part: events in, prompts touched out. Not thread-safe; one worker owns it."""
+    """Events in, prompts touched out. Not thread-safe; one worker owns it. `load_thread` fetches
+    a thread's stored prompts when it is not in memory (no I/O without it)."""
 
-    def __init__(self, classifier: PromptClassifier, index: SimilarityIndex) -> None:
+    def __init__(
+        self,
+        classifier: PromptClassifier,
+        index: SimilarityIndex,
+        load_thread: ThreadLoader | None = None,
+    ) -> None:
         self._classifier = classifier
         self._index = index
+        self._load_thread = load_thread
         self._threads: OrderedDict[tuple[str, str], list[Prompt]] = OrderedDict()
         self._sessions: dict[str, Prompt] = {}
 
     def analyse(self, records: list[tuple[int, SpoolRecord]]) -> list[Prompt]:
         touched: dict[str, Prompt] = {}
         new: list[Prompt] = []
-        for end, record in records:
+        for _, record in records:
+            received_ms = int(record.received_at * 1000)
             for i, (_, _, line) in enumerate(record.events):
                 if any(marker in line for marker in _INTERESTING):
-                    self._event(orjson.loads(line), end * 1024 + i, touched, new)
+                    self._event(orjson.loads(line), received_ms * 1024 + i, touched, new)
         for prompt, (category, intent) in zip(
             new, self._classifier.predict([p.text or "(empty)" for p in new]), strict=True
         ):
@@ -228,7 +277,9 @@ class PromptAnalyser:
 
     def _thread(self, user: str, thread_id: str) -> list[Prompt]:
         key = (user, thread_id)
-        thread = self._threads.setdefault(key, [])
+        if key not in self._threads:
+            self._threads[key] = self._load_thread(user, thread_id) if self._load_thread else []
+        thread = self._threads[key]
         self._threads.move_to_end(key)
         while len(self._threads) > MAX_THREADS:
             _, dropped = self._threads.popitem(last=False)
@@ -291,8 +342,12 @@ class PromptWorker:
             self.index.add(
                 row["id"], row["user_id"], int(row["ms"]), row["prompt_hash"], row["prompt_text"]
             )
-        self.analyser = PromptAnalyser(default_classifier(), self.index)
+        self.analyser = PromptAnalyser(default_classifier(), self.index, self._load_thread)
         log.info("prompt intelligence ready", extra={"indexed_prompts": len(self.index)})
+
+    def _load_thread(self, user: str, thread_id: str) -> list[Prompt]:
+        rows = self._store.query_rows(LOAD_THREAD, {"user": user, "thread": thread_id})
+        return [Prompt.from_row(row) for row in rows][-PROMPTS_PER_THREAD:]
 
     async def _next(self) -> tuple[int, bytes, int] | None:
         offset = self._spool.consumer_offset(CONSUMER)

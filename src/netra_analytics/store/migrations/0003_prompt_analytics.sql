@@ -4,7 +4,9 @@
 --   version: a row is written again, with a higher version, as signals about its answer
 --     arrive (a response, feedback, a rephrase, the thread's end). ReplacingMergeTree keeps the
 --     latest on merge; readers use FINAL or argMax(..., version).
---   actual_cost_cents is Nullable: NULL when no event reported a cost.
+--   actual_cost_cents is Nullable: NULL when no event reported a cost;
+--   signals: what is known about the answer so far (JSON), so a late signal after a restart
+--     updates the scores from the same evidence.
 CREATE TABLE IF NOT EXISTS analytics.prompt_analytics (
   prompt_id UUID DEFAULT generateUUIDv4(),
   timestamp DateTime64(3) DEFAULT now(),
@@ -24,6 +26,7 @@ CREATE TABLE IF NOT EXISTS analytics.prompt_analytics (
   session_id String,
   prompt_text String,
   model_used String,
+  signals String,
   version UInt64
 )
 ENGINE = ReplacingMergeTree(version)
