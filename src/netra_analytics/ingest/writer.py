@@ -164,6 +164,8 @@ class BatchWriter:
             await asyncio.wait_for(asyncio.shield(task), timeout + 1)
         except TimeoutError:
             task.cancel()
+        except Exception:  # the writer died earlier; what it held stays in the spool
+            log.exception("the batch writer had stopped on an error; its events stay spooled")
 
     @property
     def pending_events(self) -> int:

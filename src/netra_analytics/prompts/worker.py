@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from netra_analytics.errors import StoreError
 from netra_analytics.ingest.spool import Spool
 from netra_analytics.ingest.writer import SpoolRecord, decode_record
 from netra_analytics.prompts.classify import PromptClassifier, default_classifier
@@ -303,6 +304,7 @@ class PromptWorker:
         self.index = SimilarityIndex()
         self.analyser: PromptAnalyser | None = None
         self.rows_written = 0
+        self.records_skipped = 0
 
     async def run(self) -> None:
         await asyncio.to_thread(self._start)
@@ -310,7 +312,15 @@ class PromptWorker:
         backoff = 0.0
         while not self._stopping.is_set():
             if pending is None:
-                pending = await self._next()
+                try:
+                    pending = await self._next()
+                except StoreError as exc:  # a lookup failed: the same records are read again
+                    backoff = min(30.0, max(0.2, backoff * 2))
+                    log.warning(
+                        "prompt analysis waits for the store", extra={"error": str(exc)[:300]}
+                    )
+                    await self._wait(backoff * random.uniform(0.8, 1.2))
+                    continue
                 if pending is None:
                     await self._wait(None)
                     continue
@@ -331,8 +341,10 @@ class PromptWorker:
             pending = None
 
     async def stop(self, task: asyncio.Task[None]) -> None:
+        """Finish the chunk in hand (10 s at most). A worker that died has been logged already:
+        its error must not stop the rest of the shutdown."""
         self._stopping.set()
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(task), 10)
         task.cancel()
 
@@ -359,7 +371,14 @@ class PromptWorker:
         if not chosen:
             return None
         assert self.analyser is not None
-        prompts = await asyncio.to_thread(self.analyser.analyse, chosen)
+        try:
+            prompts = await asyncio.to_thread(self.analyser.analyse, chosen)
+        except StoreError:
+            raise
+        except Exception:  # a record the analysis cannot handle must not stop it for good
+            log.exception("prompt analysis skipped records it could not handle")
+            self.records_skipped += len(chosen)
+            return chosen[-1][0], b"", 0
         rows = b"\n".join(orjson.dumps(p.row(self._prices)) for p in prompts)
         return chosen[-1][0], rows, len(prompts)
 

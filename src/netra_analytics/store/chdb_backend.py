@@ -1,5 +1,9 @@
 """Embedded ClickHouse: chDB in this process, persisted under the data directory.
 
+Calls are serialised by a lock: chDB keeps query parameters on the connection, so two threads
+querying at once (the batch writer's lookup, the prompt worker's thread load) could run with
+each other's parameters ("Substitution `user` is not set" was seen under load).
+
 chDB allows one data path per process, so embedded mode is one service process (several
 workers need a ClickHouse server). chdb is imported here, lazily, because importing it and then
 forking can hang the child.
@@ -7,6 +11,7 @@ forking can hang the child.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,7 @@ class ChdbStore:
 
         path.mkdir(parents=True, exist_ok=True)
         self._path = path
+        self._lock = threading.Lock()
         try:
             self._session = session.Session(str(path))
         except RuntimeError as exc:
@@ -45,7 +51,8 @@ class ChdbStore:
 
     def _run(self, sql: str, params: Params | None, fmt: str) -> bytes:
         try:
-            result = self._session.query(sql, fmt, params=render_params(params))
+            with self._lock:
+                result = self._session.query(sql, fmt, params=render_params(params))
         except Exception as exc:  # chDB raises RuntimeError subclasses with ClickHouse's text
             raise StoreError(str(exc).split("\n", 1)[0]) from exc
         data: bytes = result.bytes()
@@ -67,7 +74,8 @@ class ChdbStore:
             f"INSERT INTO {checked_table(table)}{settings_clause(settings)} FORMAT JSONEachRow\n"
         )
         try:
-            self._session.query(statement + rows.decode(), "TSV")
+            with self._lock:
+                self._session.query(statement + rows.decode(), "TSV")
         except Exception as exc:
             raise StoreError(str(exc).split("\n", 1)[0]) from exc
 
