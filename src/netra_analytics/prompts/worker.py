@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import logging
 import random
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, datetime
@@ -47,6 +48,11 @@ from netra_analytics.store.base import Store
 log = logging.getLogger(__name__)
 
 CONSUMER = "prompts"
+# The analysis is Python, and shares the interpreter with the request handlers: after each
+# chunk the worker rests in proportion to the time it worked, so that at most this share of a
+# core goes to it and ingestion keeps the rest. Under sustained peak load it falls behind and
+# catches up afterwards (the spool keeps the records; see `Spool.consumer_offset`).
+DUTY_CYCLE = 0.3
 MAX_THREADS = 100_000  # recent threads kept in memory
 PROMPTS_PER_THREAD = 20
 ERROR_WINDOW_MS = 60_000  # an error this soon after an answer counts against it
@@ -295,8 +301,17 @@ def _ms(timestamp: str) -> int:
 
 
 class PromptWorker:
-    def __init__(self, spool: Spool, store: Store, *, prices: PriceTable, chunk: int = 200) -> None:
+    def __init__(
+        self,
+        spool: Spool,
+        store: Store,
+        *,
+        prices: PriceTable,
+        chunk: int = 50,
+        duty: float = DUTY_CYCLE,
+    ) -> None:
         self._spool = spool
+        self._duty = duty
         self._store = store
         self._prices = prices
         self._chunk = chunk
@@ -371,8 +386,12 @@ class PromptWorker:
         if not chosen:
             return None
         assert self.analyser is not None
+        started = time.perf_counter()
         try:
             prompts = await asyncio.to_thread(self.analyser.analyse, chosen)
+            worked = time.perf_counter() - started
+            if self._duty < 1:
+                await asyncio.sleep(worked * (1 - self._duty) / self._duty)
         except StoreError:
             raise
         except Exception:  # a record the analysis cannot handle must not stop it for good
