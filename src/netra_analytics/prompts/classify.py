@@ -53,21 +53,22 @@ CUES = {
     "cost": "cost costs cheap cheaper cheapest spend spending bill budget save saving savings "
     "price pricing expensive dollars money token tokens cache caching discount",
     "latency": "latency slow slower slowness fast faster quick quicker speed timeout timeouts "
-    "seconds ms p50 p95 p99 delay stall stalls lag waiting",
+    "seconds ms p50 p95 p99 delay stall stalls lag waiting wait freeze freezes crawl snappier",
     "model": "model models gpt claude llama mistral gemini haiku sonnet opus o1 fine tuned "
     "embedding weights which best choose pick recommend",
     "quality": "quality accuracy accurate evaluate evaluation eval metric metrics judge rubric "
     "hallucination hallucinations grounded relevance relevant score rating rated feedback "
-    "review graders labelling thumbs",
-    "debugging": "error errors exception fails failing failed crash crashes bug broken 401 413 "
-    "429 500 503 stack trace debug null cors ssl invalid malformed logs",
+    "review graders labelling thumbs correct wrong ratings star satisfaction",
+    "debugging": "error errors exception fails failing failed crash crashes crashed bug broken "
+    "401 400 413 429 500 503 stack trace debug null cors ssl invalid malformed logs raises "
+    "throws uncaught undefined keyerror typeerror reproduce",
     "data": "import export sync connect connector integration integrate database postgres "
     "salesforce zendesk hubspot kafka bigquery snowflake s3 csv pdf excel ingest pipeline "
     "webhook schema index vector events source upload",
     "account": "account invoice invoices card payment plan seat seats subscription upgrade "
-    "downgrade cancel refund login password sso workspace vat receipt renew admin owner",
-    "general": "hello hi thanks who write translate haiku limerick poem email summarise "
-    "newsletter tips",
+    "downgrade cancel refund login password sso workspace vat receipt renew admin owner "
+    "billed charged charge trial editors viewers members address",
+    "general": "hello hi thanks who write translate haiku limerick poem summarise newsletter tips",
 }
 _CUE_WORDS = {word: name for name, words in CUES.items() for word in words.split()}
 _WORD = re.compile(r"[a-z0-9']+")
