@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -34,6 +36,14 @@ def request_body() -> bytes:
     # the per-user limit of 1,000 events a minute is not what is being measured.
     context = {"user_id": USER_MARKER, "session_id": f"s-{USER_MARKER}", "page_path": "/chat"}
     return orjson.dumps({"events": events, "context": context})
+
+
+def save_results(name: str, summary: dict[str, Any]) -> None:
+    """Write the whole summary to bench/results/<name>.json and print it without the raw runs."""
+    out = REPO / "bench" / "results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))
 
 
 def free_port() -> int:

@@ -42,6 +42,7 @@ from bench.common import (
     free_port,
     request_body,
     run_wrk,
+    save_results,
     wait_http,
     wait_port,
 )
@@ -226,10 +227,7 @@ def main() -> int:
     summary["service_over_raw_insert_5000"] = round(
         summary["service_events_per_s"] / summary["raw_insert_5000_rows_per_s"], 3
     )
-    out = REPO / "bench" / "results" / "ingest.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))
+    save_results("ingest", summary)
     return 0
 
 

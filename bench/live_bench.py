@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -39,7 +38,15 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.common import BIN, REPO, free_port, request_body, run_wrk, wait_http, wait_port
+from bench.common import (
+    BIN,
+    free_port,
+    request_body,
+    run_wrk,
+    save_results,
+    wait_http,
+    wait_port,
+)
 from netra_analytics.live.memory import InProcessLiveState
 from netra_analytics.live.redis_backend import RedisLiveState
 
@@ -223,10 +230,7 @@ def main() -> int:
         "engagement_redis_p99_ms": median(on_redis, "engagement_p99_ms"),
         "runs": {"take": calls, "in_process": local, "redis": on_redis},
     }
-    out = REPO / "bench" / "results" / "live.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))
+    save_results("live", summary)
     return 0
 
 

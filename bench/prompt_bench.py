@@ -21,12 +21,11 @@ import statistics
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.common import REPO
+from bench.common import REPO, save_results
 from netra_analytics.ingest.process import RequestInfo, process
 from netra_analytics.ingest.writer import SpoolRecord
 from netra_analytics.prompts.classify import default_classifier, evaluate, load_labelled
@@ -179,10 +178,7 @@ def main() -> int:
         "near_duplicates": near_duplicates(labelled),
         "throughput": throughput(),
     }
-    out = Path(REPO / "bench" / "results" / "prompts.json")
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    save_results("prompts", summary)
     return 0
 
 
