@@ -65,8 +65,8 @@ def test_batches_wait_for_size_or_interval(store: ChdbStore, tmp_path: Path) -> 
                 break
             await asyncio.sleep(0.025)
         assert _counts(store) == (60, 60)
+        await writer.stop(task, timeout=5)  # the state is updated just after the insert returns
         assert writer.state.batches_written == 1
-        await writer.stop(task, timeout=5)
         spool.close()
 
     asyncio.run(scenario())

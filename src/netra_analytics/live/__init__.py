@@ -107,6 +107,13 @@ class LiveStateGuard:
         hot, _ = await self._use(lambda s: s.hot_prompts(now_ms, limit), counter="read")
         return hot
 
+    async def cache_get(self, key: str) -> bytes | None:
+        found, _ = await self._use(lambda s: s.cache_get(key), counter="read")
+        return found
+
+    async def cache_put(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        await self._use(lambda s: s.cache_put(key, value, ttl_seconds), counter="record")
+
     async def ping(self) -> None:
         if self.primary is not None:
             await self.primary.ping()

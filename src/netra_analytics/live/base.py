@@ -113,6 +113,11 @@ class LiveState(Protocol):
     async def hot_prompts(self, now_ms: int, limit: int) -> list[tuple[str, str, int]]:
         """Prompts asked most in the last 30 minutes: (hash, sanitised text, count)."""
 
+    async def cache_get(self, key: str) -> bytes | None:
+        """A cached report, if still fresh (`report_cache:{key}`)."""
+
+    async def cache_put(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
+
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...

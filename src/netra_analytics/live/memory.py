@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import time
 from collections import Counter, deque
 from collections.abc import Sequence
 
@@ -61,6 +62,7 @@ class InProcessLiveState:
         self._hot_counts: dict[int, Counter[str]] = {}
         self._hot_text: dict[str, str] = {}
         self._last_prune_s = 0
+        self._cache: dict[str, tuple[float, bytes]] = {}
 
     async def take(
         self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int
@@ -167,6 +169,19 @@ class InProcessLiveState:
 
     async def recent_prompts(self) -> list[str]:
         return list(self._recent_prompts)
+
+    async def cache_get(self, key: str) -> bytes | None:
+        found = self._cache.get(key)
+        if found is None or found[0] <= time.monotonic():
+            self._cache.pop(key, None)
+            return None
+        return found[1]
+
+    async def cache_put(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        now = time.monotonic()
+        if len(self._cache) > 1000:  # keep it small: drop what has expired
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+        self._cache[key] = (now + ttl_seconds, value)
 
     async def ping(self) -> None:
         return None

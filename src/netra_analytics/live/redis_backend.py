@@ -250,6 +250,13 @@ class RedisLiveState:
         recent: list[str] = await self._client.lrange(self.key("hot_prompts_cache"), 0, -1)
         return recent
 
+    async def cache_get(self, key: str) -> bytes | None:
+        value: str | None = await self._client.get(self.key("report_cache", key))
+        return value.encode() if value is not None else None
+
+    async def cache_put(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        await self._client.set(self.key("report_cache", key), value.decode(), ex=ttl_seconds)
+
     async def ping(self) -> None:
         await self._client.ping()
 

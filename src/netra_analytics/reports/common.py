@@ -1,0 +1,84 @@
+"""What every report shares: its SQL (named `.sql` files), parameter checks that answer 422
+naming the parameter, running on the store off the event loop, and a short cache."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+from fastapi import HTTPException, Request, Response
+
+from netra_analytics.service import Service
+
+CACHE_SECONDS = 60  # long-range reports: a minute-old answer is fine, a rerun is not free
+LONG_RANGE_DAYS = 7
+
+
+@cache
+def sql(name: str) -> str:
+    return (resources.files("netra_analytics.reports") / "sql" / f"{name}.sql").read_text()
+
+
+def invalid(parameter: str, message: str) -> HTTPException:
+    return HTTPException(
+        status_code=422,
+        detail=[{"loc": ["query", parameter], "msg": message, "type": "value_error"}],
+    )
+
+
+def check_range(start: date, end: date, max_days: int) -> None:
+    if end < start:
+        raise invalid("end_date", f"end_date {end} is before start_date {start}")
+    if (end - start).days + 1 > max_days:
+        raise invalid("end_date", f"the range may span at most {max_days} days")
+
+
+def zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise invalid("tz", f"unknown time zone {tz!r}") from None
+
+
+async def query(request: Request, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    service: Service = request.app.state.service
+    if service.store is None or not service.schema_ready.is_set():
+        raise HTTPException(status_code=503, detail="the store is not ready yet")
+    store = service.store
+    return await asyncio.to_thread(store.query_rows, sql(name), params)
+
+
+async def cached(
+    request: Request,
+    response: Response,
+    key: str,
+    long_range: bool,
+    compute: Any,
+) -> Any:
+    """Serve a long-range report from the live state's cache for CACHE_SECONDS; say so."""
+    service: Service = request.app.state.service
+    if not long_range:
+        response.headers["cache-control"] = "no-store"
+        return await compute()
+    response.headers["cache-control"] = f"private, max-age={CACHE_SECONDS}"
+    hit = await service.live.cache_get(key)
+    if hit is not None:
+        response.headers["x-cache"] = "hit"
+        return orjson.loads(hit)
+    result = await compute()
+    await service.live.cache_put(key, orjson.dumps(result), CACHE_SECONDS)
+    response.headers["x-cache"] = "miss"
+    return result
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+def day_after(day: date) -> date:
+    return day + timedelta(days=1)
