@@ -1,0 +1,169 @@
+"""prompts and prompt-intelligence against an independent computation over generated chats."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from netra_analytics.prompts.classify import CATEGORIES
+from netra_analytics.prompts.cost import PriceTable, Tokens
+from netra_analytics.prompts.normalise import prompt_hash
+from netra_analytics.store.chdb_backend import ChdbStore
+from tests.factories import body, event
+from tests.support.processes import wait_until
+
+QUESTIONS = [
+    "How do I reduce token costs?",
+    "Which model is best for summaries?",
+    "Why is the API slow today?",
+]
+
+
+def _chat(kind: str, thread: str, when: datetime, **props: Any) -> dict[str, Any]:
+    base = {"thread_id": thread, "message_type": kind, "prompt_text": None, "prompt_length": 0,
+            "tokens_consumed": None, "model_used": None, "response_time_ms": None, "response_length": None}  # fmt: skip
+    e = event("chat_interaction", **{**base, **props})
+    e["timestamp"] = when.isoformat()
+    return e
+
+
+@pytest.fixture
+def chats(
+    make_client: Callable[..., TestClient], store: ChdbStore
+) -> tuple[TestClient, list[dict[str, Any]]]:
+    client = make_client(event_batch_size=1, event_flush_interval_ms=10)
+    rng = random.Random(11)
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    asked: list[dict[str, Any]] = []
+    for n in range(36):
+        user = f"u{rng.randrange(4)}"
+        when = start + timedelta(seconds=20 * n)
+        text = rng.choice(QUESTIONS)
+        follow_up = rng.random() < 0.3
+        events = [
+            _chat(
+                "user_prompt",
+                f"t{n}",
+                when,
+                prompt_text=text,
+                prompt_length=len(text),
+                is_follow_up=follow_up,
+            )
+        ]
+        answered = rng.random() < 0.7
+        tokens, ms = 100 + n, 500.0 + 10 * n
+        if answered:
+            events.append(_chat("ai_response", f"t{n}", when + timedelta(seconds=2), tokens_consumed=tokens,
+                                response_time_ms=ms, response_length=300, model_used="gpt-4o-mini"))  # fmt: skip
+        failed = answered and rng.random() < 0.25
+        if failed:
+            error = event("error_tracking")
+            error["timestamp"] = (when + timedelta(seconds=5)).isoformat()
+            events.append(error)
+        reply = client.post("/api/analytics/events", content=orjson.dumps(body(events, user_id=user)),
+                            headers={"content-type": "application/json"})  # fmt: skip
+        assert reply.json()["accepted"] == len(events)
+        asked.append({"user": user, "text": text, "follow_up": follow_up, "answered": answered, "failed": failed,
+                      "tokens": tokens, "ms": ms, "when": when, "id": events[0]["event_id"]})  # fmt: skip
+
+    def settled() -> bool:
+        rows = store.query_rows("SELECT count() AS n, countIf(JSONExtractBool(signals, 'signals', 'responded')) AS r "
+                                "FROM analytics.prompt_analytics FINAL")  # fmt: skip
+        return rows[0]["n"] == len(asked) and rows[0]["r"] == sum(a["answered"] for a in asked)
+
+    wait_until(settled, timeout=30)
+    return client, asked
+
+
+def test_prompts_report_matches_an_independent_count(
+    chats: tuple[TestClient, list[dict[str, Any]]],
+) -> None:
+    client, asked = chats
+    report = client.get(
+        "/api/analytics/reports/prompts", params={"min_frequency": 10, "time_range": "24h"}
+    ).json()
+    assert report["prompts"] == len(asked)
+
+    counts = Counter(prompt_hash(a["text"]) for a in asked)
+    expected = sorted(
+        ((h, c) for h, c in counts.items() if c >= 10), key=lambda item: (-item[1], item[0])
+    )
+    assert [(q["prompt_hash"], q["count"]) for q in report["most_frequent"]] == expected
+    examples = {prompt_hash(t): t for t in QUESTIONS}
+    assert all(q["example"] == examples[q["prompt_hash"]] for q in report["most_frequent"])
+
+    assert report["follow_up_rate"] == pytest.approx(
+        sum(a["follow_up"] for a in asked) / len(asked)
+    )
+
+    seen: set[tuple[str, str]] = set()
+    repeats = []
+    for a in sorted(asked, key=lambda a: a["when"]):
+        if (a["user"], a["text"]) in seen:
+            repeats.append(a)
+        seen.add((a["user"], a["text"]))
+    assert report["repeat_rate"] == pytest.approx(len(repeats) / len(asked))
+
+    unanswered = {a["id"] for a in asked if not a["answered"] or a["failed"]}
+    assert {u["prompt_id"] for u in report["unanswered"]} == unanswered
+    assert all(
+        u["no_response"]
+        for u in report["unanswered"]
+        if u["prompt_id"] in {a["id"] for a in asked if not a["answered"]}
+    )
+
+    prices = PriceTable.load()
+    answered_repeats = [a for a in repeats if a["answered"]]
+    savings = report["cache_savings"]
+    assert savings["repeated_prompts"] == len(repeats)
+    assert savings["output_tokens"] == sum(a["tokens"] for a in answered_repeats)
+    assert savings["response_time_ms"] == pytest.approx(sum(a["ms"] for a in answered_repeats))
+    today = datetime.now(UTC).date()
+    cents = sum(
+        prices.cost_cents("gpt-4o-mini", today, Tokens(0, a["tokens"])) or 0.0
+        for a in answered_repeats
+    )
+    assert savings["cost_cents"] == pytest.approx(cents, rel=1e-4)
+
+    assert sum(report["category_distribution"].values()) == len(asked)
+    assert set(report["category_distribution"]) <= set(CATEGORIES)
+    assert sum(b["prompts"] for b in report["complexity_trend"]) == len(asked)
+
+
+def test_filters_and_the_intelligence_report(
+    chats: tuple[TestClient, list[dict[str, Any]]],
+) -> None:
+    client, asked = chats
+    everything = client.get("/api/analytics/reports/prompts", params={"min_frequency": 1}).json()
+    some_category = next(iter(everything["category_distribution"]))
+    narrowed = client.get(
+        "/api/analytics/reports/prompts", params={"category": some_category, "min_frequency": 1}
+    ).json()
+    assert narrowed["prompts"] == everything["category_distribution"][some_category]
+    assert (
+        client.get("/api/analytics/reports/prompts", params={"category": "astrology"}).status_code
+        == 422
+    )
+    assert (
+        client.get("/api/analytics/reports/prompts", params={"time_range": "2w"}).status_code == 422
+    )
+    assert (
+        client.get("/api/analytics/reports/prompts", params={"min_frequency": 0}).status_code == 422
+    )
+
+    intelligence = client.get("/api/analytics/reports/prompt-intelligence").json()
+    assert intelligence["prompts"] == len(asked)
+    assert set(intelligence) == {"time_range", "since", "prompts", "most_frequent", "follow_up_rate",
+                                 "category_distribution", "intent_distribution", "complexity_trend"}  # fmt: skip
+    assert [q["count"] for q in intelligence["most_frequent"]] == sorted(
+        Counter(a["text"] for a in asked).values(), reverse=True
+    )
+    trend = intelligence["complexity_trend"]
+    assert len(trend) <= 2 and sum(b["prompts"] for b in trend) == len(asked)  # daily buckets
