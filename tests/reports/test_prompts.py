@@ -76,7 +76,9 @@ def chats(
     def settled() -> bool:
         rows = store.query_rows("SELECT count() AS n, countIf(JSONExtractBool(signals, 'signals', 'responded')) AS r "
                                 "FROM analytics.prompt_analytics FINAL")  # fmt: skip
-        return bool(rows[0]["n"] == len(asked) and rows[0]["r"] == sum(a["answered"] for a in asked))
+        return bool(
+            rows[0]["n"] == len(asked) and rows[0]["r"] == sum(a["answered"] for a in asked)
+        )
 
     wait_until(settled, timeout=30)
     return client, asked

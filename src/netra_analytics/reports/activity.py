@@ -15,6 +15,7 @@ from netra_analytics.reports.common import (
     check_range,
     day_after,
     local_midnight,
+    number,
     query,
     zone,
 )
@@ -129,7 +130,7 @@ async def user_activity(
                     "threads_created": int(row.get("threads_created", 0)),
                     "feature_interactions": int(row.get("feature_interactions", 0)),
                     "tokens_consumed": float(row.get("tokens_consumed", 0.0)),
-                    "avg_response_time_ms": _number(row.get("avg_response_time_ms")),
+                    "avg_response_time_ms": number(row.get("avg_response_time_ms")),
                     "active_users": int(row.get("active_users", 0)),
                 }
             )
@@ -150,13 +151,6 @@ async def user_activity(
 
 def _period_key(value: str, granularity: str) -> str:
     return value if granularity == "hour" else value[:10]
-
-
-def _number(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return None if number != number else number  # avgIf over nothing is nan
 
 
 class FeedbackReport(BaseModel):
@@ -195,10 +189,10 @@ async def feedback(
             by_type[row["question_type"]] = {
                 "question_type": row["question_type"],
                 "responses": int(row["responses"]),
-                "scale_mean": _number(row["scale_mean"]),
+                "scale_mean": number(row["scale_mean"]),
                 "scale_distribution": {str(point): 0 for point in range(1, 11)},
-                "ai_spend_last_month_mean": _number(row["ai_spend_last_month_mean"]),
-                "ai_spend_next_quarter_mean": _number(row["ai_spend_next_quarter_mean"]),
+                "ai_spend_last_month_mean": number(row["ai_spend_last_month_mean"]),
+                "ai_spend_next_quarter_mean": number(row["ai_spend_next_quarter_mean"]),
             }
         for row in scales:
             by_type[row["question_type"]]["scale_distribution"][str(row["scale"])] = int(
@@ -214,7 +208,7 @@ async def feedback(
             "promoters": int(totals["promoters"]),
             "detractors": int(totals["detractors"]),
             "csat_percent": 100 * int(totals["csat_satisfied"]) / csat_n if csat_n else None,
-            "csat_mean": _number(totals["csat_mean"]) if csat_n else None,
+            "csat_mean": number(totals["csat_mean"]) if csat_n else None,
             "csat_responses": csat_n,
             "feature_requests": int(totals["feature_requests"]),
             "bug_reports": int(totals["bug_reports"]),

@@ -82,3 +82,11 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
 
 def day_after(day: date) -> date:
     return day + timedelta(days=1)
+
+
+def number(value: Any) -> float | None:
+    """A ClickHouse average as a float, or None where it averaged nothing (nan or NULL)."""
+    if value is None:
+        return None
+    result = float(value)
+    return None if result != result else result
