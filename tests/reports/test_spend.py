@@ -6,6 +6,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import numpy
 import orjson
@@ -52,7 +53,7 @@ def test_ai_spend(make_client: Callable[..., TestClient], store: ChdbStore) -> N
             events = [_chat("user_prompt", thread, when, prompt_text="How do I lower my AI bill?", prompt_length=26,
                             tokens_consumed=prompt_tokens, is_follow_up=False)]  # fmt: skip
             reported = rng.random() < 0.3
-            answer = {
+            answer: dict[str, Any] = {
                 "tokens_consumed": answer_tokens,
                 "model_used": model,
                 "response_time_ms": 800.0,
