@@ -24,7 +24,7 @@ from netra_analytics import __version__, health, metrics
 from netra_analytics.config import Settings
 from netra_analytics.errors import NetraError, SpoolFull
 from netra_analytics.ingest.routes import post_events
-from netra_analytics.reports import activity, engagement, prompts, spend
+from netra_analytics.reports import activity, engagement, journeys, prompts, spend
 from netra_analytics.service import Service
 from netra_analytics.store import Store
 from netra_analytics.taxonomy import json_schema
@@ -71,6 +71,7 @@ def create_app(
     app.include_router(activity.router)
     app.include_router(prompts.router)
     app.include_router(spend.router)
+    app.include_router(journeys.router)
 
     schema = json_schema()
 

@@ -51,6 +51,7 @@ class Settings:
     forwarded_allow_ips: str = "127.0.0.1"
     spool_max_bytes: int = 1 << 30
     model_prices_file: Path | None = None  # None: the price table shipped with the package
+    funnels_file: Path | None = None  # None: the journeys report's default funnels
     log_level: str = "info"
 
     @property
@@ -97,6 +98,7 @@ class Settings:
             spool_max_bytes=get("ANALYTICS_SPOOL_MAX_BYTES", _int_in(1 << 20, 1 << 40), 1 << 30),
             log_level=get("ANALYTICS_LOG_LEVEL", _log_level, defaults.log_level),
             model_prices_file=get("ANALYTICS_MODEL_PRICES", _existing_file, None),
+            funnels_file=get("ANALYTICS_FUNNELS", _existing_file, None),
         )
 
 

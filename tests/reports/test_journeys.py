@@ -1,0 +1,213 @@
+"""journeys: funnels, cohort retention and paths against an independent walk over generated
+sessions spread over three weeks (the service's clock moves with them)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from netra_analytics.prompts.complexity import complexity
+from netra_analytics.store.chdb_backend import ChdbStore
+from tests.factories import body, event
+from tests.support.processes import wait_until
+
+FIRST = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+SIMPLE = "What is a token?"
+COMPLEX = ("Compare GPT-4o and Claude 3.5 Sonnet for code review under a budget of 2000 dollars per month; we need "
+           "p95 latency below 2 s and must keep accuracy above 90%. Also, should we fine-tune a smaller model instead? "
+           "Then plan the migration of our RAG pipeline, including embeddings and the vector index.")  # fmt: skip
+PAGES = ["/home", "/chat", "/costs", "/settings"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = FIRST.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _first_at_or_after(times: list[datetime], moment: datetime) -> datetime | None:
+    later = [t for t in sorted(times) if t >= moment]
+    return later[0] if later else None
+
+
+def _walk(steps: list[dict[str, list[datetime]]]) -> list[tuple[int, float | None]]:
+    reached = [0] * len(steps)
+    waits: list[list[float]] = [[] for _ in steps]
+    for user, times in steps[0].items():
+        moment = min(times)
+        reached[0] += 1
+        for k in range(1, len(steps)):
+            nxt = _first_at_or_after(steps[k].get(user, []), moment)
+            if nxt is None:
+                break
+            waits[k].append((nxt - moment).total_seconds())
+            moment = nxt
+            reached[k] += 1
+    return [
+        (reached[k], statistics.median(waits[k]) if waits[k] else None) for k in range(len(steps))
+    ]
+
+
+def test_journeys(make_client: Callable[..., TestClient], store: ChdbStore) -> None:
+    assert complexity(COMPLEX) >= 0.6 > complexity(SIMPLE)
+    clock = Clock()
+    client = make_client(clock=clock, event_batch_size=1, event_flush_interval_ms=10)
+    rng = random.Random(23)
+    log: list[dict[str, Any]] = []  # what was sent, flattened
+    prompts = 0
+    for u in range(10):
+        user = f"j{u}"
+        start_day = rng.randrange(10)
+        for s, day in enumerate(
+            sorted({start_day + rng.randrange(0, 11) for _ in range(rng.randint(1, 5))})
+        ):
+            session = f"{user}-s{s}"
+            moment = FIRST + timedelta(
+                days=day, hours=rng.randrange(8, 20), minutes=rng.randrange(60)
+            )
+            for _ in range(rng.randint(1, 4)):  # page views within the session
+                page = rng.choice(PAGES)
+                kind = rng.choice(["chat", "feature", "savings", "perf", "thread"])
+                if kind == "chat":
+                    text = rng.choice([SIMPLE, COMPLEX])
+                    e = event("chat_interaction", prompt_text=text, prompt_length=len(text), thread_id=f"{session}-t",
+                              message_type="user_prompt", response_time_ms=None, tokens_consumed=None)  # fmt: skip
+                    prompts += 1
+                elif kind == "feature":
+                    e = event(
+                        "feature_usage",
+                        feature_name=rng.choice(["exports", "cost_explorer"]),
+                        action="open",
+                    )
+                elif kind == "savings":
+                    e = event(
+                        "feature_usage", feature_name="cost_explorer", action="savings_identified"
+                    )
+                elif kind == "thread":
+                    e = event("thread_lifecycle", thread_id=f"{session}-t", action="created")
+                else:
+                    e = event("performance_metric")
+                moment += timedelta(seconds=rng.randint(5, 300))
+                e["timestamp"] = moment.isoformat()
+                clock.now = moment.timestamp() + 1
+                payload = body([e], user_id=user, page_path=page)
+                payload["context"]["session_id"] = session
+                reply = client.post(
+                    "/api/analytics/events",
+                    content=orjson.dumps(payload),
+                    headers={"content-type": "application/json"},
+                )
+                assert reply.json()["accepted"] == 1
+                props = e["properties"]
+                log.append({"user": user, "session": session, "page": page, "at": moment, "type": e["event_type"],
+                            "props": props})  # fmt: skip
+    wait_until(
+        lambda: (
+            store.query_rows("SELECT count() AS n FROM analytics.frontend_events")[0]["n"]
+            == len(log)
+        ),
+        timeout=30,
+    )
+    wait_until(
+        lambda: (
+            store.query_rows("SELECT count() AS n FROM analytics.prompt_analytics FINAL")[0]["n"]
+            == prompts
+        ),
+        timeout=30,
+    )
+    clock.now = datetime.now(UTC).timestamp()
+
+    def times(predicate: Callable[[dict[str, Any]], bool]) -> dict[str, list[datetime]]:
+        out: dict[str, list[datetime]] = defaultdict(list)
+        for item in log:
+            if predicate(item):
+                out[item["user"]].append(item["at"])
+        return dict(out)
+
+    days: dict[str, list[Any]] = defaultdict(list)
+    for item in sorted(log, key=lambda i: i["at"]):
+        if item["at"].date() not in days[item["user"]]:
+            days[item["user"]].append(item["at"].date())
+    third_day = {
+        u: [min(i["at"] for i in log if i["user"] == u and i["at"].date() == d[2])]
+        for u, d in days.items()
+        if len(d) >= 3
+    }
+    onboarding = _walk([
+        times(lambda i: True),
+        times(lambda i: i["type"] == "chat_interaction"),
+        times(lambda i: i["type"] == "feature_usage"),
+        third_day,
+    ])  # fmt: skip
+    value = _walk([
+        times(lambda i: i["type"] in ("chat_interaction", "feature_usage", "thread_lifecycle")),
+        times(lambda i: i["type"] == "chat_interaction" and complexity(i["props"]["prompt_text"]) >= 0.6),
+        times(lambda i: i["type"] == "feature_usage" and i["props"]["feature_name"] == "cost_explorer"
+              and i["props"]["action"] == "savings_identified"),
+    ])  # fmt: skip
+
+    last_day = (FIRST + timedelta(days=21)).date()
+    report = client.get(
+        "/api/analytics/reports/journeys",
+        params={"start_date": FIRST.date().isoformat(), "end_date": last_day.isoformat()},
+    ).json()
+    for name, expected in (("onboarding", onboarding), ("value_realisation", value)):
+        got = report["funnels"][name]
+        assert [(s["users"], s["median_seconds_from_previous"]) for s in got] == [
+            (users, pytest.approx(wait) if wait is not None else None) for users, wait in expected
+        ], name
+        assert got[0]["conversion_from_start"] == 1.0
+    assert report["funnels"]["onboarding"][-1]["users"] > 0  # the data does exercise the last step
+
+    first_week: dict[str, Any] = {}
+    active: dict[tuple[Any, Any], set[str]] = defaultdict(set)
+    for item in log:
+        monday = item["at"].date() - timedelta(days=item["at"].weekday())
+        first_week[item["user"]] = min(first_week.get(item["user"], monday), monday)
+    for item in log:
+        monday = item["at"].date() - timedelta(days=item["at"].weekday())
+        active[(first_week[item["user"]], monday)].add(item["user"])
+    for row in report["cohorts"]:
+        cohort = datetime.fromisoformat(row["cohort"]).date()
+        size = len(active[(cohort, cohort)])
+        assert row["users"] == size
+        for k, share in enumerate(row["retention"]):
+            assert share == pytest.approx(
+                len(active[(cohort, cohort + timedelta(days=7 * k))]) / size
+            )
+    assert {row["cohort"] for row in report["cohorts"]} == {
+        w.isoformat() for w in first_week.values()
+    }
+
+    moves: Counter[tuple[str, str]] = Counter()
+    by_session: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in log:
+        by_session[item["session"]].append(item)
+    for items in by_session.values():
+        pages = [i["page"] for i in sorted(items, key=lambda i: i["at"])]
+        moves.update((a, b) for a, b in itertools.pairwise(pages) if a != b)
+    assert {(p["from"], p["to"]): p["moves"] for p in report["paths"]} == dict(moves)
+
+    assert (
+        client.get(
+            "/api/analytics/reports/journeys",
+            params={"start_date": "2026-11-02", "end_date": "2026-11-03", "funnel": "nope"},
+        ).status_code
+        == 422
+    )
+    only = client.get(
+        "/api/analytics/reports/journeys",
+        params={"start_date": "2026-11-02", "end_date": "2026-11-23", "funnel": "onboarding"},
+    ).json()
+    assert list(only["funnels"]) == ["onboarding"]
