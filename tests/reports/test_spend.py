@@ -19,7 +19,7 @@ from tests.factories import body, event
 from tests.reports.test_prompts import _chat
 from tests.support.processes import wait_until
 
-FIRST = datetime(2026, 11, 10, 9, tzinfo=UTC)
+FIRST = datetime(2026, 11, 12, 9, tzinfo=UTC)  # Thursday: the six days reach into the next week
 DAYS = 6
 MODELS = ["gpt-4o-mini", "claude-3-5-haiku-20241022"]
 
@@ -40,6 +40,8 @@ def test_ai_spend(make_client: Callable[..., TestClient], store: ChdbStore) -> N
     spend: dict[str, float] = defaultdict(float)
     by_model: dict[str, float] = defaultdict(float)
     users: set[str] = set()
+    user_spend: dict[str, float] = defaultdict(float)
+    user_weeks: dict[str, set[date]] = defaultdict(set)
     successes = 0
     prompts = 0
     survey_last: list[float] = []
@@ -99,6 +101,8 @@ def test_ai_spend(make_client: Callable[..., TestClient], store: ChdbStore) -> N
             spend[when.date().isoformat()] += cents
             by_model[model] += cents
             users.add(user)
+            user_spend[user] += cents
+            user_weeks[user].add(when.date() - timedelta(days=when.weekday()))
             prompts += 1
 
     def settled() -> bool:
@@ -146,3 +150,26 @@ def test_ai_spend(make_client: Callable[..., TestClient], store: ChdbStore) -> N
         == 422
     )
     assert date.fromisoformat(report["start_date"]) == start
+
+    cohorts: dict[date, dict[str, Any]] = defaultdict(
+        lambda: {"users": 0, "retained": 0, "cents": 0.0}
+    )
+    for user, weeks in user_weeks.items():
+        cohort = cohorts[min(weeks)]
+        cohort["users"] += 1
+        cohort["retained"] += len(weeks) > 1
+        cohort["cents"] += user_spend[user]
+    got = {row["cohort"]: row for row in report["by_cohort"]}
+    assert set(got) == {c.isoformat() for c in cohorts}
+    for monday, expected in cohorts.items():
+        row = got[monday.isoformat()]
+        assert (row["users"], row["retained_users"]) == (expected["users"], expected["retained"])
+        assert row["spend_cents"] == pytest.approx(expected["cents"], rel=1e-4)
+        if expected["retained"]:
+            assert row["cost_per_retained_user_cents"] == pytest.approx(
+                expected["cents"] / expected["retained"], rel=1e-4
+            )
+    assert any(row["retained_users"] for row in report["by_cohort"])
+    # No feature use or complex prompt in this data: nobody finishes either funnel.
+    for funnel in report["by_funnel_conversion"].values():
+        assert funnel == {"conversions": 0, "cost_per_conversion_cents": None}

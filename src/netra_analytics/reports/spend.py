@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from netra_analytics.reports.common import LONG_RANGE_DAYS, cached, check_range, number, query
+from netra_analytics.reports.journeys import load_funnels, step_times, walk
+from netra_analytics.service import Service
 
 router = APIRouter(prefix="/api/analytics/reports", tags=["reports"])
 
@@ -43,7 +45,9 @@ def projected_cents(daily: list[tuple[date, float]], start: date, end: date) -> 
         "successful outcome is a completed thread or positive feedback (NPS 9-10, CSAT 4-5). "
         "The projection extends a least-squares line through the daily spend over the next "
         "30 days. Survey answers (`ai_spend_last_month`, `ai_spend_next_quarter`) are shown "
-        "beside it as reported, in the survey's own units."
+        "beside it as reported, in the survey's own units. By cohort: a cohort's spend over "
+        "the users of the cohort who came back in a later week; by funnel: spend over the users "
+        "who reached the funnel's last step."
     ),
 )
 async def ai_spend(
@@ -60,6 +64,16 @@ async def ai_spend(
         users = int(outcomes["active_users"])
         successes = int(outcomes["threads_completed"]) + int(outcomes["positive_feedback"])
         series = [(date.fromisoformat(row["day"]), float(row["cents"])) for row in daily]
+        cohorts = await query(request, "spend_cohorts", params)
+        service: Service = request.app.state.service
+        conversions = {}
+        for name, steps in load_funnels(service.settings.funnels_file).items():
+            times = [await step_times(request, step, start_date, end_date) for step in steps]
+            converted = walk([step["name"] for step in steps], times)[-1]["users"]
+            conversions[name] = {
+                "conversions": converted,
+                "cost_per_conversion_cents": total / converted if converted else None,
+            }
         return {
             "start_date": start_date.isoformat(),
             "end_date": end_date.isoformat(),
@@ -79,6 +93,19 @@ async def ai_spend(
             ],
             "daily": [{"day": day.isoformat(), "spend_cents": cents} for day, cents in series],
             "projected_next_30_days_cents": projected_cents(series, start_date, end_date),
+            "by_cohort": [
+                {
+                    "cohort": row["cohort"],
+                    "users": int(row["users"]),
+                    "retained_users": int(row["retained_users"]),
+                    "spend_cents": float(row["cents"]),
+                    "cost_per_retained_user_cents": float(row["cents"]) / int(row["retained_users"])
+                    if int(row["retained_users"])
+                    else None,
+                }
+                for row in cohorts
+            ],
+            "by_funnel_conversion": conversions,
             "survey_reported": {
                 "ai_spend_last_month_mean": number(outcomes["reported_last_month"]),
                 "ai_spend_next_quarter_mean": number(outcomes["reported_next_quarter"]),
