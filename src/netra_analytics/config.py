@@ -52,6 +52,7 @@ class Settings:
     spool_max_bytes: int = 1 << 30
     model_prices_file: Path | None = None  # None: the price table shipped with the package
     funnels_file: Path | None = None  # None: the journeys report's default funnels
+    report_cache_seconds: int = 60  # 0: never cache reports
     log_level: str = "info"
 
     @property
@@ -99,6 +100,7 @@ class Settings:
             log_level=get("ANALYTICS_LOG_LEVEL", _log_level, defaults.log_level),
             model_prices_file=get("ANALYTICS_MODEL_PRICES", _existing_file, None),
             funnels_file=get("ANALYTICS_FUNNELS", _existing_file, None),
+            report_cache_seconds=get("ANALYTICS_REPORT_CACHE_SECONDS", _int_in(0, 86_400), 60),
         )
 
 

@@ -15,8 +15,7 @@ from fastapi import HTTPException, Request, Response
 
 from netra_analytics.service import Service
 
-CACHE_SECONDS = 60  # long-range reports: a minute-old answer is fine, a rerun is not free
-LONG_RANGE_DAYS = 7
+LONG_RANGE_DAYS = 7  # longer reports are cached (ANALYTICS_REPORT_CACHE_SECONDS, default 60)
 
 
 @cache
@@ -60,18 +59,19 @@ async def cached(
     long_range: bool,
     compute: Any,
 ) -> Any:
-    """Serve a long-range report from the live state's cache for CACHE_SECONDS; say so."""
+    """Serve a long-range report from the live state's cache for a short time; say so."""
     service: Service = request.app.state.service
-    if not long_range:
+    seconds = service.settings.report_cache_seconds
+    if not long_range or seconds == 0:
         response.headers["cache-control"] = "no-store"
         return await compute()
-    response.headers["cache-control"] = f"private, max-age={CACHE_SECONDS}"
+    response.headers["cache-control"] = f"private, max-age={seconds}"
     hit = await service.live.cache_get(key)
     if hit is not None:
         response.headers["x-cache"] = "hit"
         return orjson.loads(hit)
     result = await compute()
-    await service.live.cache_put(key, orjson.dumps(result), CACHE_SECONDS)
+    await service.live.cache_put(key, orjson.dumps(result), seconds)
     response.headers["x-cache"] = "miss"
     return result
 

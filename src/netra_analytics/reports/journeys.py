@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 import statistics
-from datetime import date, datetime
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,7 +43,7 @@ def load_funnels(path: Path | None) -> dict[str, list[dict[str, Any]]]:
 
 async def step_times(
     request: Request, step: dict[str, Any], start: date, end: date
-) -> dict[str, list[datetime]]:
+) -> dict[str, list[int]]:
     params: dict[str, Any] = {"start": start, "end": end}
     if "match" in step:
         params |= {field: str(step["match"].get(field, "")) for field in MATCH_FIELDS}
@@ -55,10 +55,10 @@ async def step_times(
     else:
         params["min_complexity"] = float(step["prompt_complexity_at_least"])
         rows = await query(request, "journey_step_complexity", params)
-    return {row["user_id"]: [datetime.fromisoformat(t) for t in row["times"]] for row in rows}
+    return {row["user_id"]: row["times"] for row in rows}
 
 
-def walk(names: list[str], times: list[dict[str, list[datetime]]]) -> list[dict[str, Any]]:
+def walk(names: list[str], times: list[dict[str, list[int]]]) -> list[dict[str, Any]]:
     """Conversion through ordered steps: each reached at its first time after the previous."""
     reached: list[int] = [0] * len(names)
     waits: list[list[float]] = [[] for _ in names]
@@ -70,7 +70,7 @@ def walk(names: list[str], times: list[dict[str, list[datetime]]]) -> list[dict[
             at = bisect.bisect_left(candidates, moment)
             if at == len(candidates):
                 break
-            waits[k].append((candidates[at] - moment).total_seconds())
+            waits[k].append((candidates[at] - moment) / 1000)
             moment = candidates[at]
             reached[k] += 1
     out = []

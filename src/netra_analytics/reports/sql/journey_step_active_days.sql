@@ -1,5 +1,5 @@
 -- When each user started their Nth distinct active day (UTC) in the range.
-SELECT user_id, [min(timestamp)] AS times
+SELECT user_id, [toUnixTimestamp64Milli(min(timestamp))] AS times
 FROM analytics.frontend_events AS e
 INNER JOIN (
   SELECT user_id, arraySort(groupUniqArray(date))[{days:UInt32}] AS nth_day

@@ -1,6 +1,6 @@
--- When each user did something matching a funnel step (first 1,000 times, in order).
+-- When each user did something matching a funnel step (first 1,000 times, in order, as epoch milliseconds).
 -- The step's fields come from an allow-list; an empty value means "any".
-SELECT user_id, arraySlice(arraySort(groupArray(timestamp)), 1, 1000) AS times
+SELECT user_id, arraySlice(arraySort(groupArray(toUnixTimestamp64Milli(timestamp))), 1, 1000) AS times
 FROM analytics.frontend_events
 WHERE date BETWEEN {start:Date} AND {end:Date}
   AND ({event_type:String} = '' OR event_type = {event_type:String})
