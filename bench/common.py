@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -117,3 +119,22 @@ def _ms(text: str) -> float:
     if text.endswith("s"):
         return value * 1000
     return value
+
+
+class BenchService:
+    """`netra-analytics serve` on a fresh data directory, ready when constructed."""
+
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, ready_timeout: float = 300
+    ) -> None:
+        self.data_dir = data_dir
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, "ANALYTICS_DATA_DIR": str(data_dir), "ANALYTICS_SERVICE_PORT": str(port),
+                    "ANALYTICS_SERVICE_HOST": "127.0.0.1", "ANALYTICS_LOG_LEVEL": "warning", **(env or {})}  # fmt: skip
+        self.process = subprocess.Popen([str(BIN / "netra-analytics"), "serve"], env=self.env)
+        wait_http(f"{self.url}/health/ready", timeout=ready_timeout)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(120)

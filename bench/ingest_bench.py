@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,11 +38,11 @@ from bench.common import (
     BIN,
     EVENTS_PER_REQUEST,
     REPO,
+    BenchService,
     free_port,
     request_body,
     run_wrk,
     save_results,
-    wait_http,
     wait_port,
 )
 
@@ -84,13 +83,9 @@ def _metric(text: str, name: str) -> float:
 def bench_service(body_file: Path, seconds: int, workdir: Path) -> dict[str, Any]:
     data_dir = workdir / "service-data"
     shutil.rmtree(data_dir, ignore_errors=True)
-    port = free_port()
-    env = {**os.environ, "ANALYTICS_DATA_DIR": str(data_dir), "ANALYTICS_SERVICE_PORT": str(port),
-           "ANALYTICS_SERVICE_HOST": "127.0.0.1", "ANALYTICS_LOG_LEVEL": "warning"}  # fmt: skip
-    server = subprocess.Popen([str(BIN / "netra-analytics"), "serve"], env=env)
-    url = f"http://127.0.0.1:{port}"
+    service = BenchService(data_dir)
+    url, env = service.url, service.env
     try:
-        wait_http(f"{url}/health/ready")
         result: dict[str, Any] = run_wrk(f"{url}/api/analytics/events", body_file, seconds)
         drain_started = time.monotonic()
         while httpx.get(f"{url}/health/ready", timeout=10).json()["checks"]["spool"][
@@ -111,8 +106,7 @@ def bench_service(body_file: Path, seconds: int, workdir: Path) -> dict[str, Any
             _metric(metrics, "netra_processing_latency_seconds_sum")
             / max(_metric(metrics, "netra_processing_latency_seconds_count"), 1), 3)  # fmt: skip
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(120)
+        service.stop()
     query = [str(BIN / "netra-analytics"), "query"]
     counts = subprocess.run(
         [*query, "SELECT count(), uniqExact(event_id) FROM analytics.frontend_events"],

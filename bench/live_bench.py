@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,12 +37,11 @@ import httpx
 import orjson
 
 from bench.common import (
-    BIN,
+    BenchService,
     free_port,
     request_body,
     run_wrk,
     save_results,
-    wait_http,
     wait_port,
 )
 from netra_analytics.live.memory import InProcessLiveState
@@ -105,25 +102,6 @@ def rate_limit_call(redis_url: str) -> dict[str, Any]:
     return asyncio.run(run())
 
 
-class Service:
-    def __init__(self, workdir: Path, name: str, env: dict[str, str]) -> None:
-        self.data_dir = workdir / name
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [str(BIN / "netra-analytics"), "serve"],
-            env={**os.environ, "ANALYTICS_DATA_DIR": str(self.data_dir),
-                 "ANALYTICS_SERVICE_PORT": str(port), "ANALYTICS_SERVICE_HOST": "127.0.0.1",
-                 "ANALYTICS_LOG_LEVEL": "warning", **env},
-        )  # fmt: skip
-        wait_http(f"{self.url}/health/ready")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(120)
-
-
 def probe_visibility(url: str, stop: threading.Event, out: dict[str, list[float]]) -> None:
     with httpx.Client(timeout=10) as client:
         while not stop.is_set():
@@ -157,7 +135,9 @@ def service_phase(
     workdir: Path, body_file: Path, seconds: int, redis_url: str | None
 ) -> dict[str, Any]:
     env = {"REDIS_ANALYTICS_URL": redis_url} if redis_url else {}
-    service = Service(workdir, "redis" if redis_url else "in-process", env)
+    data_dir = workdir / ("redis" if redis_url else "in-process")
+    shutil.rmtree(data_dir, ignore_errors=True)
+    service = BenchService(data_dir, env)
     samples: dict[str, list[float]] = {"visible_ms": [], "engagement_ms": []}
     stop = threading.Event()
     probe = threading.Thread(target=probe_visibility, args=(service.url, stop, samples))

@@ -15,11 +15,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import BIN, free_port, save_results, wait_http
+from bench.common import BenchService, save_results
 from netra_analytics.store.chdb_backend import ChdbStore
 from netra_analytics.store.migrations import migrate
 
@@ -173,17 +170,11 @@ def main() -> int:
         data_dir = Path(tmp) / "data"
         loaded = load(data_dir / "chdb", args.events)
         print(f"loaded {loaded}", flush=True)
-        port = free_port()
-        env = {**os.environ, "ANALYTICS_DATA_DIR": str(data_dir), "ANALYTICS_SERVICE_PORT": str(port),
-               "ANALYTICS_SERVICE_HOST": "127.0.0.1", "ANALYTICS_LOG_LEVEL": "warning",
-               "ANALYTICS_REPORT_CACHE_SECONDS": "0"}  # fmt: skip
-        server = subprocess.Popen([str(BIN / "netra-analytics"), "serve"], env=env)
+        service = BenchService(data_dir, {"ANALYTICS_REPORT_CACHE_SECONDS": "0"})
         try:
-            wait_http(f"http://127.0.0.1:{port}/health/ready", timeout=300)
-            latencies = measure(f"http://127.0.0.1:{port}", args.calls)
+            latencies = measure(service.url, args.calls)
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(120)
+            service.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     save_results("reports", {"load": loaded, "calls_per_report": args.calls, "latency": latencies})
     return 0
