@@ -1,9 +1,11 @@
-"""The running service: the store, the spool, the batch writer and the IP hasher, started and
-stopped in the right order.
+"""The running service: the spool, the store, the batch writer, the prompt worker, the live
+state and the IP hasher, started and stopped in the right order.
 
 Start: open the spool first (accepting events needs only the disk), then the store; the schema
-is migrated in the background if the store is not reachable yet, and the writer starts once it
-is. Stop: wait for in-flight appends, let the writer flush (bounded), close.
+is migrated in the background if the store is not reachable yet, and the batch writer and the
+prompt worker start once it is. Stop: wait for in-flight appends, stop the prompt worker (it
+resumes from its spool offset next time), let the writer flush (bounded), close the live state
+and the store.
 """
 
 from __future__ import annotations
