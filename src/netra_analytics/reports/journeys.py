@@ -3,14 +3,16 @@
 Funnel steps come from a JSON file (`reports/data/funnels.json`, or `ANALYTICS_FUNNELS`). A
 user reaches a step at the first time it happens at or after the previous step; conversion
 and the median time between steps are computed from those times. ClickHouse returns, per
-step, each user's times (`journey_step_*.sql`); the ordering walk is done here, where it is
-easy to read and test.
+step, each user's times (`journey_step_*.sql`); `funnel_query` joins them into one query that
+walks the steps in ClickHouse (`arrayFirst` of the times at or after the previous step), so
+only counts and waits come back.
 """
 
 from __future__ import annotations
 
-import bisect
+import asyncio
 import json
+import re
 import statistics
 from datetime import date
 from importlib import resources
@@ -19,7 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from netra_analytics.reports.common import LONG_RANGE_DAYS, cached, check_range, invalid, query
+from netra_analytics.reports.common import LONG_RANGE_DAYS, cached, check_range, invalid, query, sql
 from netra_analytics.service import Service
 
 router = APIRouter(prefix="/api/analytics/reports", tags=["reports"])
@@ -41,40 +43,61 @@ def load_funnels(path: Path | None) -> dict[str, list[dict[str, Any]]]:
     return funnels
 
 
-async def step_times(
-    request: Request, step: dict[str, Any], start: date, end: date
-) -> dict[str, list[int]]:
+_STEP_SQL = {"match": "journey_step_events", "active_days": "journey_step_active_days",
+             "prompt_complexity_at_least": "journey_step_complexity"}  # fmt: skip
+_PARAMETER = re.compile(r"\{(\w+):")
+
+
+def _step(step: dict[str, Any], k: int, start: date, end: date) -> tuple[str, dict[str, Any]]:
+    """Step k's per-user times as a subquery, its parameters renamed `s{k}_...` so that the
+    steps can share one query."""
+    kind = next(kind for kind in _STEP_SQL if kind in step)
     params: dict[str, Any] = {"start": start, "end": end}
-    if "match" in step:
+    if kind == "match":
         params |= {field: str(step["match"].get(field, "")) for field in MATCH_FIELDS}
-        rows = await query(request, "journey_step_events", params)
-    elif "active_days" in step:
-        rows = await query(
-            request, "journey_step_active_days", params | {"days": int(step["active_days"])}
-        )
+    elif kind == "active_days":
+        params["days"] = int(step["active_days"])
     else:
         params["min_complexity"] = float(step["prompt_complexity_at_least"])
-        rows = await query(request, "journey_step_complexity", params)
-    return {row["user_id"]: row["times"] for row in rows}
+    text = "\n".join(
+        line for line in sql(_STEP_SQL[kind]).splitlines() if not line.startswith("--")
+    )
+    return _PARAMETER.sub(rf"{{s{k}_\1:", text), {f"s{k}_{name}": v for name, v in params.items()}
 
 
-def walk(names: list[str], times: list[dict[str, list[int]]]) -> list[dict[str, Any]]:
-    """Conversion through ordered steps: each reached at its first time after the previous."""
-    reached: list[int] = [0] * len(names)
-    waits: list[list[float]] = [[] for _ in names]
-    for user, first_times in times[0].items():
-        moment = first_times[0]
-        reached[0] += 1
-        for k in range(1, len(names)):
-            candidates = times[k].get(user, [])
-            at = bisect.bisect_left(candidates, moment)
-            if at == len(candidates):
-                break
-            waits[k].append((candidates[at] - moment) / 1000)
-            moment = candidates[at]
-            reached[k] += 1
+def funnel_query(steps: list[dict[str, Any]], start: date, end: date) -> tuple[str, dict[str, Any]]:
+    """One query that walks a funnel in ClickHouse: per user, step 0's first time, then each
+    step's first time at or after the previous one (0 when never); then the counts and the
+    waits between steps. The structure comes only from the step kinds (an allow-list)."""
+    subqueries: list[str] = []
+    params: dict[str, Any] = {}
+    for k, step in enumerate(steps):
+        text, step_params = _step(step, k, start, end)
+        subqueries.append(text)
+        params |= step_params
+    joins = "\n".join(
+        f"LEFT JOIN ({subqueries[k]}) AS s{k} ON s0.user_id = s{k}.user_id"
+        for k in range(1, len(steps))
+    )
+    reached = ["arrayMin(s0.times) AS t0"]
+    for k in range(1, len(steps)):
+        reached.append(f"if(t{k - 1} = 0, 0, arrayFirst(x -> x >= t{k - 1}, s{k}.times)) AS t{k}")
+    counts = ", ".join(f"countIf(t{k} > 0) AS reached_{k}" for k in range(len(steps)))
+    waits = ", ".join(
+        f"groupArrayIf(t{k} - t{k - 1}, t{k} > 0) AS waits_{k}" for k in range(1, len(steps))
+    )
+    text = (
+        f"SELECT {counts}{', ' + waits if waits else ''}\n"
+        f"FROM (SELECT {', '.join(reached)}\nFROM ({subqueries[0]}) AS s0\n{joins})"
+    )
+    return text, params
+
+
+def funnel_steps(names: list[str], row: dict[str, Any]) -> list[dict[str, Any]]:
+    reached = [int(row[f"reached_{k}"]) for k in range(len(names))]
     out = []
     for k, name in enumerate(names):
+        waits = row.get(f"waits_{k}") or []
         out.append(
             {
                 "step": name,
@@ -83,10 +106,22 @@ def walk(names: list[str], times: list[dict[str, list[int]]]) -> list[dict[str, 
                 if k and reached[k - 1]
                 else None,
                 "conversion_from_start": reached[k] / reached[0] if reached[0] else None,
-                "median_seconds_from_previous": statistics.median(waits[k]) if waits[k] else None,
+                "median_seconds_from_previous": statistics.median(waits) / 1000 if waits else None,
             }
         )
     return out
+
+
+async def walk_funnel(
+    request: Request, steps: list[dict[str, Any]], start: date, end: date
+) -> list[dict[str, Any]]:
+    service: Service = request.app.state.service
+    if service.store is None:
+        raise RuntimeError("no store")
+    store = service.store
+    text, params = funnel_query(steps, start, end)
+    [row] = await asyncio.to_thread(store.query_rows, text, params)
+    return funnel_steps([step["name"] for step in steps], row)
 
 
 def retention(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -141,8 +176,7 @@ async def journeys(
             "funnels": {},
         }
         for name, steps in chosen.items():
-            times = [await step_times(request, step, start_date, end_date) for step in steps]
-            result["funnels"][name] = walk([step["name"] for step in steps], times)
+            result["funnels"][name] = await walk_funnel(request, steps, start_date, end_date)
         params = {"start": start_date, "end": end_date}
         result["cohorts"] = retention(await query(request, "journey_cohorts", params))
         moves = await query(request, "journey_paths", params | {"limit": paths})

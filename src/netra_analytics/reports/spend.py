@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from netra_analytics.reports.common import LONG_RANGE_DAYS, cached, check_range, number, query
-from netra_analytics.reports.journeys import load_funnels, step_times, walk
+from netra_analytics.reports.journeys import load_funnels, walk_funnel
 from netra_analytics.service import Service
 
 router = APIRouter(prefix="/api/analytics/reports", tags=["reports"])
@@ -68,8 +68,7 @@ async def ai_spend(
         service: Service = request.app.state.service
         conversions = {}
         for name, steps in load_funnels(service.settings.funnels_file).items():
-            times = [await step_times(request, step, start_date, end_date) for step in steps]
-            converted = walk([step["name"] for step in steps], times)[-1]["users"]
+            converted = (await walk_funnel(request, steps, start_date, end_date))[-1]["users"]
             conversions[name] = {
                 "conversions": converted,
                 "cost_per_conversion_cents": total / converted if converted else None,
