@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -138,3 +139,20 @@ class BenchService:
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(120)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th quantile, as one of the values (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def median(runs: list[dict[str, Any]], *path: str) -> float:
+    """The median over repeated runs of the number at `path` in each run's result."""
+    values = []
+    for run in runs:
+        value: Any = run
+        for key in path:
+            value = value[key]
+        values.append(float(value))
+    return float(statistics.median(values))

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from bench.common import (
     REPO,
     BenchService,
     free_port,
+    median,
     request_body,
     run_wrk,
     save_results,
@@ -161,10 +161,6 @@ def bench_raw_insert(body: bytes, batch: int, rows: int, workdir: Path) -> dict[
     ).stdout  # fmt: skip
     result: dict[str, float] = json.loads(out)
     return result
-
-
-def median(runs: list[dict[str, Any]], key: str) -> float:
-    return float(statistics.median(r[key] for r in runs))
 
 
 def main() -> int:

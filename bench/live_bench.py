@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ import orjson
 from bench.common import (
     BenchService,
     free_port,
+    median,
+    percentile,
     request_body,
     run_wrk,
     save_results,
@@ -46,11 +47,6 @@ from bench.common import (
 )
 from netra_analytics.live.memory import InProcessLiveState
 from netra_analytics.live.redis_backend import RedisLiveState
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -154,16 +150,6 @@ def service_phase(
     result["engagement_p50_ms"] = percentile(samples["engagement_ms"], 0.5)
     result["engagement_p99_ms"] = percentile(samples["engagement_ms"], 0.99)
     return result
-
-
-def median(runs: list[dict[str, Any]], *path: str) -> float:
-    values = []
-    for run in runs:
-        value: Any = run
-        for key in path:
-            value = value[key]
-        values.append(float(value))
-    return float(statistics.median(values))
 
 
 def main() -> int:

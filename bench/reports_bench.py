@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import BenchService, save_results
+from bench.common import BenchService, percentile, save_results
 from netra_analytics.store.chdb_backend import ChdbStore
 from netra_analytics.store.migrations import migrate
 
@@ -107,11 +107,6 @@ def load(path: Path, events: int) -> dict[str, float]:
         "events_load_s": loaded_events,
         "prompts_load_s": loaded_prompts,
     }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure(url: str, calls: int) -> dict[str, dict[str, float]]:

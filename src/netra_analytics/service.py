@@ -50,7 +50,6 @@ class Service:
         self.live = open_live_state(settings)
         self._live_updates: set[asyncio.Task[None]] = set()
         self._own_store = store is None
-        self.started_at = time.time()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.hash_ip = IpHasher(load_or_create_secret(settings.ip_hash_secret, settings.data_dir))
         self.spool = Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)

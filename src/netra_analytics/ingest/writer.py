@@ -167,10 +167,6 @@ class BatchWriter:
         except Exception:  # the writer died earlier; what it held stays in the spool
             log.exception("the batch writer had stopped on an error; its events stay spooled")
 
-    @property
-    def pending_events(self) -> int:
-        return self._staged_events
-
     # --- internals ---------------------------------------------------------------------------
 
     async def _stage_available(self) -> None:

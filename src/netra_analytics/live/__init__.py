@@ -38,10 +38,6 @@ class LiveStateGuard:
         self.last_error: str | None = None
 
     @property
-    def backend(self) -> str:
-        return "redis" if self.primary is not None else "in-process"
-
-    @property
     def degraded(self) -> bool:
         return self._down_since is not None
 
