@@ -16,7 +16,12 @@ from netra_analytics.store.chdb_backend import ChdbStore
 from netra_analytics.store.migrations import migrate
 from tests.support.processes import STARTED, RedisServer
 
-TABLES = ("frontend_events", "user_analytics_summary", "prompt_analytics", "rejected_events")
+# Every table (and materialized view's table) holding data; the migration ledger stays.
+DATA_TABLES = """
+SELECT name FROM system.tables
+WHERE database = 'analytics' AND name != 'schema_migrations' AND NOT startsWith(name, '.inner')
+  AND (engine LIKE '%MergeTree' OR engine = 'MaterializedView')
+"""
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +36,8 @@ def chdb_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
 @pytest.fixture
 def store(chdb_store: ChdbStore) -> ChdbStore:
     """The shared chDB, emptied for this test."""
-    for table in TABLES:
+    for row in chdb_store.query_rows(DATA_TABLES):
+        table = row["name"]
         chdb_store.execute(f"TRUNCATE TABLE analytics.{table}")
     return chdb_store
 

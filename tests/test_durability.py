@@ -31,9 +31,15 @@ def _stored_ids(data_dir: Path) -> list[str]:
 
 
 def _summary_total(data_dir: Path) -> int:
-    return int(
-        cli_query(data_dir, "SELECT sum(total_events) FROM analytics.user_analytics_summary")
-    )
+    """Events counted by the views; every view must count the same."""
+    totals = cli_query(
+        data_dir,
+        "SELECT (SELECT sum(total_events) FROM analytics.user_analytics_summary), "
+        "sumIf(total_events, resolution = 'day'), sumIf(total_events, resolution = 'quarter_hour') "
+        "FROM analytics.activity_rollup",
+    ).split()
+    assert len(set(totals)) == 1, totals
+    return int(totals[0])
 
 
 def test_kill_9_during_load_loses_and_duplicates_nothing(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ Events are sent through the API with the service's clock moved along with them, 
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import defaultdict
 from collections.abc import Callable
@@ -128,11 +129,11 @@ def _get(client: TestClient, **params: Any) -> Any:
     return client.get("/api/analytics/reports/user-activity", params=params)
 
 
-def test_daily_weekly_monthly_in_utc_from_the_summary(dataset: tuple[TestClient, Any]) -> None:
+def test_daily_weekly_monthly_in_utc_from_the_rollup(dataset: tuple[TestClient, Any]) -> None:
     client, sent = dataset
     days = [(FIRST + timedelta(days=d)).date().isoformat() for d in range(DAYS)]
     daily = _get(client, start_date=days[0], end_date=days[-1]).json()
-    assert daily["source"] == "user_analytics_summary"
+    assert daily["source"] == "activity_rollup"
     _check(daily, _expected(sent, lambda t: t.astimezone(UTC).date().isoformat()), days)
     weekly = _get(client, start_date=days[0], end_date=days[-1], granularity="week").json()
 
@@ -159,7 +160,7 @@ def test_hourly_across_the_dst_change_in_new_york(dataset: tuple[TestClient, Any
         granularity="hour",
         tz="America/New_York",
     ).json()
-    assert report["source"] == "frontend_events"
+    assert report["source"] == "activity_rollup"
     hours = [p["period"] for p in report["periods"]]
     assert len(hours) == 49  # 24 + 25: 1 Nov has two 01:00 hours, kept apart by their offsets
     assert hours[24:28] == [
@@ -180,20 +181,53 @@ def test_hourly_across_the_dst_change_in_new_york(dataset: tuple[TestClient, Any
     )
 
 
-def test_daily_in_a_time_zone_reads_events(dataset: tuple[TestClient, Any]) -> None:
+@pytest.mark.parametrize("name", ["Asia/Tokyo", "Asia/Kolkata", "Asia/Kathmandu"])
+def test_daily_and_hourly_in_other_time_zones(dataset: tuple[TestClient, Any], name: str) -> None:
+    """Whole-hour, half-hour (+05:30) and quarter-hour (+05:45) offsets: the rollup's quarter
+    hours fall inside one local hour and day in each."""
     client, sent = dataset
-    tz = ZoneInfo("Asia/Tokyo")
+    tz = ZoneInfo(name)
     days = [(date(2026, 10, 29) + timedelta(days=d)).isoformat() for d in range(5)]
-    report = _get(client, start_date=days[0], end_date=days[-1], tz="Asia/Tokyo").json()
-    assert report["source"] == "frontend_events"
+    report = _get(client, start_date=days[0], end_date=days[-1], tz=name).json()
+    assert report["source"] == "activity_rollup"
     _check(report, _expected(sent, lambda t: t.astimezone(tz).date().isoformat()), days)
+    hourly = _get(client, start_date=days[1], end_date=days[1], tz=name, granularity="hour")
+    in_day = [(u, e) for u, e in sent if _local_day(e, tz) == days[1]]
+    hours = [p["period"] for p in hourly.json()["periods"]]
+    assert len(hours) == 24
+    _check(
+        hourly.json(),
+        _expected(in_day, lambda t: t.astimezone(tz).strftime("%Y-%m-%dT%H:00%z")),
+        hours,
+    )
+
+
+def _label(t: datetime, tz: ZoneInfo, pattern: str) -> str:
+    return t.astimezone(tz).strftime(pattern)
+
+
+def _local_day(event: dict[str, Any], tz: ZoneInfo) -> str:
+    return datetime.fromisoformat(event["timestamp"]).astimezone(tz).date().isoformat()
 
 
 def test_one_user_and_an_empty_range(dataset: tuple[TestClient, Any]) -> None:
     client, sent = dataset
     days = [(FIRST + timedelta(days=d)).date().isoformat() for d in range(DAYS)]
     mine = _get(client, start_date=days[0], end_date=days[-1], user_id="u3").json()
+    assert mine["source"] == "user_analytics_summary"
     _check(mine, _expected(sent, lambda t: t.astimezone(UTC).date().isoformat(), user="u3"), days)
+    for params in ({"tz": "America/New_York"}, {"granularity": "hour"}):
+        theirs = _get(client, start_date=days[0], end_date=days[2], user_id="u3", **params).json()
+        assert theirs["source"] == "frontend_events"
+        tz = ZoneInfo(params.get("tz", "UTC"))
+        pattern = "%Y-%m-%dT%H:00%z" if "granularity" in params else "%Y-%m-%d"
+        label = functools.partial(_label, tz=tz, pattern=pattern)
+        in_range = [(u, e) for u, e in sent if days[0] <= _local_day(e, tz) <= days[2]]
+        _check(
+            theirs,
+            _expected(in_range, label, user="u3"),
+            [p["period"] for p in theirs["periods"]],
+        )
     empty = _get(client, start_date="2025-01-01", end_date="2025-01-03").json()
     assert [p["total_events"] for p in empty["periods"]] == [0, 0, 0]
 

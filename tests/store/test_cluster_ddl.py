@@ -20,11 +20,12 @@ def test_every_statement_runs_on_the_cluster() -> None:
 
 def test_tables_become_replicated_locals_behind_distributed_tables() -> None:
     statements = _all()
-    for table, engine, args in (
-        ("frontend_events", "ReplicatedMergeTree", ""),
-        ("prompt_analytics", "ReplicatedReplacingMergeTree", ", version"),
-        ("rejected_events", "ReplicatedMergeTree", ""),
-        ("user_analytics_summary", "ReplicatedSummingMergeTree", ""),
+    for table, engine, args, sharding in (
+        ("frontend_events", "ReplicatedMergeTree", "", "cityHash64(user_id)"),
+        ("prompt_analytics", "ReplicatedReplacingMergeTree", ", version", "cityHash64(user_id)"),
+        ("rejected_events", "ReplicatedMergeTree", "", "cityHash64(user_id)"),
+        ("user_analytics_summary", "ReplicatedSummingMergeTree", "", "rand()"),
+        ("activity_rollup", "ReplicatedAggregatingMergeTree", "", "rand()"),
     ):
         [local] = [s for s in statements if re.search(rf"EXISTS analytics\.{table}_local ON", s)]
         assert (
@@ -34,7 +35,7 @@ def test_tables_become_replicated_locals_behind_distributed_tables() -> None:
         [front] = [s for s in statements if re.search(rf"EXISTS analytics\.{table} ON", s)]
         assert front.endswith(
             f"AS analytics.{table}_local "
-            f"ENGINE = Distributed({CLUSTER}, analytics, {table}_local, cityHash64(user_id))"
+            f"ENGINE = Distributed({CLUSTER}, analytics, {table}_local, {sharding})"
         )
 
 
@@ -46,10 +47,12 @@ def test_local_tables_keep_the_single_node_definition() -> None:
     assert "INDEX idx_event_id event_id TYPE bloom_filter" in local
 
 
-def test_materialized_view_reads_its_nodes_local_events() -> None:
-    [view] = [s for s in _all() if "MATERIALIZED VIEW" in s]
-    assert "FROM analytics.frontend_events_local" in view
-    assert "FROM analytics.frontend_events\n" not in view
+def test_materialized_views_read_their_nodes_local_events() -> None:
+    views = [s for s in _all() if "MATERIALIZED VIEW" in s]
+    assert len(views) == 2
+    for view in views:
+        assert "FROM analytics.frontend_events_local" in view
+        assert "FROM analytics.frontend_events\n" not in view
 
 
 def test_plain_view_reads_the_distributed_summary() -> None:

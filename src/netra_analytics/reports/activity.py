@@ -89,8 +89,10 @@ def periods(start: date, end: date, granularity: str, tz: Any) -> list[str]:
         "Per period: events, chat interactions, threads created, feature interactions, tokens "
         "consumed, average response time (performance metrics) and active users; periods with "
         "no data are present with zeros. Dates are inclusive and local to `tz` (default UTC). "
-        "Days and coarser in UTC read the materialized view `user_analytics_summary`; hours, "
-        "and other time zones, read `frontend_events`. Weeks start on Monday."
+        "Weeks start on Monday. All users: read from `activity_rollup` (per UTC day and per "
+        "quarter hour, kept by ClickHouse as events arrive). One user (`user_id`): days and "
+        "coarser in UTC read the materialized view `user_analytics_summary`; hours, and other "
+        "time zones, read that user's `frontend_events`."
     ),
 )
 async def user_activity(
@@ -104,11 +106,18 @@ async def user_activity(
 ) -> UserActivity:
     where = zone(tz)
     check_range(start_date, end_date, MAX_DAYS[granularity.value])
-    from_summary = granularity != Granularity.hour and tz == "UTC"
+    utc_days = granularity != Granularity.hour and tz == "UTC"
+    source = (
+        "activity_rollup"
+        if user_id is None
+        else "user_analytics_summary"
+        if utc_days
+        else "frontend_events"
+    )
 
     async def compute() -> dict[str, Any]:
         params: dict[str, Any] = {"granularity": granularity.value, "user_id": user_id or ""}
-        if from_summary:
+        if source == "user_analytics_summary":
             params |= {"start": start_date, "end": end_date}
             rows = await query(request, "user_activity_summary", params)
         else:
@@ -116,8 +125,10 @@ async def user_activity(
                 "tz": tz,
                 "from": local_midnight(start_date, where).astimezone(UTC),
                 "until": local_midnight(day_after(end_date), where).astimezone(UTC),
+                "resolution": "day" if utc_days else "quarter_hour",
             }
-            rows = await query(request, "user_activity_events", params)
+            name = "user_activity_rollup" if source == "activity_rollup" else "user_activity_events"
+            rows = await query(request, name, params)
         found = {_period_key(row["period"], granularity.value): row for row in rows}
         filled = []
         for period in periods(start_date, end_date, granularity.value, where):
@@ -140,7 +151,7 @@ async def user_activity(
             "granularity": granularity.value,
             "tz": tz,
             "user_id": user_id,
-            "source": "user_analytics_summary" if from_summary else "frontend_events",
+            "source": source,
             "periods": filled,
         }
 

@@ -142,11 +142,14 @@ def _cluster_statement(statement: str, cluster: str, local_names: set[str]) -> l
             body,
         )
     body = _ENGINE.sub(lambda m: _replicated(m, local), body, count=1)
+    # Inserts into a table go through its Distributed twin, sharded by user; a view's rows are
+    # written by the view on each node and only read through the twin (some have no user_id).
+    sharding = "rand()" if kind == "MATERIALIZED VIEW" else "cityHash64(user_id)"
     return [
         f"CREATE {kind} IF NOT EXISTS {DATABASE}.{local}{on_cluster(cluster)}{body}",
         f"CREATE TABLE IF NOT EXISTS {DATABASE}.{table}{on_cluster(cluster)} "
         f"AS {DATABASE}.{local} "
-        f"ENGINE = Distributed({cluster}, {DATABASE}, {local}, cityHash64(user_id))",
+        f"ENGINE = Distributed({cluster}, {DATABASE}, {local}, {sharding})",
     ]
 
 

@@ -1,5 +1,5 @@
--- User activity per hour (or per day, week or month in a time zone other than UTC), from the
--- events themselves: the summary view's days are UTC days.
+-- One user's activity per hour (or per day, week or month in a time zone other than UTC),
+-- from their events: the summary view's days are UTC days.
 SELECT
   multiIf({granularity:String} = 'hour', toStartOfHour(timestamp, {tz:String}),
           {granularity:String} = 'week', toDateTime(toMonday(timestamp, {tz:String}), {tz:String}),
@@ -16,6 +16,6 @@ SELECT
 FROM analytics.frontend_events
 WHERE timestamp >= {from:DateTime64(3)}
   AND timestamp < {until:DateTime64(3)}
-  AND ({user_id:String} = '' OR user_id = {user_id:String})
+  AND user_id = {user_id:String}
 GROUP BY period_start
 ORDER BY period_start

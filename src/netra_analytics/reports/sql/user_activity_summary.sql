@@ -1,4 +1,4 @@
--- User activity per day, ISO week (Monday) or month, in UTC, from the summary view.
+-- One user's activity per day, ISO week (Monday) or month, in UTC, from the summary view.
 -- Rows of one (user, date) may not be merged yet: every column is summed.
 SELECT
   multiIf({granularity:String} = 'week', toMonday(date),
@@ -13,6 +13,6 @@ SELECT
   uniqExact(cityHash64(user_id)) AS active_users
 FROM analytics.user_analytics_summary
 WHERE date BETWEEN {start:Date} AND {end:Date}
-  AND ({user_id:String} = '' OR user_id = {user_id:String})
+  AND user_id = {user_id:String}
 GROUP BY period
 ORDER BY period
