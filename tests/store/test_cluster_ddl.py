@@ -26,6 +26,7 @@ def test_tables_become_replicated_locals_behind_distributed_tables() -> None:
         ("rejected_events", "ReplicatedMergeTree", "", "cityHash64(user_id)"),
         ("user_analytics_summary", "ReplicatedSummingMergeTree", "", "rand()"),
         ("activity_rollup", "ReplicatedAggregatingMergeTree", "", "rand()"),
+        ("feedback_rollup", "ReplicatedSummingMergeTree", "", "rand()"),
     ):
         [local] = [s for s in statements if re.search(rf"EXISTS analytics\.{table}_local ON", s)]
         assert (
@@ -49,7 +50,7 @@ def test_local_tables_keep_the_single_node_definition() -> None:
 
 def test_materialized_views_read_their_nodes_local_events() -> None:
     views = [s for s in _all() if "MATERIALIZED VIEW" in s]
-    assert len(views) == 2
+    assert len(views) == 3
     for view in views:
         assert "FROM analytics.frontend_events_local" in view
         assert "FROM analytics.frontend_events\n" not in view

@@ -84,7 +84,11 @@ def test_engines_partitions_orders_and_ttls(store: ChdbStore) -> None:
         "SELECT engine, engine_full FROM system.tables WHERE database = 'analytics' "
         "AND name LIKE '.inner%' ORDER BY engine"
     )
-    assert [table["engine"] for table in inner] == ["AggregatingMergeTree", "SummingMergeTree"]
+    assert [table["engine"] for table in inner] == [
+        "AggregatingMergeTree",
+        "SummingMergeTree",
+        "SummingMergeTree",
+    ]
     for table in inner:
         assert "toIntervalYear(2)" in table["engine_full"]  # aggregated metrics: two years
 
@@ -111,3 +115,24 @@ def test_a_half_applied_migration_runs_again(store: ChdbStore) -> None:
 def test_statements_split_on_line_ends_and_skip_comments() -> None:
     sql = "-- a comment; with a semicolon\nCREATE TABLE a (x UInt8) ENGINE = Log;\n\nSELECT ';'\n  ;\n"
     assert split_statements(sql) == ("CREATE TABLE a (x UInt8) ENGINE = Log", "SELECT ';'")
+
+
+def test_views_added_later_are_filled_from_the_events_already_stored(store: ChdbStore) -> None:
+    store.execute(
+        "INSERT INTO analytics.frontend_events (user_id, event_type, event_action, properties) "
+        "VALUES ('a', 'feature_usage', 'open', '{}'), ('b', 'feedback_submission', 'nps', "
+        "'{\"score\": 10}'), ('b', 'chat_interaction', 'user_prompt', '{}')"
+    )
+    for view in ("activity_rollup", "feedback_rollup"):  # as before their migrations existed
+        store.execute(f"DROP TABLE analytics.{view}")
+    store.execute("DELETE FROM analytics.schema_migrations WHERE version IN (5, 6)")
+    assert migrate(store) == ["0005_activity_rollup", "0006_feedback_rollup"]
+    [activity] = store.query_rows(
+        "SELECT sum(total_events) AS events, uniqExactMerge(users) AS users "
+        "FROM analytics.activity_rollup WHERE resolution = 'day'"
+    )
+    assert (int(activity["events"]), int(activity["users"])) == (3, 2)
+    [feedback] = store.query_rows(
+        "SELECT sum(answers) AS n, sumIf(answers, score = 10) AS tens FROM analytics.feedback_rollup"
+    )
+    assert (int(feedback["n"]), int(feedback["tens"])) == (1, 1)

@@ -1,14 +1,14 @@
--- Feedback in a date range (UTC): NPS and CSAT scores, feature requests and bug reports.
+-- Feedback in a date range (UTC): NPS and CSAT scores, feature requests and bug reports,
+-- from feedback_rollup (rows of one key may not be merged yet: everything is summed).
 SELECT
-  countIf(event_action = 'nps' AND JSONHas(properties, 'score')) AS nps_responses,
-  countIf(event_action = 'nps' AND JSONExtractInt(properties, 'score') >= 9) AS promoters,
-  countIf(event_action = 'nps' AND JSONHas(properties, 'score')
-          AND JSONExtractInt(properties, 'score') <= 6) AS detractors,
-  countIf(event_action = 'csat' AND JSONHas(properties, 'score')) AS csat_responses,
-  countIf(event_action = 'csat' AND JSONExtractInt(properties, 'score') >= 4) AS csat_satisfied,
-  avgIf(JSONExtractInt(properties, 'score'), event_action = 'csat' AND JSONHas(properties, 'score')) AS csat_mean,
-  countIf(event_action = 'feature_request') AS feature_requests,
-  countIf(event_action = 'bug_report') AS bug_reports
-FROM analytics.frontend_events
+  sumIf(answers, event_action = 'nps' AND has_score) AS nps_responses,
+  sumIf(answers, event_action = 'nps' AND has_score AND score >= 9) AS promoters,
+  sumIf(answers, event_action = 'nps' AND has_score AND score <= 6) AS detractors,
+  sumIf(answers, event_action = 'csat' AND has_score) AS csat_responses,
+  sumIf(answers, event_action = 'csat' AND has_score AND score >= 4) AS csat_satisfied,
+  sumIf(score * answers, event_action = 'csat' AND has_score) / nullIf(csat_responses, 0) AS csat_mean,
+  sumIf(answers, event_action = 'feature_request') AS feature_requests,
+  sumIf(answers, event_action = 'bug_report') AS bug_reports
+FROM analytics.feedback_rollup
 WHERE event_type = 'feedback_submission'
   AND date BETWEEN {start:Date} AND {end:Date}

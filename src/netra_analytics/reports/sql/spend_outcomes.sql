@@ -1,14 +1,22 @@
 -- Active users and successful outcomes in the range: a thread completed, or positive feedback
--- (NPS 9-10, CSAT 4-5); and what users said they spend on AI in surveys.
+-- (NPS 9-10, CSAT 4-5); and what users said they spend on AI in surveys. From the rollups.
 SELECT
-  uniqExact(cityHash64(user_id)) AS active_users,
-  countIf(event_type = 'thread_lifecycle' AND event_action = 'completed') AS threads_completed,
-  countIf(event_type = 'feedback_submission'
-          AND ((event_action = 'nps' AND JSONExtractInt(properties, 'score') >= 9)
-               OR (event_action = 'csat' AND JSONExtractInt(properties, 'score') >= 4))) AS positive_feedback,
-  avgIf(JSONExtractFloat(properties, 'ai_spend_last_month'),
-        event_type = 'survey_response' AND JSONHas(properties, 'ai_spend_last_month')) AS reported_last_month,
-  avgIf(JSONExtractFloat(properties, 'ai_spend_next_quarter'),
-        event_type = 'survey_response' AND JSONHas(properties, 'ai_spend_next_quarter')) AS reported_next_quarter
-FROM analytics.frontend_events
-WHERE date BETWEEN {start:Date} AND {end:Date}
+  activity.active_users AS active_users,
+  activity.threads_completed AS threads_completed,
+  feedback.positive_feedback AS positive_feedback,
+  feedback.reported_last_month AS reported_last_month,
+  feedback.reported_next_quarter AS reported_next_quarter
+FROM (
+  SELECT uniqExactMerge(users) AS active_users, sum(threads_completed) AS threads_completed
+  FROM analytics.activity_rollup
+  WHERE resolution = 'day' AND toDate(bucket) BETWEEN {start:Date} AND {end:Date}
+) AS activity
+CROSS JOIN (
+  SELECT
+    sumIf(answers, event_type = 'feedback_submission' AND has_score
+          AND ((event_action = 'nps' AND score >= 9) OR (event_action = 'csat' AND score >= 4))) AS positive_feedback,
+    sum(spend_last_month_sum) / nullIf(sum(spend_last_month_count), 0) AS reported_last_month,
+    sum(spend_next_quarter_sum) / nullIf(sum(spend_next_quarter_count), 0) AS reported_next_quarter
+  FROM analytics.feedback_rollup
+  WHERE date BETWEEN {start:Date} AND {end:Date}
+) AS feedback

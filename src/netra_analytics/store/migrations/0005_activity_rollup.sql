@@ -14,6 +14,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS analytics.activity_rollup
   total_events SimpleAggregateFunction(sum, UInt64),
   chat_interactions SimpleAggregateFunction(sum, UInt64),
   threads_created SimpleAggregateFunction(sum, UInt64),
+  threads_completed SimpleAggregateFunction(sum, UInt64),
   feature_interactions SimpleAggregateFunction(sum, UInt64),
   tokens_consumed SimpleAggregateFunction(sum, Float64),
   response_time_sum_ms SimpleAggregateFunction(sum, Float64),
@@ -25,12 +26,14 @@ PARTITION BY toYYYYMM(bucket)
 ORDER BY (resolution, bucket)
 TTL toDate(bucket) + INTERVAL 2 YEAR
 SETTINGS non_replicated_deduplication_window = 1000
+POPULATE
 AS SELECT
   resolution,
   bucket,
   count() AS total_events,
   countIf(event_type = 'chat_interaction') AS chat_interactions,
   countIf(event_type = 'thread_lifecycle' AND event_action = 'created') AS threads_created,
+  countIf(event_type = 'thread_lifecycle' AND event_action = 'completed') AS threads_completed,
   countIf(event_type = 'feature_usage') AS feature_interactions,
   sumIf(event_value, event_type = 'chat_interaction') AS tokens_consumed,
   sumIf(event_value, event_type = 'performance_metric') AS response_time_sum_ms,
