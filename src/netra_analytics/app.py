@@ -27,6 +27,7 @@ from netra_analytics.ingest.routes import post_events
 from netra_analytics.reports import activity, engagement, journeys, prompts, spend
 from netra_analytics.service import Service
 from netra_analytics.store import Store
+from netra_analytics.tag import routes as tag_routes
 from netra_analytics.taxonomy import json_schema
 
 
@@ -72,6 +73,7 @@ def create_app(
     app.include_router(prompts.router)
     app.include_router(spend.router)
     app.include_router(journeys.router)
+    app.include_router(tag_routes.router)
 
     schema = json_schema()
 

@@ -75,7 +75,23 @@ async def ready(request: Request) -> Response:
             "consecutive_failures": writer.state.consecutive_failures,
             "last_error": writer.state.last_error,
         }
+    checks["gtm_tags"] = await _tag_heartbeats(service)
     return _json({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
+
+
+async def _tag_heartbeats(service: Service) -> dict[str, Any]:
+    """When the browser tag last fired, per GTM container (informative: never makes the
+    service unready, since a quiet site is not a broken service)."""
+    now_ms = service.clock() * 1000
+    heartbeats = await service.live.tag_heartbeats()
+    return {
+        container: {
+            "last_fired": _iso(at_ms / 1000),
+            "seconds_ago": round((now_ms - at_ms) / 1000, 1),
+            "tag_version": version,
+        }
+        for container, (at_ms, version) in sorted(heartbeats.items())
+    }
 
 
 def _freshness(latest: str | None) -> dict[str, Any]:

@@ -175,12 +175,26 @@ def test_hot_prompts(backend_factory: Any) -> None:
     assert recent[:3] == ["h3", "h1", "h1"]
 
 
+def test_tag_heartbeats_keep_the_latest_per_container(backend_factory: Any) -> None:
+    async def scenario(state: LiveState) -> tuple[Any, Any]:
+        before = await state.tag_heartbeats()
+        await state.tag_fired("GTM-AAAA1", "1.0.0", T0)
+        await state.tag_fired("GTM-BBBB2", "1.0.0", T0 + 5)
+        await state.tag_fired("GTM-AAAA1", "1.1.0", T0 + 10)
+        return before, await state.tag_heartbeats()
+
+    before, after = _run(backend_factory, scenario)
+    assert before == {}
+    assert after == {"GTM-AAAA1": (T0 + 10, "1.1.0"), "GTM-BBBB2": (T0 + 5, "1.0.0")}
+
+
 def test_redis_keys_carry_the_specs_ttls(redis_server: Any, redis_db: Any) -> None:
     async def scenario() -> None:
         state = RedisLiveState(redis_server.url, prefix="ttl:")
         now = int(__import__("time").time() * 1000)
         await state.take("u1", ["e1"], now, 1000)
         await state.record(_activity(now, session="s1", chat=1, thread="t", prompts=[("h", "q")]))
+        await state.tag_fired("GTM-TTL1", "1.0.0", now)
         await state.close()
 
     asyncio.run(scenario())
@@ -189,6 +203,7 @@ def test_redis_keys_carry_the_specs_ttls(redis_server: Any, redis_db: Any) -> No
     assert 3590 <= ttls["ttl:user_session_cache:s1"] <= 3600
     assert 3590 <= ttls["ttl:user_session_cache:s1:pages"] <= 3600
     assert 1790 <= ttls["ttl:hot_prompts_cache"] <= 1800
+    assert 30 * 86_400 - 10 <= ttls["ttl:tag_heartbeats"] <= 30 * 86_400
     metrics_keys = [k for k in ttls if k.startswith("ttl:real_time_metrics:")]
     assert len(metrics_keys) == 3  # counters, users, chat sessions
     assert all(86_390 <= ttls[k] <= 86_400 for k in metrics_keys)

@@ -80,8 +80,10 @@ class Process:
 class ServiceProcess(Process):
     """`netra-analytics serve` with its own data directory and port."""
 
-    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+    def __init__(
+        self, data_dir: Path, *, env: dict[str, str] | None = None, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
         self.data_dir = data_dir
         full_env = {
             **os.environ,

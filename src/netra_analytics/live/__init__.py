@@ -110,6 +110,13 @@ class LiveStateGuard:
     async def cache_put(self, key: str, value: bytes, ttl_seconds: int) -> None:
         await self._use(lambda s: s.cache_put(key, value, ttl_seconds), counter="record")
 
+    async def tag_fired(self, container: str, version: str, now_ms: int) -> None:
+        await self._use(lambda s: s.tag_fired(container, version, now_ms), counter="record")
+
+    async def tag_heartbeats(self) -> dict[str, tuple[int, str]]:
+        found, _ = await self._use(lambda s: s.tag_heartbeats(), counter="read")
+        return found
+
     async def ping(self) -> None:
         if self.primary is not None:
             await self.primary.ping()

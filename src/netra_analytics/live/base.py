@@ -13,6 +13,9 @@ names and TTLs:
 - `hot_prompts_cache`: list of recent prompt hashes, with `hot_prompts_cache:counts:{5 min}`
   sorted sets and the `hot_prompts_cache:text` hash of sanitised texts; TTL 1800 s.
 
+Beside them: `report_cache:{key}` (cached reports) and `tag_heartbeats`, a hash of GTM
+container id -> "{epoch ms} {tag version}" of the browser tag's last heartbeat; TTL 30 days.
+
 Time is always passed in (`now_ms`), never read by a backend, so tests drive the clock and
 several workers agree on windows as far as their clocks agree.
 """
@@ -34,6 +37,7 @@ HOT_PROMPTS_RECENT = 1000  # length of the recent-prompts list
 HOT_BUCKET_SECONDS = 300
 ACTIVITY_BUCKET_SECONDS = 10  # resolution of the active-user and active-session windows
 ENGAGEMENT_WINDOW_SECONDS = 300
+TAG_HEARTBEATS_TTL = 30 * 86_400
 
 # Counters kept per second in real_time_metrics.
 COUNTERS = ("events", "chat_messages", "ai_response_ms_sum", "ai_response_count", "errors")
@@ -117,6 +121,12 @@ class LiveState(Protocol):
         """A cached report, if still fresh (`report_cache:{key}`)."""
 
     async def cache_put(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
+
+    async def tag_fired(self, container: str, version: str, now_ms: int) -> None:
+        """The browser tag of this GTM container ran (its heartbeat)."""
+
+    async def tag_heartbeats(self) -> dict[str, tuple[int, str]]:
+        """Per GTM container: (epoch ms of the last heartbeat, tag version)."""
 
     async def ping(self) -> None: ...
 

@@ -63,6 +63,7 @@ class InProcessLiveState:
         self._hot_text: dict[str, str] = {}
         self._last_prune_s = 0
         self._cache: dict[str, tuple[float, bytes]] = {}
+        self._tags: dict[str, tuple[int, str]] = {}
 
     async def take(
         self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int
@@ -182,6 +183,12 @@ class InProcessLiveState:
         if len(self._cache) > 1000:  # keep it small: drop what has expired
             self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
         self._cache[key] = (now + ttl_seconds, value)
+
+    async def tag_fired(self, container: str, version: str, now_ms: int) -> None:
+        self._tags[container] = (now_ms, version)
+
+    async def tag_heartbeats(self) -> dict[str, tuple[int, str]]:
+        return dict(self._tags)
 
     async def ping(self) -> None:
         return None

@@ -26,6 +26,7 @@ from netra_analytics.live.base import (
     RATE_LIMITER_TTL,
     RATE_WINDOW_MS,
     SESSION_TTL,
+    TAG_HEARTBEATS_TTL,
     Activity,
     RateDecision,
     Totals,
@@ -256,6 +257,21 @@ class RedisLiveState:
 
     async def cache_put(self, key: str, value: bytes, ttl_seconds: int) -> None:
         await self._client.set(self.key("report_cache", key), value.decode(), ex=ttl_seconds)
+
+    async def tag_fired(self, container: str, version: str, now_ms: int) -> None:
+        key = self.key("tag_heartbeats")
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(key, container, f"{now_ms} {version}")
+            pipe.expire(key, TAG_HEARTBEATS_TTL)
+            await pipe.execute()
+
+    async def tag_heartbeats(self) -> dict[str, tuple[int, str]]:
+        raw: dict[str, str] = await self._client.hgetall(self.key("tag_heartbeats"))
+        out = {}
+        for container, value in raw.items():
+            at, _, version = value.partition(" ")
+            out[container] = (int(at), version)
+        return out
 
     async def ping(self) -> None:
         await self._client.ping()
