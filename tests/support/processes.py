@@ -60,6 +60,10 @@ class Process:
                 self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
             )
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)

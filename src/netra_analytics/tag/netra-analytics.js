@@ -14,6 +14,7 @@
   var QUEUE_KEY = 'netra_analytics_queue';
   var SESSION_KEY = 'netra_analytics_session';
   var BEACON_BUDGET = 60000; // bytes; browsers allow 64 KB of keepalive/beacon bodies in flight
+  var BEACON_CHUNK = 16000; // several small beacons: one the browser refuses costs less
   var RESERVED = { event_type: 1, event_id: 1, timestamp: 1, session_id: 1, properties: 1, event: 1 };
   // Required properties per event type, as the service's taxonomy defines them.
   var REQUIRED = {
@@ -98,7 +99,7 @@
     for (k in DEFAULTS) cfg[k] = DEFAULTS[k];
     var nav = win.navigator || {};
     var doc = win.document;
-    var now = function () { return Date.now(); };
+    var now = function () { return (win.Date || Date).now(); }; // window.Date: a clock tests can move
     var memoryQueue = []; // while storage is unavailable or consent not yet given
     var inFlight = {};
     var attempt = 0;
@@ -251,6 +252,7 @@
       var batches = chunk(sendable().slice(0, cfg.batchSize), BEACON_BUDGET).slice(0, 1);
       if (!batches.length) return Promise.resolve(true);
       var batch = batches[0];
+      if (timer !== null) { win.clearTimeout(timer); timer = null; } // this send serves the timer too
       var ids = batch.items.map(function (it) { return it.ev.event_id; });
       ids.forEach(function (id) { inFlight[id] = 1; });
       return win.fetch(cfg.endpoint, {
@@ -326,19 +328,19 @@
       if (!allowed()) return 0;
       var budget = BEACON_BUDGET;
       var sent = 0;
-      chunk(sendable(), BEACON_BUDGET).forEach(function (batch) {
-        var size = utf8Length(batch.body);
-        if (size > budget) return;
+      var batches = chunk(sendable(), BEACON_CHUNK);
+      for (var i = 0; i < batches.length; i++) {
+        var size = utf8Length(batches[i].body);
+        if (size > budget) break;
         var ok = false;
         try {
-          if (nav.sendBeacon) ok = nav.sendBeacon(cfg.endpoint, new win.Blob([batch.body], { type: 'text/plain;charset=UTF-8' }));
+          if (nav.sendBeacon) ok = nav.sendBeacon(cfg.endpoint, new win.Blob([batches[i].body], { type: 'text/plain;charset=UTF-8' }));
         } catch (e) { ok = false; }
-        if (ok) {
-          budget -= size;
-          sent += batch.items.length;
-          remove(batch.items.map(function (it) { return it.ev.event_id; }));
-        }
-      });
+        if (!ok) break; // the browser's queue is full: the rest stays queued for the next page
+        budget -= size;
+        sent += batches[i].items.length;
+        remove(batches[i].items.map(function (it) { return it.ev.event_id; }));
+      }
       return sent;
     }
 
