@@ -6,7 +6,11 @@
 (function (root, factory) {
   var api = factory();
   if (typeof module === 'object' && module.exports) module.exports = api;
-  if (root && root.document && !root.netraAnalytics) api.install(root, root.netraAnalyticsConfig);
+  var early = root && root.netraAnalytics;
+  if (root && root.document && (!early || early.q)) { // replay what a loader stub queued
+    var tag = api.install(root, root.netraAnalyticsConfig);
+    ((early && early.q) || []).forEach(function (event) { tag.push(event); });
+  }
 })(typeof window !== 'undefined' ? window : this, function () {
   'use strict';
 
