@@ -169,3 +169,42 @@ def test_filters_and_the_intelligence_report(
     )
     trend = intelligence["complexity_trend"]
     assert len(trend) <= 2 and sum(b["prompts"] for b in trend) == len(asked)  # daily buckets
+
+
+def test_follow_up_rate_counts_the_range_edges(
+    make_client: Callable[..., TestClient], store: ChdbStore
+) -> None:
+    """The rate reads whole quarter hours from activity_rollup and the part of the range before
+    the first whole one from events: an event just inside the range counts, one just outside
+    does not, whichever part it falls in."""
+    client = make_client(event_batch_size=1, event_flush_interval_ms=10)
+    now = datetime.now(UTC)
+    placed = {  # minutes before now -> is_follow_up
+        61: True,  # outside the hour
+        59: True,  # in the partial first quarter hour (unless one starts right there)
+        58: False,
+        40: True,  # whole quarter hours
+        10: False,
+        1: True,
+    }
+    events = [
+        _chat(
+            "user_prompt",
+            "t-edge",
+            now - timedelta(minutes=m),
+            message_id=f"m{m}",
+            prompt_text=f"question {m}",
+            prompt_length=10,
+            is_follow_up=follow,
+        )
+        for m, follow in placed.items()
+    ]
+    reply = client.post("/api/analytics/events", content=orjson.dumps(body(events, user_id="edge")),
+                        headers={"content-type": "application/json"})  # fmt: skip
+    assert reply.json()["accepted"] == len(events)
+    wait_until(
+        lambda: store.query_rows("SELECT count() AS n FROM analytics.frontend_events")[0]["n"] == 6
+    )
+    report = client.get("/api/analytics/reports/prompts", params={"time_range": "1h"}).json()
+    inside = [follow for m, follow in placed.items() if m < 60]
+    assert report["follow_up_rate"] == pytest.approx(sum(inside) / len(inside))

@@ -2,17 +2,17 @@
 
 Funnel steps come from a JSON file (`reports/data/funnels.json`, or `ANALYTICS_FUNNELS`). A
 user reaches a step at the first time it happens at or after the previous step; conversion
-and the median time between steps are computed from those times. ClickHouse returns, per
-step, each user's times (`journey_step_*.sql`); `funnel_query` joins them into one query that
-walks the steps in ClickHouse (`arrayFirst` of the times at or after the previous step), so
-only counts and waits come back.
+and the median time between steps are computed from those times. `funnel_query` builds one
+query: a single pass over the range's events gives each user's times for every event step
+(`journey_funnel_events.sql`), complexity steps join prompt_analytics, and the steps are
+walked in ClickHouse (`arrayFirst` of the times at or after the previous step), so only
+counts and waits come back. A user enters a funnel through an event in the range.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import statistics
 from datetime import date
 from importlib import resources
@@ -43,54 +43,66 @@ def load_funnels(path: Path | None) -> dict[str, list[dict[str, Any]]]:
     return funnels
 
 
-_STEP_SQL = {"match": "journey_step_events", "active_days": "journey_step_active_days",
-             "prompt_complexity_at_least": "journey_step_complexity"}  # fmt: skip
-_PARAMETER = re.compile(r"\{(\w+):")
+FIRST_TIMES = 1000  # times kept per user and step: enough to find the first after any other
 
 
-def _step(step: dict[str, Any], k: int, start: date, end: date) -> tuple[str, dict[str, Any]]:
-    """Step k's per-user times as a subquery, its parameters renamed `s{k}_...` so that the
-    steps can share one query."""
-    kind = next(kind for kind in _STEP_SQL if kind in step)
-    params: dict[str, Any] = {"start": start, "end": end}
-    if kind == "match":
-        params |= {field: str(step["match"].get(field, "")) for field in MATCH_FIELDS}
-    elif kind == "active_days":
-        params["days"] = int(step["active_days"])
-    else:
-        params["min_complexity"] = float(step["prompt_complexity_at_least"])
-    text = "\n".join(
-        line for line in sql(_STEP_SQL[kind]).splitlines() if not line.startswith("--")
-    )
-    return _PARAMETER.sub(rf"{{s{k}_\1:", text), {f"s{k}_{name}": v for name, v in params.items()}
+def _sql_text(name: str) -> str:
+    return "\n".join(line for line in sql(name).splitlines() if not line.startswith("--"))
 
 
 def funnel_query(steps: list[dict[str, Any]], start: date, end: date) -> tuple[str, dict[str, Any]]:
     """One query that walks a funnel in ClickHouse: per user, step 0's first time, then each
     step's first time at or after the previous one (0 when never); then the counts and the
-    waits between steps. The structure comes only from the step kinds (an allow-list)."""
-    subqueries: list[str] = []
-    params: dict[str, Any] = {}
+    waits between steps. Event steps share one pass over the events
+    (`journey_funnel_events.sql`); active-days and complexity steps are joined subqueries
+    (`journey_step_*.sql`: the Nth active day's first time; prompts complex enough). The structure
+    comes only from the step kinds and an allow-list of fields; values are parameters."""
+    params: dict[str, Any] = {"start": start, "end": end}
+    aggregates: list[str] = []
+    joins: list[str] = []
+    times: list[str] = []
     for k, step in enumerate(steps):
-        text, step_params = _step(step, k, start, end)
-        subqueries.append(text)
-        params |= step_params
-    joins = "\n".join(
-        f"LEFT JOIN ({subqueries[k]}) AS s{k} ON s0.user_id = s{k}.user_id"
-        for k in range(1, len(steps))
+        if "match" in step:
+            fields = sorted(step["match"])
+            if not set(fields) <= set(MATCH_FIELDS):
+                raise ValueError(f"step {k} matches fields outside {MATCH_FIELDS}")
+            predicate = " AND ".join(f"{f} = {{s{k}_{f}:String}}" for f in fields) or "1"
+            params |= {f"s{k}_{f}": str(step["match"][f]) for f in fields}
+            aggregates.append(f"groupArraySortedIf({FIRST_TIMES})(t, {predicate}) AS m{k}")
+            times.append(f"ev.m{k}")
+        elif "active_days" in step:
+            days = int(step["active_days"])
+            times.append(_joined_step(k, "journey_step_active_days", "days", days, joins, params))
+        else:
+            least = float(step["prompt_complexity_at_least"])
+            name = "journey_step_complexity"
+            times.append(_joined_step(k, name, "min_complexity", least, joins, params))
+    events = _sql_text("journey_funnel_events").replace(
+        "/*aggregates*/", "".join(f",\n  {a}" for a in aggregates)
     )
-    reached = ["arrayMin(s0.times) AS t0"]
+    reached = [f"arrayMin({times[0]}) AS t0"]
     for k in range(1, len(steps)):
-        reached.append(f"if(t{k - 1} = 0, 0, arrayFirst(x -> x >= t{k - 1}, s{k}.times)) AS t{k}")
+        reached.append(f"if(t{k - 1} = 0, 0, arrayFirst(x -> x >= t{k - 1}, {times[k]})) AS t{k}")
     counts = ", ".join(f"countIf(t{k} > 0) AS reached_{k}" for k in range(len(steps)))
     waits = ", ".join(
         f"groupArrayIf(t{k} - t{k - 1}, t{k} > 0) AS waits_{k}" for k in range(1, len(steps))
     )
     text = (
         f"SELECT {counts}{', ' + waits if waits else ''}\n"
-        f"FROM (SELECT {', '.join(reached)}\nFROM ({subqueries[0]}) AS s0\n{joins})"
+        f"FROM (SELECT {', '.join(reached)}\nFROM ({events}) AS ev\n" + "\n".join(joins) + ")"
     )
     return text, params
+
+
+def _joined_step(
+    k: int, name: str, parameter: str, value: object, joins: list[str], params: dict[str, Any]
+) -> str:
+    """Step k as a subquery joined by user (its parameter renamed `s{k}_...` so that steps of
+    one kind can share the query); returns its per-user times."""
+    params[f"s{k}_{parameter}"] = value
+    text = _sql_text(name).replace(f"{{{parameter}:", f"{{s{k}_{parameter}:")
+    joins.append(f"LEFT JOIN ({text}) AS p{k} ON ev.user_id = p{k}.user_id")
+    return f"p{k}.times"
 
 
 def funnel_steps(names: list[str], row: dict[str, Any]) -> list[dict[str, Any]]:

@@ -38,7 +38,11 @@ async def prompt_report(
     params: dict[str, Any] = {"since": since, "category": category or ""}
     frequent = await query(request, "prompts_frequent", params | {"min_frequency": min_frequency})
     [overview] = await query(request, "prompts_overview", params)
-    [follow] = await query(request, "prompts_follow_up_rate", {"since": since})
+    quarter = 15 * 60
+    first_whole = datetime.fromtimestamp(-(-since.timestamp() // quarter) * quarter, UTC)
+    [follow] = await query(
+        request, "prompts_follow_up_rate", {"since": since, "first_whole": first_whole}
+    )
     categories = await query(request, "prompts_categories", params)
     hourly = time_range in (TimeRange.hour, TimeRange.day)
     trend = await query(request, "prompts_complexity_trend", params | {"hourly": hourly})

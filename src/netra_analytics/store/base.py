@@ -25,6 +25,9 @@ SESSION_SETTINGS: dict[str, str] = {
     "session_timezone": "UTC",
     "output_format_json_quote_64bit_integers": "0",
     "date_time_input_format": "best_effort",
+    # Tables read with FINAL are partitioned by the month of a timestamp in their sorting key,
+    # so the rows of one key never span partitions: FINAL may merge each partition alone.
+    "do_not_merge_across_partitions_select_final": "1",
 }
 
 

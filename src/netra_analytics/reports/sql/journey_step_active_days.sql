@@ -1,12 +1,11 @@
--- When each user started their Nth distinct active day (UTC) in the range.
-SELECT user_id, [toUnixTimestamp64Milli(min(timestamp))] AS times
-FROM analytics.frontend_events AS e
-INNER JOIN (
-  SELECT user_id, arraySort(groupUniqArray(date))[{days:UInt32}] AS nth_day
+-- When each user started their Nth distinct active day (UTC) in the range: the Nth of their
+-- days' first times.
+SELECT user_id, [arraySort(groupArray(first_time))[{days:UInt32}]] AS times
+FROM (
+  SELECT user_id, date, min(toUnixTimestamp64Milli(timestamp)) AS first_time
   FROM analytics.frontend_events
   WHERE date BETWEEN {start:Date} AND {end:Date}
-  GROUP BY user_id
-  HAVING uniqExact(date) >= {days:UInt32}
-) AS d ON e.user_id = d.user_id
-WHERE e.date = d.nth_day
+  GROUP BY user_id, date
+)
 GROUP BY user_id
+HAVING count() >= {days:UInt32}

@@ -1,5 +1,5 @@
--- When each user asked prompts at least this complex.
-SELECT user_id, arraySlice(arraySort(groupArray(toUnixTimestamp64Milli(timestamp))), 1, 1000) AS times
+-- When each user asked prompts at least this complex (the first 1,000 times, epoch ms).
+SELECT user_id, groupArraySorted(1000)(toUnixTimestamp64Milli(timestamp)) AS times
 FROM analytics.prompt_analytics FINAL
 WHERE toDate(timestamp) BETWEEN {start:Date} AND {end:Date}
   AND prompt_complexity_score >= {min_complexity:Float32}

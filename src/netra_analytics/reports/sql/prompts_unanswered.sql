@@ -1,4 +1,7 @@
 -- Prompts that got no AI response, or whose answer was followed by an error.
+-- The filter reads `signals` with the simpleJSON functions (about twice as fast over every row):
+-- the prompt worker writes that JSON itself, compact, and its keys `responded` and
+-- `errors_after` occur once in it.
 SELECT
   toString(prompt_id) AS prompt_id,
   timestamp,
@@ -9,7 +12,6 @@ SELECT
 FROM analytics.prompt_analytics FINAL
 WHERE timestamp >= {since:DateTime64(3)}
   AND ({category:String} = '' OR prompt_category = {category:String})
-  AND (NOT JSONExtractBool(signals, 'signals', 'responded')
-       OR JSONExtractInt(signals, 'signals', 'errors_after') > 0)
+  AND (NOT simpleJSONExtractBool(signals, 'responded') OR simpleJSONExtractInt(signals, 'errors_after') > 0)
 ORDER BY timestamp DESC
 LIMIT 50
