@@ -117,18 +117,22 @@ def measure(url: str, calls: int) -> dict[str, dict[str, float]]:
         return {"start_date": (end - timedelta(days=29)).isoformat(), "end_date": end.isoformat()}
 
     reports: dict[str, Any] = {
-        "user-activity (day, summary view)": lambda i: ("user-activity", window(i)),
-        "user-activity (week, summary view)": lambda i: (
+        "user-activity (day, rollup)": lambda i: ("user-activity", window(i)),
+        "user-activity (week, rollup)": lambda i: (
             "user-activity",
             window(i) | {"granularity": "week"},
         ),
-        "user-activity (hour, events)": lambda i: (
+        "user-activity (hour, rollup)": lambda i: (
             "user-activity",
             window(i) | {"granularity": "hour"},
         ),
-        "user-activity (day, Europe/Berlin, events)": lambda i: (
+        "user-activity (day, Europe/Berlin, rollup)": lambda i: (
             "user-activity",
             window(i) | {"tz": "Europe/Berlin"},
+        ),
+        "user-activity (day, one user, summary view)": lambda i: (
+            "user-activity",
+            window(i) | {"user_id": f"u{i}"},
         ),
         "prompts (30d)": lambda i: ("prompts", {"time_range": "30d", "min_frequency": 5 + i}),
         "prompt-intelligence (30d)": lambda i: ("prompt-intelligence", {"time_range": "30d"}),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,9 @@ from fastapi.testclient import TestClient
 
 from netra_analytics.prompts.classify import CATEGORIES, INTENTS
 from netra_analytics.prompts.complexity import complexity
+from netra_analytics.prompts.cost import Tokens
 from netra_analytics.prompts.normalise import prompt_hash
+from netra_analytics.prompts.quality import Signals
 from netra_analytics.store.chdb_backend import ChdbStore
 from tests.factories import body, event
 from tests.support.processes import wait_until
@@ -172,3 +175,15 @@ def test_a_late_signal_after_a_restart_updates_the_stored_prompt(
     assert row["estimated_cost_cents"] > 0 and row["model_used"] == "gpt-4o"
     count = store.query_rows("SELECT count() AS n FROM analytics.prompt_analytics FINAL")[0]["n"]
     assert count == 1  # re-written, not duplicated
+
+
+def test_signals_json_keys_are_unique_for_the_reports_simple_json_reads() -> None:
+    """prompts_overview.sql and prompts_unanswered.sql read `signals` with simpleJSON*, which
+    takes the first occurrence of a key anywhere: every key they read must occur once."""
+    keys = [f.name for f in dataclasses.fields(Signals)] + [
+        f.name for f in dataclasses.fields(Tokens)
+    ]
+    keys += ["signals", "tokens", "answered_at_ms"]
+    assert len(keys) == len(set(keys)), keys
+    for read in ("output", "response_time_ms", "responded", "errors_after"):
+        assert read in keys

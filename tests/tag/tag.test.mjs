@@ -275,6 +275,8 @@ test('without consent nothing is stored or sent; consent given later sends what 
   await win.advance(60_000);
   assert.equal(win.sent.length, 0);
   assert.equal(win.localStorage.items.size, 0);
+  assert.equal(win.sessionStorage.items.size, 0);
+  assert.equal(tag.pending(), 1);
   tag.setConsent(true);
   await win.advance(0);
   assert.deepEqual(sentIds(win), ['f1']);

@@ -111,6 +111,7 @@
     var timer = null;
     var consent = null; // null: unknown, true: granted, false: denied
     var started = false;
+    var pageSession = null; // the session while it may not be stored
     var tag = {
       version: VERSION,
       sessionId: '',
@@ -120,7 +121,7 @@
       flushOnHide: flushOnHide,
       setConsent: setConsent,
       identify: function (id) { cfg.userId = String(id || ''); },
-      pending: function () { return load().length + memoryQueue.length; },
+      pending: function () { return load().length; },
       // internals, for tests
       _chunk: chunk,
       _backoff: backoff,
@@ -145,9 +146,10 @@
       try { return allowed() ? win.localStorage : null; } catch (e) { return null; }
     }
 
+    // Storage when allowed and working; memory before consent, or once storage has failed.
     function load() {
       var s = store();
-      if (!s) return memoryQueue;
+      if (!s || memoryQueue.length) return memoryQueue;
       try {
         var items = JSON.parse(s.getItem(QUEUE_KEY) || '[]');
         return Array.isArray(items) ? items : [];
@@ -160,7 +162,11 @@
       if (items.length > cfg.maxQueue) items = items.slice(items.length - cfg.maxQueue);
       var s = store();
       if (s) {
-        try { s.setItem(QUEUE_KEY, JSON.stringify(items)); return; } catch (e) { log('storage full', e); }
+        try {
+          s.setItem(QUEUE_KEY, JSON.stringify(items));
+          memoryQueue = [];
+          return;
+        } catch (e) { log('storage full', e); }
       }
       memoryQueue = items;
     }
@@ -176,11 +182,13 @@
       var t = now();
       var s = null;
       try {
-        s = JSON.parse(win.sessionStorage.getItem(SESSION_KEY) || 'null');
-      } catch (e) { s = null; }
+        s = JSON.parse(win.sessionStorage.getItem(SESSION_KEY) || 'null') || pageSession;
+      } catch (e) { s = pageSession; }
       if (!s || !s.id || t - s.last > cfg.sessionTimeoutMs) s = { id: uuid(win), last: t };
       s.last = t;
-      try { win.sessionStorage.setItem(SESSION_KEY, JSON.stringify(s)); } catch (e) { /* private mode */ }
+      if (allowed()) { // an identifier stays in the page's memory until consent
+        try { win.sessionStorage.setItem(SESSION_KEY, JSON.stringify(s)); } catch (e) { /* private mode */ }
+      } else pageSession = s;
       tag.sessionId = s.id;
       return s.id;
     }
