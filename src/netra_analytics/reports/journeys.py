@@ -68,7 +68,10 @@ def funnel_query(steps: list[dict[str, Any]], start: date, end: date) -> tuple[s
                 raise ValueError(f"step {k} matches fields outside {MATCH_FIELDS}")
             predicate = " AND ".join(f"{f} = {{s{k}_{f}:String}}" for f in fields) or "1"
             params |= {f"s{k}_{f}": str(step["match"][f]) for f in fields}
-            aggregates.append(f"groupArraySortedIf({FIRST_TIMES})(t, {predicate}) AS m{k}")
+            if k == 0:  # only its first time matters (0 when none)
+                aggregates.append(f"[minIf(t, {predicate})] AS m{k}")
+            else:
+                aggregates.append(f"groupArraySortedIf({FIRST_TIMES})(t, {predicate}) AS m{k}")
             times.append(f"ev.m{k}")
         elif "active_days" in step:
             days = int(step["active_days"])
