@@ -54,22 +54,22 @@ async def versioned_tag(version: str) -> Response:
     return _script("netra-analytics.min.js", IMMUTABLE)
 
 
-@router.get(
-    "/tag/netra-analytics.js",
-    summary="The latest browser tag, minified (cached 5 minutes)",
-    response_class=Response,
-)
-async def latest_tag() -> Response:
-    return _script("netra-analytics.min.js", SHORT)
+LATEST = {  # served name -> file
+    "netra-analytics.js": "netra-analytics.min.js",
+    "netra-analytics.src.js": "netra-analytics.js",
+}
 
 
 @router.get(
-    "/tag/netra-analytics.src.js",
-    summary="The latest browser tag's readable source",
+    "/tag/{name}",
+    summary="The latest browser tag: minified (netra-analytics.js) or readable "
+    "(netra-analytics.src.js), cached 5 minutes",
     response_class=Response,
 )
-async def tag_source() -> Response:
-    return _script("netra-analytics.js", SHORT)
+async def latest_tag(name: str) -> Response:
+    if name not in LATEST:
+        raise HTTPException(404, f"no {name} here; one of {', '.join(LATEST)}")
+    return _script(LATEST[name], SHORT)
 
 
 @router.post(
