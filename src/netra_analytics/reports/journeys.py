@@ -43,7 +43,9 @@ def load_funnels(path: Path | None) -> dict[str, list[dict[str, Any]]]:
     return funnels
 
 
-FIRST_TIMES = 1000  # times kept per user and step: enough to find the first after any other
+# Times kept per user and step: a step reached only after the user's 1,000th matching event in
+# the range is not seen (bounds the memory of a user with a flood of events).
+FIRST_TIMES = 1000
 
 
 def _sql_text(name: str) -> str:
