@@ -121,11 +121,7 @@
       flushOnHide: flushOnHide,
       setConsent: setConsent,
       identify: function (id) { cfg.userId = String(id || ''); },
-      pending: function () { return load().length; },
-      // internals, for tests
-      _chunk: chunk,
-      _backoff: backoff,
-      _cfg: cfg
+      pending: function () { return load().length; }
     };
 
     function log() {
