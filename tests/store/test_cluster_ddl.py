@@ -41,7 +41,11 @@ def test_tables_become_replicated_locals_behind_distributed_tables() -> None:
 
 
 def test_local_tables_keep_the_single_node_definition() -> None:
-    [local] = [s for s in _all() if "analytics.frontend_events_local ON" in s]
+    [local] = [
+        s
+        for s in _all()
+        if s.startswith("CREATE TABLE IF NOT EXISTS analytics.frontend_events_local ON")
+    ]
     assert "PARTITION BY toYYYYMM(timestamp)" in local
     assert "ORDER BY (user_id, timestamp, event_id)" in local
     assert "TTL toDateTime(timestamp) + INTERVAL 90 DAY" in local
@@ -64,3 +68,12 @@ def test_plain_view_reads_the_distributed_summary() -> None:
 
 def test_database_is_created_on_the_cluster() -> None:
     assert _all()[0] == f"CREATE DATABASE IF NOT EXISTS analytics ON CLUSTER {CLUSTER}"
+
+
+def test_column_changes_reach_the_local_tables_and_their_distributed_twins() -> None:
+    altered = [s for s in _all() if s.startswith("ALTER TABLE analytics.frontend_events")]
+    assert [s.split(" MODIFY")[0].strip() for s in altered] == [
+        f"ALTER TABLE analytics.frontend_events_local ON CLUSTER {CLUSTER}",
+        f"ALTER TABLE analytics.frontend_events ON CLUSTER {CLUSTER}",
+    ]
+    assert all("MODIFY COLUMN event_type LowCardinality(String)" in s for s in altered)

@@ -2,11 +2,12 @@
 
 Funnel steps come from a JSON file (`reports/data/funnels.json`, or `ANALYTICS_FUNNELS`). A
 user reaches a step at the first time it happens at or after the previous step; conversion
-and the median time between steps are computed from those times. `funnel_query` builds one
-query: a single pass over the range's events gives each user's times for every event step
-(`journey_funnel_events.sql`), complexity steps join prompt_analytics, and the steps are
-walked in ClickHouse (`arrayFirst` of the times at or after the previous step), so only
-counts and waits come back. A user enters a funnel through an event in the range.
+and the median time between steps are computed from those times. `funnels_query` builds one
+query for all funnels: a single pass over the range's events gives each user's times for every
+event and active-days step (`journey_funnel_events.sql`), complexity steps join
+prompt_analytics, and the steps are walked in ClickHouse (`arrayFirst` of the times at or after
+the previous step), so only counts and waits come back. A user enters a funnel through an event
+in the range.
 """
 
 from __future__ import annotations
@@ -52,69 +53,76 @@ def _sql_text(name: str) -> str:
     return "\n".join(line for line in sql(name).splitlines() if not line.startswith("--"))
 
 
-def funnel_query(steps: list[dict[str, Any]], start: date, end: date) -> tuple[str, dict[str, Any]]:
-    """One query that walks a funnel in ClickHouse: per user, step 0's first time, then each
-    step's first time at or after the previous one (0 when never); then the counts and the
-    waits between steps. Event steps share one pass over the events
-    (`journey_funnel_events.sql`); active-days and complexity steps are joined subqueries
-    (`journey_step_*.sql`: the Nth active day's first time; prompts complex enough). The structure
-    comes only from the step kinds and an allow-list of fields; values are parameters."""
-    params: dict[str, Any] = {"start": start, "end": end}
+def funnels_query(
+    funnels: dict[str, list[dict[str, Any]]], start: date, end: date
+) -> tuple[str, dict[str, Any]]:
+    """One query that walks every funnel in ClickHouse: per user, step 0's first time, then each
+    step's first time at or after the previous one (0 when never); then per funnel the counts
+    and the waits between steps (`f{i}_reached_{k}`, `f{i}_waits_{k}`). Match and active-days
+    steps of all funnels share one pass over the events (`journey_funnel_events.sql`); complexity
+    steps are joined subqueries on prompt_analytics (`journey_step_complexity.sql`). The
+    structure comes only from the step kinds and an allow-list of fields; values are
+    parameters."""
+    params: dict[str, Any] = {"start": start, "end": end, "range_days": (end - start).days + 1}
     aggregates: list[str] = []
     joins: list[str] = []
-    times: list[str] = []
-    for k, step in enumerate(steps):
-        if "match" in step:
-            fields = sorted(step["match"])
-            if not set(fields) <= set(MATCH_FIELDS):
-                raise ValueError(f"step {k} matches fields outside {MATCH_FIELDS}")
-            predicate = " AND ".join(f"{f} = {{s{k}_{f}:String}}" for f in fields) or "1"
-            params |= {f"s{k}_{f}": str(step["match"][f]) for f in fields}
-            if k == 0:  # only its first time matters (0 when none)
-                aggregates.append(f"[minIf(t, {predicate})] AS m{k}")
+    reached: list[str] = []
+    outputs: list[str] = []
+    for i, steps in enumerate(funnels.values()):
+        times: list[str] = []
+        for k, step in enumerate(steps):
+            key = f"f{i}s{k}"
+            if "match" in step:
+                fields = sorted(step["match"])
+                if not set(fields) <= set(MATCH_FIELDS):
+                    raise ValueError(f"step {k} matches fields outside {MATCH_FIELDS}")
+                predicate = " AND ".join(f"{f} = {{{key}_{f}:String}}" for f in fields) or "1"
+                params |= {f"{key}_{f}": str(step["match"][f]) for f in fields}
+                if k == 0:  # only its first time matters (0 when none)
+                    aggregates.append(f"[minIf(t, {predicate})] AS {key}")
+                else:
+                    aggregates.append(f"groupArraySortedIf({FIRST_TIMES})(t, {predicate}) AS {key}")
+                times.append(f"ev.{key}")
+            elif "active_days" in step:
+                params[f"{key}_days"] = int(step["active_days"])
+                aggregates.append(
+                    f"[arrayFilter(x -> x > 0, minResample(0, {{range_days:UInt32}}, 1)(t, day))"
+                    f"[{{{key}_days:UInt32}}]] AS {key}"
+                )
+                times.append(f"ev.{key}")
             else:
-                aggregates.append(f"groupArraySortedIf({FIRST_TIMES})(t, {predicate}) AS m{k}")
-            times.append(f"ev.m{k}")
-        elif "active_days" in step:
-            days = int(step["active_days"])
-            times.append(_joined_step(k, "journey_step_active_days", "days", days, joins, params))
-        else:
-            least = float(step["prompt_complexity_at_least"])
-            name = "journey_step_complexity"
-            times.append(_joined_step(k, name, "min_complexity", least, joins, params))
+                params[f"{key}_min_complexity"] = float(step["prompt_complexity_at_least"])
+                text = _sql_text("journey_step_complexity").replace(
+                    "{min_complexity:", f"{{{key}_min_complexity:"
+                )
+                joins.append(f"LEFT JOIN ({text}) AS p{key} ON ev.user_id = p{key}.user_id")
+                times.append(f"p{key}.times")
+        reached.append(f"arrayMin({times[0]}) AS f{i}t0")
+        for k in range(1, len(steps)):
+            before = f"f{i}t{k - 1}"
+            reached.append(
+                f"if({before} = 0, 0, arrayFirst(x -> x >= {before}, {times[k]})) AS f{i}t{k}"
+            )
+        outputs += [f"countIf(f{i}t{k} > 0) AS f{i}_reached_{k}" for k in range(len(steps))]
+        outputs += [
+            f"groupArrayIf(f{i}t{k} - f{i}t{k - 1}, f{i}t{k} > 0) AS f{i}_waits_{k}"
+            for k in range(1, len(steps))
+        ]
     events = _sql_text("journey_funnel_events").replace(
         "/*aggregates*/", "".join(f",\n  {a}" for a in aggregates)
     )
-    reached = [f"arrayMin({times[0]}) AS t0"]
-    for k in range(1, len(steps)):
-        reached.append(f"if(t{k - 1} = 0, 0, arrayFirst(x -> x >= t{k - 1}, {times[k]})) AS t{k}")
-    counts = ", ".join(f"countIf(t{k} > 0) AS reached_{k}" for k in range(len(steps)))
-    waits = ", ".join(
-        f"groupArrayIf(t{k} - t{k - 1}, t{k} > 0) AS waits_{k}" for k in range(1, len(steps))
-    )
     text = (
-        f"SELECT {counts}{', ' + waits if waits else ''}\n"
+        f"SELECT {', '.join(outputs)}\n"
         f"FROM (SELECT {', '.join(reached)}\nFROM ({events}) AS ev\n" + "\n".join(joins) + ")"
     )
     return text, params
 
 
-def _joined_step(
-    k: int, name: str, parameter: str, value: object, joins: list[str], params: dict[str, Any]
-) -> str:
-    """Step k as a subquery joined by user (its parameter renamed `s{k}_...` so that steps of
-    one kind can share the query); returns its per-user times."""
-    params[f"s{k}_{parameter}"] = value
-    text = _sql_text(name).replace(f"{{{parameter}:", f"{{s{k}_{parameter}:")
-    joins.append(f"LEFT JOIN ({text}) AS p{k} ON ev.user_id = p{k}.user_id")
-    return f"p{k}.times"
-
-
-def funnel_steps(names: list[str], row: dict[str, Any]) -> list[dict[str, Any]]:
-    reached = [int(row[f"reached_{k}"]) for k in range(len(names))]
+def funnel_steps(names: list[str], row: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    reached = [int(row[f"{prefix}_reached_{k}"]) for k in range(len(names))]
     out = []
     for k, name in enumerate(names):
-        waits = row.get(f"waits_{k}") or []
+        waits = row.get(f"{prefix}_waits_{k}") or []
         out.append(
             {
                 "step": name,
@@ -129,16 +137,20 @@ def funnel_steps(names: list[str], row: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-async def walk_funnel(
-    request: Request, steps: list[dict[str, Any]], start: date, end: date
-) -> list[dict[str, Any]]:
+async def walk_funnels(
+    request: Request, funnels: dict[str, list[dict[str, Any]]], start: date, end: date
+) -> dict[str, list[dict[str, Any]]]:
+    """Every funnel's steps: users reached, conversions and median waits, from one query."""
     service: Service = request.app.state.service
     if service.store is None:
         raise RuntimeError("no store")
     store = service.store
-    text, params = funnel_query(steps, start, end)
+    text, params = funnels_query(funnels, start, end)
     [row] = await asyncio.to_thread(store.query_rows, text, params)
-    return funnel_steps([step["name"] for step in steps], row)
+    return {
+        name: funnel_steps([step["name"] for step in steps], row, f"f{i}")
+        for i, (name, steps) in enumerate(funnels.items())
+    }
 
 
 def retention(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -190,10 +202,8 @@ async def journeys(
         result: dict[str, Any] = {
             "start_date": start_date.isoformat(),
             "end_date": end_date.isoformat(),
-            "funnels": {},
         }
-        for name, steps in chosen.items():
-            result["funnels"][name] = await walk_funnel(request, steps, start_date, end_date)
+        result["funnels"] = await walk_funnels(request, chosen, start_date, end_date)
         params = {"start": start_date, "end": end_date}
         result["cohorts"] = retention(await query(request, "journey_cohorts", params))
         moves = await query(request, "journey_paths", params | {"limit": paths})

@@ -28,6 +28,11 @@ SPANS = {
     "30d": timedelta(days=30),
 }
 
+NO_PROMPTS = dict.fromkeys(
+    ("prompts", "generated_follow_up", "repeats", "repeat_output_tokens", "repeat_cost_cents",
+     "repeat_response_ms"), 0,
+)  # fmt: skip
+
 
 async def prompt_report(
     request: Request, category: str | None, min_frequency: int, time_range: TimeRange
@@ -37,15 +42,19 @@ async def prompt_report(
     since = datetime.now(UTC) - SPANS[time_range.value]
     params: dict[str, Any] = {"since": since, "category": category or ""}
     frequent = await query(request, "prompts_frequent", params | {"min_frequency": min_frequency})
-    [overview] = await query(request, "prompts_overview", params)
+    hourly = time_range in (TimeRange.hour, TimeRange.day)
+    summary = await query(request, "prompts_summary", params | {"hourly": hourly})
+    parts: dict[str, list[dict[str, Any]]] = {"overview": [], "categories": [], "trend": []}
+    for row in summary:
+        parts[row["part"]].append(row)
+    # No prompts in the range: no overview row (the empty grouping set of nothing is nothing).
+    overview = parts["overview"][0] if parts["overview"] else NO_PROMPTS
+    categories, trend = parts["categories"], parts["trend"]
     quarter = 15 * 60
     first_whole = datetime.fromtimestamp(-(-since.timestamp() // quarter) * quarter, UTC)
     [follow] = await query(
         request, "prompts_follow_up_rate", {"since": since, "first_whole": first_whole}
     )
-    categories = await query(request, "prompts_categories", params)
-    hourly = time_range in (TimeRange.hour, TimeRange.day)
-    trend = await query(request, "prompts_complexity_trend", params | {"hourly": hourly})
     unanswered = await query(request, "prompts_unanswered", params)
     prompts = int(overview["prompts"])
     by_category: dict[str, int] = {}

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from netra_analytics.reports.common import LONG_RANGE_DAYS, cached, check_range, number, query
-from netra_analytics.reports.journeys import load_funnels, walk_funnel
+from netra_analytics.reports.journeys import load_funnels, walk_funnels
 from netra_analytics.service import Service
 
 router = APIRouter(prefix="/api/analytics/reports", tags=["reports"])
@@ -67,8 +67,9 @@ async def ai_spend(
         cohorts = await query(request, "spend_cohorts", params)
         service: Service = request.app.state.service
         conversions = {}
-        for name, steps in load_funnels(service.settings.funnels_file).items():
-            converted = (await walk_funnel(request, steps, start_date, end_date))[-1]["users"]
+        funnels = load_funnels(service.settings.funnels_file)
+        for name, steps in (await walk_funnels(request, funnels, start_date, end_date)).items():
+            converted = steps[-1]["users"]
             conversions[name] = {
                 "conversions": converted,
                 "cost_per_conversion_cents": total / converted if converted else None,

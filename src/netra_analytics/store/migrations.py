@@ -8,7 +8,7 @@ half-way is simply run again.
 For a ClickHouse cluster (`CLICKHOUSE_CLUSTER`), `cluster_statements` rewrites each statement:
 tables become `<name>_local` on every node (`ON CLUSTER`, Replicated engines) with a
 `Distributed` table of the spec's name in front, so readers and writers use the same names in
-both modes.
+both modes; an `ALTER TABLE` changes both.
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ def on_cluster(cluster: str | None) -> str:
 _CREATE = re.compile(
     r"^CREATE (?P<kind>TABLE|MATERIALIZED VIEW|VIEW|DATABASE) IF NOT EXISTS (?P<name>[\w.]+)",
 )
+_ALTER = re.compile(rf"^ALTER TABLE {DATABASE}\.(?P<table>\w+)\b")
 _ENGINE = re.compile(r"ENGINE = (?P<engine>\w*MergeTree)\((?P<args>[^)]*)\)")
 _TABLE_REF = re.compile(rf"\b{DATABASE}\.(?P<table>\w+)\b")
 
@@ -120,10 +121,18 @@ def _replicated_tables(migrations: list[Migration]) -> set[str]:
 
 
 def _cluster_statement(statement: str, cluster: str, local_names: set[str]) -> list[str]:
+    altered = _ALTER.match(statement)
+    if altered and altered.group("table") in local_names:  # the local tables, then their twins
+        body = statement[altered.end() :]
+        table = f"{DATABASE}.{altered.group('table')}"
+        return [
+            f"ALTER TABLE {table}{suffix}{on_cluster(cluster)}{body}" for suffix in ("_local", "")
+        ]
     match = _CREATE.match(statement)
     if not match:
         raise ValueError(
-            f"not a CREATE ... IF NOT EXISTS, cannot run on a cluster: {statement[:60]}"
+            f"not a CREATE ... IF NOT EXISTS or an ALTER TABLE of a known table, cannot run on a "
+            f"cluster: {statement[:60]}"
         )
     kind, table = match.group("kind"), match.group("name").split(".")[-1]
     body = statement[match.end() :]

@@ -1,5 +1,5 @@
 -- Prompts that got no AI response, or whose answer was followed by an error.
--- The filter reads `signals` with the simpleJSON functions (see prompts_overview.sql):
+-- The filter reads `signals` with the simpleJSON functions (see prompts_summary.sql):
 -- the prompt worker writes that JSON itself, compact, and its keys `responded` and
 -- `errors_after` occur once in it.
 SELECT
