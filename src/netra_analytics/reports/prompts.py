@@ -35,7 +35,11 @@ NO_PROMPTS = dict.fromkeys(
 
 
 async def prompt_report(
-    request: Request, category: str | None, min_frequency: int, time_range: TimeRange
+    request: Request,
+    category: str | None,
+    min_frequency: int,
+    time_range: TimeRange,
+    unanswered_too: bool = True,
 ) -> dict[str, Any]:
     if category is not None and category not in CATEGORIES:
         raise invalid("category", f"unknown category {category!r}; one of {', '.join(CATEGORIES)}")
@@ -55,7 +59,7 @@ async def prompt_report(
     [follow] = await query(
         request, "prompts_follow_up_rate", {"since": since, "first_whole": first_whole}
     )
-    unanswered = await query(request, "prompts_unanswered", params)
+    unanswered = await query(request, "prompts_unanswered", params) if unanswered_too else []
     prompts = int(overview["prompts"])
     by_category: dict[str, int] = {}
     by_intent: dict[str, int] = {}
@@ -157,7 +161,7 @@ async def prompt_intelligence(
     request: Request, response: Response, time_range: TimeRange = TimeRange.week
 ) -> dict[str, Any]:
     async def compute() -> dict[str, Any]:
-        full = await prompt_report(request, None, 2, time_range)
+        full = await prompt_report(request, None, 2, time_range, unanswered_too=False)
         keep = ("time_range", "since", "prompts", "most_frequent", "follow_up_rate",
                 "category_distribution", "intent_distribution", "complexity_trend")  # fmt: skip
         return {name: full[name] for name in keep}

@@ -57,8 +57,9 @@ async def ai_spend(
 
     async def compute() -> dict[str, Any]:
         params = {"start": start_date, "end": end_date}
-        models = await query(request, "spend_by_model", params)
-        daily = await query(request, "spend_by_day", params)
+        spend = await query(request, "spend_by_model_and_day", params)
+        models = [row for row in spend if row["by"] == "model"]
+        daily = [row for row in spend if row["by"] == "day"]
         [outcomes] = await query(request, "spend_outcomes", params)
         total = sum(float(row["cents"]) for row in models)
         users = int(outcomes["active_users"])
