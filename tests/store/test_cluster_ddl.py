@@ -27,6 +27,7 @@ def test_tables_become_replicated_locals_behind_distributed_tables() -> None:
         ("user_analytics_summary", "ReplicatedSummingMergeTree", "", "rand()"),
         ("activity_rollup", "ReplicatedAggregatingMergeTree", "", "rand()"),
         ("feedback_rollup", "ReplicatedSummingMergeTree", "", "rand()"),
+        ("path_moves", "ReplicatedMergeTree", "", "rand()"),
     ):
         [local] = [s for s in statements if re.search(rf"EXISTS analytics\.{table}_local ON", s)]
         assert (

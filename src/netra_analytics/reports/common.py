@@ -19,6 +19,7 @@ import orjson
 from fastapi import HTTPException, Request, Response
 
 from netra_analytics.service import Service
+from netra_analytics.store.base import Store
 
 LONG_RANGE_DAYS = 7  # longer reports are cached (ANALYTICS_REPORT_CACHE_SECONDS, default 60)
 
@@ -49,12 +50,15 @@ def zone(tz: str) -> ZoneInfo:
         raise invalid("tz", f"unknown time zone {tz!r}") from None
 
 
-async def query(request: Request, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+def ready_store(request: Request) -> Store:
     service: Service = request.app.state.service
     if service.store is None or not service.schema_ready.is_set():
         raise HTTPException(status_code=503, detail="the store is not ready yet")
-    store = service.store
-    return await asyncio.to_thread(store.query_rows, sql(name), params)
+    return service.store
+
+
+async def query(request: Request, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    return await asyncio.to_thread(ready_store(request).query_rows, sql(name), params)
 
 
 async def cached(

@@ -22,7 +22,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from netra_analytics.reports.common import LONG_RANGE_DAYS, cached, check_range, invalid, query, sql
+from netra_analytics.reports.common import (
+    LONG_RANGE_DAYS,
+    cached,
+    check_range,
+    invalid,
+    query,
+    ready_store,
+    sql,
+)
+from netra_analytics.reports.paths import page_moves
 from netra_analytics.service import Service
 
 router = APIRouter(prefix="/api/analytics/reports", tags=["reports"])
@@ -141,12 +150,8 @@ async def walk_funnels(
     request: Request, funnels: dict[str, list[dict[str, Any]]], start: date, end: date
 ) -> dict[str, list[dict[str, Any]]]:
     """Every funnel's steps: users reached, conversions and median waits, from one query."""
-    service: Service = request.app.state.service
-    if service.store is None:
-        raise RuntimeError("no store")
-    store = service.store
     text, params = funnels_query(funnels, start, end)
-    [row] = await asyncio.to_thread(store.query_rows, text, params)
+    [row] = await asyncio.to_thread(ready_store(request).query_rows, text, params)
     return {
         name: funnel_steps([step["name"] for step in steps], row, f"f{i}")
         for i, (name, steps) in enumerate(funnels.items())
@@ -180,7 +185,8 @@ def retention(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "realisation (first interaction → complex query → cost savings identified) by default, "
         "each step configurable; conversion and median time per step. Retention: cohort = week "
         "(Monday, UTC) of a user's first event; cell k = share of the cohort active in week k. "
-        "Paths: the most common page-to-page moves within sessions."
+        "Paths: the most common page-to-page moves within sessions, each counted on the UTC day "
+        "of its second event (days that can no longer change are computed once and kept)."
     ),
 )
 async def journeys(
@@ -206,10 +212,9 @@ async def journeys(
         result["funnels"] = await walk_funnels(request, chosen, start_date, end_date)
         params = {"start": start_date, "end": end_date}
         result["cohorts"] = retention(await query(request, "journey_cohorts", params))
-        moves = await query(request, "journey_paths", params | {"limit": paths})
-        result["paths"] = [
-            {"from": m["from_page"], "to": m["to_page"], "moves": int(m["moves"])} for m in moves
-        ]
+        result["paths"] = await asyncio.to_thread(
+            page_moves, ready_store(request), start_date, end_date, paths
+        )
         return result
 
     key = f"journeys:{start_date}:{end_date}:{funnel}:{paths}"

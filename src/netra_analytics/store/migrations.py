@@ -152,8 +152,10 @@ def _cluster_statement(statement: str, cluster: str, local_names: set[str]) -> l
         )
     body = _ENGINE.sub(lambda m: _replicated(m, local), body, count=1)
     # Inserts into a table go through its Distributed twin, sharded by user; a view's rows are
-    # written by the view on each node and only read through the twin (some have no user_id).
-    sharding = "rand()" if kind == "MATERIALIZED VIEW" else "cityHash64(user_id)"
+    # written by the view on each node and only read through the twin (some have no user_id),
+    # like a table without users.
+    by_user = kind == "TABLE" and re.search(r"^\s*user_id String", body, re.MULTILINE)
+    sharding = "cityHash64(user_id)" if by_user else "rand()"
     return [
         f"CREATE {kind} IF NOT EXISTS {DATABASE}.{local}{on_cluster(cluster)}{body}",
         f"CREATE TABLE IF NOT EXISTS {DATABASE}.{table}{on_cluster(cluster)} "
