@@ -148,3 +148,21 @@ def test_an_empty_store_answers_every_report(
     assert prompts["follow_up_rate"] is None
     intelligence = client.get("/api/analytics/reports/prompt-intelligence").json()
     assert intelligence["prompts"] == 0
+
+
+def test_a_user_whose_first_events_expired_is_not_a_new_cohort(
+    one_user: TestClient, store: ChdbStore
+) -> None:
+    """The events' TTL removes a user's first events; their cohort is still the week of them."""
+    first = {"event_id": "00000000-0000-4000-8000-000000000001", "user_id": "solo",
+             "timestamp": "2026-10-01 12:00:00.000", "session_id": "old", "event_type": "feature_usage",
+             "event_category": "interaction", "properties": "{}"}  # fmt: skip
+    store.insert_json_rows("frontend_events", orjson.dumps(first))
+    store.execute(
+        "DELETE FROM analytics.frontend_events WHERE date = '2026-10-01' SETTINGS mutations_sync = 2"
+    )
+    journeys = _report(one_user, "journeys", OCT, NOV)
+    assert journeys["cohorts"] == []  # first seen in the week of 28 Sep, not in this range
+    assert _report(one_user, "ai-spend", OCT, NOV)["by_cohort"] == []
+    [september] = _report(one_user, "journeys", "2026-09-28", NOV)["cohorts"]
+    assert september["cohort"] == "2026-09-28" and september["users"] == 0  # its events are gone

@@ -101,6 +101,7 @@ def test_engines_partitions_orders_and_ttls(store: ChdbStore) -> None:
     )
     assert [table["engine"] for table in inner] == [
         "AggregatingMergeTree",
+        "AggregatingMergeTree",
         "SummingMergeTree",
         "SummingMergeTree",
     ]
