@@ -114,7 +114,7 @@ def load(path: Path, events: int) -> dict[str, float]:
 WARM_UP_PAUSE = 20  # seconds after the warm-up calls, for the prompt worker's start-up to end
 
 
-def measure(url: str, calls: int) -> dict[str, dict[str, float]]:
+def measure(url: str, calls: int) -> dict[str, dict[str, Any]]:
     today = datetime.now(UTC).date()
 
     def window(i: int) -> dict[str, str]:
@@ -145,7 +145,7 @@ def measure(url: str, calls: int) -> dict[str, dict[str, float]]:
         "feedback": lambda i: ("feedback", window(i)),
         "journeys": lambda i: ("journeys", window(i)),
     }
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     with httpx.Client(timeout=120) as client:
         # Warm-up, untimed: the service is still rebuilding its prompt index from the million
         # prompt rows when it turns ready, and a query's first run compiles it.
@@ -161,7 +161,11 @@ def measure(url: str, calls: int) -> dict[str, dict[str, float]]:
                 reply = client.get(f"{url}/api/analytics/reports/{path}", params=params)
                 timings.append(1000 * (time.perf_counter() - started))
                 assert reply.status_code == 200, (name, reply.status_code, reply.text[:300])
-            out[name] = {"p50_ms": statistics.median(timings), "p95_ms": percentile(timings, 0.95)}
+            out[name] = {
+                "p50_ms": statistics.median(timings),
+                "p95_ms": percentile(timings, 0.95),
+                "calls_ms": [round(t, 1) for t in timings],
+            }
             print(
                 f"{name}: p50 {out[name]['p50_ms']:.0f} ms, p95 {out[name]['p95_ms']:.0f} ms",
                 flush=True,

@@ -36,10 +36,8 @@ def page_moves(store: Store, start: date, end: date, limit: int) -> list[dict[st
     for day in days:
         if int(day["events"]) == 0:
             continue  # no move can end on a day without events
-        unchanged = int(day["generation"]) > 0 and (
-            day["stored_events_before"],
-            day["stored_events"],
-        ) == (day["events_before"], day["events"])
+        kept = (day["stored_events_before"], day["stored_events"])
+        unchanged = int(day["generation"]) > 0 and kept == (day["events_before"], day["events"])
         (stored if unchanged else to_compute).append(day)
     moves: Counter[tuple[str, str]] = Counter()
     if stored:
@@ -54,15 +52,14 @@ def page_moves(store: Store, start: date, end: date, limit: int) -> list[dict[st
         for first, last in _runs([date.fromisoformat(d["date"]) for d in to_compute])
         for row in store.query_rows(sql("path_moves_by_day"), {"first": first, "last": last})
     ]
-    if to_compute:
-        for row in computed:
-            moves[(row["from_page"], row["to_page"])] += int(row["moves"])
-        settled = [d for d in to_compute if date.fromisoformat(d["date"]) < today]
-        if settled:
-            try:
-                _store_days(store, settled, computed)
-            except StoreError as exc:  # the answer stands; the next report computes them again
-                log.warning("could not keep the page moves of %d days: %s", len(settled), exc)
+    for row in computed:
+        moves[(row["from_page"], row["to_page"])] += int(row["moves"])
+    settled = [d for d in to_compute if date.fromisoformat(d["date"]) < today]
+    if settled:
+        try:
+            _store_days(store, settled, computed)
+        except StoreError as exc:  # the answer stands; the next report computes them again
+            log.warning("could not keep the page moves of %d days: %s", len(settled), exc)
     ranked = sorted(moves.items(), key=lambda item: (-item[1], item[0]))[:limit]
     return [{"from": a, "to": b, "moves": n} for (a, b), n in ranked]
 
