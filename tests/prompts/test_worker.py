@@ -178,8 +178,8 @@ def test_a_late_signal_after_a_restart_updates_the_stored_prompt(
 
 
 def test_signals_json_keys_are_unique_for_the_reports_simple_json_reads() -> None:
-    """prompts_summary.sql and prompts_unanswered.sql read `signals` with simpleJSON*, which
-    takes the first occurrence of a key anywhere: every key they read must occur once."""
+    """Migration 0010 computes prompt_analytics columns from `signals` with simpleJSON*, which
+    takes the first occurrence of a key anywhere: every key it reads must occur once."""
     keys = [f.name for f in dataclasses.fields(Signals)] + [
         f.name for f in dataclasses.fields(Tokens)
     ]

@@ -26,6 +26,9 @@ SPEC_COLUMNS = {
         # NULL when no event reported a cost; then the additions (see the migration)
         "actual_cost_cents": "Nullable(Float32)", "session_id": "String", "prompt_text": "String",
         "model_used": "String", "signals": "String", "version": "UInt64",
+        # computed by ClickHouse from signals (MATERIALIZED, migration 0010)
+        "answered": "Bool", "errors_after": "UInt32", "answer_output_tokens": "UInt64",
+        "answer_response_time_ms": "Float64",
     },
     "user_analytics_summary": {
         "user_id": "String", "date": "Date", "total_events": "UInt64",

@@ -46,6 +46,15 @@ async def prompt_report(
     since = datetime.now(UTC) - SPANS[time_range.value]
     params: dict[str, Any] = {"since": since, "category": category or ""}
     frequent = await query(request, "prompts_frequent", params | {"min_frequency": min_frequency})
+    hashes = [row["prompt_hash"] for row in frequent]
+    users = {
+        row["prompt_hash"]: int(row["users"])
+        for row in (
+            await query(request, "prompts_frequent_users", params | {"hashes": hashes})
+            if hashes
+            else []
+        )
+    }
     hourly = time_range in (TimeRange.hour, TimeRange.day)
     summary = await query(request, "prompts_summary", params | {"hourly": hourly})
     parts: dict[str, list[dict[str, Any]]] = {"overview": [], "categories": [], "trend": []}
@@ -76,7 +85,7 @@ async def prompt_report(
                 "prompt_hash": r["prompt_hash"],
                 "example": r["example"],
                 "count": int(r["asked"]),
-                "users": int(r["users"]),
+                "users": users[r["prompt_hash"]],
                 "category": r["category"],
             }
             for r in frequent

@@ -1,9 +1,9 @@
--- The questions asked most often (same prompt_hash), with one sanitised example each.
+-- The questions asked most often (same prompt_hash), with one sanitised example each; how many
+-- people asked them comes from prompts_frequent_users.sql, for these 50 only.
 SELECT
   prompt_hash,
   any(prompt_text) AS example,
   count() AS asked,
-  uniqExact(cityHash64(user_id)) AS users,
   any(prompt_category) AS category
 FROM analytics.prompt_analytics FINAL
 WHERE timestamp >= {since:DateTime64(3)}

@@ -4,9 +4,8 @@
 --     questions would have saved (their answers' tokens, cost and response time);
 --   categories: prompts per category and intent;
 --   trend: average complexity per hour (1h, 24h) or per day (7d, 30d), UTC.
--- `signals` is read with the simpleJSON functions (a JSON parse per row costs ~90 ms per field
--- on a million prompts; these cost next to nothing): the prompt worker writes that JSON
--- itself, compact, and the keys `output` and `response_time_ms` occur once in it.
+-- The answers' tokens and response times are columns ClickHouse computes from `signals`
+-- (migration 0010), so the JSON is not read here.
 SELECT
   multiIf(grouping(prompt_category) = 0, 'categories', grouping(bucket) = 0, 'trend', 'overview') AS part,
   prompt_category AS category,
@@ -16,9 +15,9 @@ SELECT
   avg(prompt_complexity_score) AS complexity,
   countIf(follow_up_generated) AS generated_follow_up,
   countIf(is_repeat_question) AS repeats,
-  sumIf(simpleJSONExtractInt(signals, 'output'), is_repeat_question) AS repeat_output_tokens,
+  sumIf(answer_output_tokens, is_repeat_question) AS repeat_output_tokens,
   sumIf(estimated_cost_cents, is_repeat_question) AS repeat_cost_cents,
-  sumIf(simpleJSONExtractFloat(signals, 'response_time_ms'), is_repeat_question) AS repeat_response_ms
+  sumIf(answer_response_time_ms, is_repeat_question) AS repeat_response_ms
 FROM analytics.prompt_analytics FINAL
 WHERE timestamp >= {since:DateTime64(3)}
   AND ({category:String} = '' OR prompt_category = {category:String})
