@@ -8,7 +8,7 @@ import random
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from netra_analytics.prompts.complexity import complexity
+from netra_analytics.reports.journeys import funnel_steps, funnels_query
 from netra_analytics.store.chdb_backend import ChdbStore
 from tests.factories import body, event
 from tests.support.processes import wait_until
@@ -211,3 +212,28 @@ def test_journeys(make_client: Callable[..., TestClient], store: ChdbStore) -> N
         params={"start_date": "2026-11-02", "end_date": "2026-11-23", "funnel": "onboarding"},
     ).json()
     assert list(only["funnels"]) == ["onboarding"]
+
+
+def test_a_median_of_an_even_count_is_the_mean_of_the_middle_two(store: ChdbStore) -> None:
+    """The funnels' median waits are computed in ClickHouse; with four users the median of
+    their waits is the mean of the second and third, as statistics.median takes it."""
+    start = datetime(2026, 11, 3, 9, tzinfo=UTC)
+    waits = [10, 40, 100, 1000]  # seconds from the first event to the first chat
+    rows = []
+    for n, wait in enumerate(waits):
+        for kind, at in (
+            ("feature_usage", start),
+            ("chat_interaction", start + timedelta(seconds=wait)),
+        ):
+            rows.append(orjson.dumps({"user_id": f"m{n}", "session_id": f"m{n}", "event_type": kind,
+                                      "timestamp": at.strftime("%Y-%m-%d %H:%M:%S"),
+                                      "properties": "{}"}))  # fmt: skip
+    store.insert_json_rows("frontend_events", b"\n".join(rows))
+    steps = [{"name": "first event", "match": {}},
+             {"name": "first chat", "match": {"event_type": "chat_interaction"}}]  # fmt: skip
+    text, params = funnels_query({"f": steps}, date(2026, 11, 3), date(2026, 11, 3))
+    [row] = store.query_rows(text, params)
+    walked = funnel_steps(["first event", "first chat"], row, "f0")
+    assert walked[1]["users"] == 4
+    assert walked[1]["median_seconds_from_previous"] == statistics.median(waits) == 70
+    assert walked[0]["median_seconds_from_previous"] is None
