@@ -174,16 +174,15 @@ def test_filters_and_the_intelligence_report(
 def test_follow_up_rate_counts_the_range_edges(
     make_client: Callable[..., TestClient], store: ChdbStore
 ) -> None:
-    """The rate reads whole quarter hours from activity_rollup and the part of the range before
-    the first whole one from events: an event just inside the range counts, one just outside
-    does not, whichever part it falls in."""
+    """The rate reads whole minutes from follow_up_minutes; the window starts at the whole
+    minute at or before an hour ago: an event just inside it counts, one just outside does not."""
     client = make_client(event_batch_size=1, event_flush_interval_ms=10)
     now = datetime.now(UTC)
     placed = {  # minutes before now -> is_follow_up
         61: True,  # outside the hour
-        59: True,  # in the partial first quarter hour (unless one starts right there)
+        59: True,  # in the first minute of the window, or the one after
         58: False,
-        40: True,  # whole quarter hours
+        40: True,
         10: False,
         1: True,
     }

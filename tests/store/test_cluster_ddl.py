@@ -28,6 +28,7 @@ def test_tables_become_replicated_locals_behind_distributed_tables() -> None:
         ("activity_rollup", "ReplicatedAggregatingMergeTree", "", "rand()"),
         ("feedback_rollup", "ReplicatedSummingMergeTree", "", "rand()"),
         ("user_first_seen", "ReplicatedAggregatingMergeTree", "", "rand()"),
+        ("follow_up_minutes", "ReplicatedSummingMergeTree", "", "rand()"),
         ("path_moves", "ReplicatedMergeTree", "", "rand()"),
     ):
         [local] = [s for s in statements if re.search(rf"EXISTS analytics\.{table}_local ON", s)]
@@ -56,7 +57,7 @@ def test_local_tables_keep_the_single_node_definition() -> None:
 
 def test_materialized_views_read_their_nodes_local_events() -> None:
     views = [s for s in _all() if "MATERIALIZED VIEW" in s]
-    assert len(views) == 4
+    assert len(views) == 5
     for view in views:
         assert "FROM analytics.frontend_events_local" in view
         assert "FROM analytics.frontend_events\n" not in view

@@ -43,7 +43,9 @@ async def prompt_report(
 ) -> dict[str, Any]:
     if category is not None and category not in CATEGORIES:
         raise invalid("category", f"unknown category {category!r}; one of {', '.join(CATEGORIES)}")
-    since = datetime.now(UTC) - SPANS[time_range.value]
+    # The window starts at a whole minute (at most a minute more than asked): follow-ups are
+    # counted per minute (follow_up_minutes), and every part of the report uses one window.
+    since = (datetime.now(UTC) - SPANS[time_range.value]).replace(second=0, microsecond=0)
     params: dict[str, Any] = {"since": since, "category": category or ""}
     frequent = await query(request, "prompts_frequent", params | {"min_frequency": min_frequency})
     hashes = [row["prompt_hash"] for row in frequent]
@@ -63,11 +65,7 @@ async def prompt_report(
     # No prompts in the range: no overview row (the empty grouping set of nothing is nothing).
     overview = parts["overview"][0] if parts["overview"] else NO_PROMPTS
     categories, trend = parts["categories"], parts["trend"]
-    quarter = 15 * 60
-    first_whole = datetime.fromtimestamp(-(-since.timestamp() // quarter) * quarter, UTC)
-    [follow] = await query(
-        request, "prompts_follow_up_rate", {"since": since, "first_whole": first_whole}
-    )
+    [follow] = await query(request, "prompts_follow_up_rate", {"since": since})
     unanswered = await query(request, "prompts_unanswered", params) if unanswered_too else []
     prompts = int(overview["prompts"])
     by_category: dict[str, int] = {}
@@ -136,7 +134,9 @@ async def prompt_report(
         "and the share of prompts that led to one, category and intent distribution, complexity "
         "trend (hourly for 1h/24h, daily otherwise), repeat rate, unanswered questions (no AI "
         "response, or an error after it), and what answering repeated questions from a cache "
-        "would have saved (their answers' output tokens, estimated cost and response time)."
+        "would have saved (their answers' output tokens, estimated cost and response time). "
+        "The window starts at the whole UTC minute at or before now minus `time_range` "
+        "(`since` in the reply)."
     ),
 )
 async def prompts(
@@ -163,7 +163,8 @@ async def prompts(
     summary="The Prompt Intelligence Report",
     description=(
         "Most frequently asked questions, follow-up question rate, prompt category distribution "
-        "and prompt complexity trend, over the last `time_range` (default 7 days)."
+        "and prompt complexity trend, over the last `time_range` (default 7 days), from the whole "
+        "UTC minute at or before its start (`since`)."
     ),
 )
 async def prompt_intelligence(
