@@ -51,7 +51,8 @@ def _insert(store: ChdbStore, events: list[dict[str, Any]]) -> None:
 
 
 def _expected(events: list[dict[str, Any]], first: date, last: date) -> Counter[tuple[str, str]]:
-    """Consecutive pages of a session (a move counted on the day it ends), walked in Python."""
+    """Consecutive pages of a session on the same or the next UTC day (a move counted on the day
+    it ends), walked in Python."""
     moves: Counter[tuple[str, str]] = Counter()
     by_session: dict[str, list[dict[str, Any]]] = {}
     for e in events:
@@ -59,12 +60,9 @@ def _expected(events: list[dict[str, Any]], first: date, last: date) -> Counter[
     for items in by_session.values():
         ordered = sorted(items, key=lambda e: e["at"])
         for a, b in itertools.pairwise(ordered):
-            if (
-                a["page"]
-                and b["page"]
-                and a["page"] != b["page"]
-                and first <= b["at"].date() <= last
-            ):
+            close = (b["at"].date() - a["at"].date()).days <= 1
+            moved = a["page"] and b["page"] and a["page"] != b["page"]
+            if moved and close and first <= b["at"].date() <= last:
                 moves[(a["page"], b["page"])] += 1
     return moves
 
@@ -155,3 +153,20 @@ def test_ties_are_ranked_by_pages_and_the_limit_holds(store: ChdbStore) -> None:
         {"from": "/a", "to": "/b", "moves": 2},
         {"from": "/a", "to": "/c", "moves": 1},
     ]
+
+
+def test_a_gap_of_more_than_a_day_is_not_a_move(store: ChdbStore) -> None:
+    """Whether a day is computed alone or with the days before it, a session's two events two
+    days apart are no move."""
+    day = TODAY - timedelta(days=6)
+    noon = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
+    events = [
+        {"session": "gap", "at": noon - timedelta(days=2), "page": "/home"},
+        {"session": "gap", "at": noon, "page": "/chat"},
+        {"session": "gap", "at": noon + timedelta(minutes=1), "page": "/costs"},
+    ]
+    _insert(store, events)
+    for first in (day, day - timedelta(days=2)):  # alone, then with the days before it
+        store.execute("TRUNCATE TABLE analytics.path_moves")
+        assert page_moves(store, first, day, 10) == [{"from": "/chat", "to": "/costs", "moves": 1}]
+    assert _expected(events, day - timedelta(days=2), day) == {("/chat", "/costs"): 1}

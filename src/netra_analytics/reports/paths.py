@@ -1,7 +1,7 @@
 """Session paths for the journeys report: the most common moves between pages.
 
-A move is two consecutive events of one session on different, non-empty pages; it belongs to
-the UTC day of its second event (its first may be on the day before). Finding each event's
+A move is two consecutive events of one session on different, non-empty pages, on the same
+or consecutive UTC days; it belongs to the day of its second event. Finding each event's
 previous page means grouping every event of a range by session, which costs ~400 ms for 30 days
 of the 10 M-event bench, so the moves of a day are stored in `path_moves` once computed and
 read back while the day is unchanged: while activity_rollup still counts the same events on it
