@@ -207,3 +207,39 @@ def test_follow_up_rate_counts_the_range_edges(
     report = client.get("/api/analytics/reports/prompts", params={"time_range": "1h"}).json()
     inside = [follow for m, follow in placed.items() if m < 60]
     assert report["follow_up_rate"] == pytest.approx(sum(inside) / len(inside))
+
+
+def test_the_50_most_frequent_questions_in_order_beside_whole_summaries(
+    make_client: Callable[..., TestClient], store: ChdbStore
+) -> None:
+    """The frequent questions share one grouping-sets read with the other summaries: only the
+    frequent part is cut to 50, ranked by count then hash; categories and trend stay whole."""
+    client = make_client()
+    now = datetime.now(UTC)
+    rows = []
+    for q in range(60):  # question q asked 2 + q % 7 times, by that many users, 5 minutes apart
+        for n in range(2 + q % 7):
+            at = now - timedelta(hours=2, minutes=5 * (q + n))
+            rows.append({"prompt_id": f"00000000-0000-4000-8000-{q:06d}{n:06d}",
+                         "timestamp": at.strftime("%Y-%m-%d %H:%M:%S"), "user_id": f"u{n}",
+                         "prompt_hash": f"h{q:02d}", "prompt_text": f"question {q}",
+                         "prompt_category": CATEGORIES[q % len(CATEGORIES)], "prompt_intent": "question",
+                         "prompt_complexity_score": 0.5, "signals": "{}", "version": 1})  # fmt: skip
+    store.insert_json_rows("prompt_analytics", b"\n".join(orjson.dumps(r) for r in rows))
+    report = client.get(
+        "/api/analytics/reports/prompts", params={"time_range": "24h", "min_frequency": 2}
+    ).json()
+    asked = {f"h{q:02d}": 2 + q % 7 for q in range(60)}
+    expected = sorted(asked.items(), key=lambda item: (-item[1], item[0]))[:50]
+    assert [(f["prompt_hash"], f["count"], f["users"]) for f in report["most_frequent"]] == [
+        (h, n, n) for h, n in expected
+    ]
+    assert all(
+        f["example"] == f"question {int(f['prompt_hash'][1:])}" for f in report["most_frequent"]
+    )
+    assert report["prompts"] == len(rows)
+    assert sum(report["category_distribution"].values()) == len(rows)
+    buckets = [t["bucket"] for t in report["complexity_trend"]]
+    assert buckets == sorted(buckets) and sum(
+        t["prompts"] for t in report["complexity_trend"]
+    ) == len(rows)

@@ -190,8 +190,9 @@ def retention(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "realisation (first interaction → complex query → cost savings identified) by default, "
         "each step configurable; conversion and median time per step. Retention: cohort = week "
         "(Monday, UTC) of a user's first event; cell k = share of the cohort active in week k. "
-        "Paths: the most common page-to-page moves within sessions, each counted on the UTC day "
-        "of its second event (days that can no longer change are computed once and kept)."
+        "Paths: the most common page-to-page moves within sessions (two consecutive events of a "
+        "session on the same or the next UTC day), each counted on the day of its second event "
+        "(days that can no longer change are computed once and kept)."
     ),
 )
 async def journeys(

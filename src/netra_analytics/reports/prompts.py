@@ -47,7 +47,18 @@ async def prompt_report(
     # counted per minute (follow_up_minutes), and every part of the report uses one window.
     since = (datetime.now(UTC) - SPANS[time_range.value]).replace(second=0, microsecond=0)
     params: dict[str, Any] = {"since": since, "category": category or ""}
-    frequent = await query(request, "prompts_frequent", params | {"min_frequency": min_frequency})
+    hourly = time_range in (TimeRange.hour, TimeRange.day)
+    summary = await query(
+        request, "prompts_summary", params | {"hourly": hourly, "min_frequency": min_frequency}
+    )
+    parts: dict[str, list[dict[str, Any]]] = {
+        "overview": [], "categories": [], "trend": [], "frequent": []
+    }  # fmt: skip
+    for row in summary:
+        parts[row["part"]].append(row)
+    # No prompts in the range: no overview row (the empty grouping set of nothing is nothing).
+    overview = parts["overview"][0] if parts["overview"] else NO_PROMPTS
+    categories, trend, frequent = parts["categories"], parts["trend"], parts["frequent"]
     hashes = [row["prompt_hash"] for row in frequent]
     users = {
         row["prompt_hash"]: int(row["users"])
@@ -57,14 +68,6 @@ async def prompt_report(
             else []
         )
     }
-    hourly = time_range in (TimeRange.hour, TimeRange.day)
-    summary = await query(request, "prompts_summary", params | {"hourly": hourly})
-    parts: dict[str, list[dict[str, Any]]] = {"overview": [], "categories": [], "trend": []}
-    for row in summary:
-        parts[row["part"]].append(row)
-    # No prompts in the range: no overview row (the empty grouping set of nothing is nothing).
-    overview = parts["overview"][0] if parts["overview"] else NO_PROMPTS
-    categories, trend = parts["categories"], parts["trend"]
     [follow] = await query(request, "prompts_follow_up_rate", {"since": since})
     unanswered = await query(request, "prompts_unanswered", params) if unanswered_too else []
     prompts = int(overview["prompts"])
@@ -82,9 +85,9 @@ async def prompt_report(
             {
                 "prompt_hash": r["prompt_hash"],
                 "example": r["example"],
-                "count": int(r["asked"]),
+                "count": int(r["prompts"]),
                 "users": users[r["prompt_hash"]],
-                "category": r["category"],
+                "category": r["example_category"],
             }
             for r in frequent
         ],
