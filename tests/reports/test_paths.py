@@ -81,7 +81,7 @@ def _kept_days(store: ChdbStore) -> list[str]:
 def test_moves_are_kept_for_settled_days_and_read_back(store: ChdbStore) -> None:
     rng = random.Random(7)
     first = TODAY - timedelta(days=12)
-    events = _events(rng, first, 12, 400)  # up to today - 1 (unsettled days too)
+    events = _events(rng, first, 12, 400)  # up to today, which is never kept
     _insert(store, events)
     last = TODAY
     cold = page_moves(store, first, last, 100)
