@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from netra_analytics.reports.common import (
-    LONG_RANGE_DAYS,
     cached,
     check_range,
     day_after,
     local_midnight,
+    long_range,
     number,
     query,
     zone,
@@ -156,8 +156,9 @@ async def user_activity(
         }
 
     key = f"user-activity:{start_date}:{end_date}:{granularity.value}:{tz}:{user_id or ''}"
-    long_range = (end_date - start_date).days + 1 > LONG_RANGE_DAYS
-    return UserActivity.model_validate(await cached(request, response, key, long_range, compute))
+    return UserActivity.model_validate(
+        await cached(request, response, key, long_range(start_date, end_date), compute)
+    )
 
 
 def _period_key(value: str, granularity: str) -> str:
@@ -227,5 +228,6 @@ async def feedback(
         }
 
     key = f"feedback:{start_date}:{end_date}"
-    long_range = (end_date - start_date).days + 1 > LONG_RANGE_DAYS
-    return FeedbackReport.model_validate(await cached(request, response, key, long_range, compute))
+    return FeedbackReport.model_validate(
+        await cached(request, response, key, long_range(start_date, end_date), compute)
+    )

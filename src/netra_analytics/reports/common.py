@@ -61,6 +61,11 @@ async def query(request: Request, name: str, params: dict[str, Any]) -> list[dic
     return await asyncio.to_thread(ready_store(request).query_rows, sql(name), params)
 
 
+def long_range(start: date, end: date) -> bool:
+    """Whether a report over these dates (inclusive) is long enough to be cached."""
+    return (end - start).days + 1 > LONG_RANGE_DAYS
+
+
 async def cached(
     request: Request,
     response: Response,

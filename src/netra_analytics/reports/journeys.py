@@ -22,10 +22,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from netra_analytics.reports.common import (
-    LONG_RANGE_DAYS,
     cached,
     check_range,
     invalid,
+    long_range,
     number,
     query,
     ready_store,
@@ -224,6 +224,7 @@ async def journeys(
         return result
 
     key = f"journeys:{start_date}:{end_date}:{funnel}:{paths}"
-    long_range = (end_date - start_date).days + 1 > LONG_RANGE_DAYS
-    answer: dict[str, Any] = await cached(request, response, key, long_range, compute)
+    answer: dict[str, Any] = await cached(
+        request, response, key, long_range(start_date, end_date), compute
+    )
     return answer

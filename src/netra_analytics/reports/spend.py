@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from netra_analytics.reports.common import LONG_RANGE_DAYS, cached, check_range, number, query
+from netra_analytics.reports.common import cached, check_range, long_range, number, query
 from netra_analytics.reports.journeys import load_funnels, walk_funnels
 from netra_analytics.service import Service
 
@@ -114,6 +114,7 @@ async def ai_spend(
         }
 
     key = f"ai-spend:{start_date}:{end_date}"
-    long_range = (end_date - start_date).days + 1 > LONG_RANGE_DAYS
-    result: dict[str, Any] = await cached(request, response, key, long_range, compute)
+    result: dict[str, Any] = await cached(
+        request, response, key, long_range(start_date, end_date), compute
+    )
     return result
