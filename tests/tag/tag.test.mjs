@@ -60,7 +60,7 @@ function fakeWindow({ navigator = {}, localStorage = memoryStorage(), reply } = 
     heartbeats: [],
     fetch: async (url, options) => {
       if (url.includes('/tag/heartbeat')) { win.heartbeats.push(url); return response(204); }
-      const request = { url, options, body: options.body ? JSON.parse(options.body) : null };
+      const request = { url, options, body: options.body ? JSON.parse(options.body) : null, at: clock };
       sent.push(request);
       const answer = (reply || (() => response(202)))(request, sent.length);
       if (answer instanceof Error) throw answer;
@@ -156,16 +156,17 @@ test('network errors and 5xx are retried with growing, jittered delays', async (
   tag.push(chat(1));
   await win.advance(0);
   assert.equal(win.sent.length, 1);
-  await win.advance(499); // first retry: between 500 and 1000 ms
+  await win.advance(499); // the first retry comes 500 to 1000 ms after the failure
   assert.equal(win.sent.length, 1);
-  await win.advance(501);
-  assert.equal(win.sent.length, 2);
-  await win.advance(999); // second: between 1000 and 2000 ms
-  assert.equal(win.sent.length, 2);
-  await win.advance(1001);
-  assert.equal(win.sent.length, 3);
-  await win.advance(4000);
+  await win.advance(7501); // enough for all three retries at their longest (1 + 2 + 4 s)
   assert.equal(win.sent.length, 4);
+  // Each wait is drawn afresh from [ceiling / 2, ceiling], the ceiling doubling per attempt:
+  // measured from the failure it follows, not from the first send (so the test does not
+  // depend on the draws, which Math.random makes).
+  const waits = win.sent.slice(1).map((r, i) => r.at - win.sent[i].at);
+  for (const [i, [low, high]] of [[500, 1000], [1000, 2000], [2000, 4000]].entries()) {
+    assert.ok(waits[i] >= low && waits[i] <= high, `retry ${i + 1} after ${waits[i]} ms`);
+  }
   assert.equal(tag.pending(), 0);
   assert.deepEqual(new Set(win.sent.map((r) => r.body.events[0].event_id)).size, 1, 'one event id');
 });
