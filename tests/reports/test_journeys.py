@@ -237,3 +237,76 @@ def test_a_median_of_an_even_count_is_the_mean_of_the_middle_two(store: ChdbStor
     assert walked[1]["users"] == 4
     assert walked[1]["median_seconds_from_previous"] == statistics.median(waits) == 70
     assert walked[0]["median_seconds_from_previous"] is None
+
+
+def _events(store: ChdbStore, user: str, items: list[tuple[str, datetime]]) -> None:
+    rows = [orjson.dumps({"user_id": user, "session_id": user, "event_type": kind,
+                          "timestamp": at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], "properties": "{}"})
+            for kind, at in items]  # fmt: skip
+    store.insert_json_rows("frontend_events", b"\n".join(rows))
+
+
+def _walked(store: ChdbStore, steps: list[dict[str, Any]], day: date, last: date) -> list[int]:
+    text, params = funnels_query({"f": steps}, day, last)
+    [row] = store.query_rows(text, params)
+    return [s["users"] for s in funnel_steps([s["name"] for s in steps], row, "f0")]
+
+
+def test_a_step_is_found_after_any_number_of_earlier_matches(store: ChdbStore) -> None:
+    """No cap on the events kept per user: the chat that follows 1,500 earlier chats and then
+    a feature is the one the third step finds."""
+    start = datetime(2026, 11, 3, 8, tzinfo=UTC)
+    items = [("chat_interaction", start + timedelta(seconds=n)) for n in range(1500)]
+    items += [("feature_usage", start + timedelta(hours=2)),
+              ("chat_interaction", start + timedelta(hours=3))]  # fmt: skip
+    _events(store, "flood", items)
+    steps: list[dict[str, Any]] = [
+        {"name": "first", "match": {}},
+        {"name": "feature", "match": {"event_type": "feature_usage"}},
+        {"name": "chat after it", "match": {"event_type": "chat_interaction"}},
+    ]
+    assert _walked(store, steps, date(2026, 11, 3), date(2026, 11, 3)) == [1, 1, 1]
+
+
+def test_steps_after_active_days_and_two_complexity_thresholds(store: ChdbStore) -> None:
+    """An "active on N days" step is reached at the first event of the Nth active day when
+    that is at or after the previous step, and the steps after it go on from there; two
+    complexity thresholds are two conditions. Three users, walked by hand:
+    a: events on 3 days, a 0.9 prompt on day 1 → all steps (the feature on day 3 is after
+       the third day's first event);
+    b: the same days, but the feature is only on day 2 (before the third day) → stops after
+       "active on 3 days";
+    c: only a 0.5 prompt → reaches "some complexity" but not "high complexity"."""
+    day = datetime(2026, 11, 2, tzinfo=UTC)
+    at = [day + timedelta(days=d, hours=9) for d in range(3)]
+    _events(store, "a", [("page_view", at[0]), ("page_view", at[1]), ("page_view", at[2]),
+                         ("feature_usage", at[2] + timedelta(minutes=5))])  # fmt: skip
+    _events(store, "b", [("page_view", at[0]), ("feature_usage", at[1]), ("page_view", at[2])])
+    _events(store, "c", [("page_view", at[0])])
+    prompts = [("a", at[0] + timedelta(minutes=1), 0.9), ("b", at[0] + timedelta(minutes=1), 0.9),
+               ("c", at[0] + timedelta(minutes=1), 0.5)]  # fmt: skip
+    store.insert_json_rows("prompt_analytics", b"\n".join(
+        orjson.dumps({"user_id": u, "timestamp": t.strftime("%Y-%m-%d %H:%M:%S"),
+                      "prompt_complexity_score": c, "version": 1})
+        for u, t, c in prompts))  # fmt: skip
+    some: list[dict[str, Any]] = [
+        {"name": "first", "match": {}},
+        {"name": "some complexity", "prompt_complexity_at_least": 0.4},
+        {"name": "high complexity", "prompt_complexity_at_least": 0.8},
+    ]
+    assert _walked(store, some, day.date(), at[2].date()) == [3, 3, 2]
+    regular: list[dict[str, Any]] = [
+        {"name": "first", "match": {}},
+        {"name": "active on 3 days", "active_days": 3},
+        {"name": "feature after", "match": {"event_type": "feature_usage"}},
+    ]
+    assert _walked(store, regular, day.date(), at[2].date()) == [3, 2, 1]
+    # The range decides which days count: from the second day on, nobody has three.
+    assert _walked(store, regular, at[1].date(), at[2].date()) == [2, 0, 0]
+
+
+def test_at_most_nineteen_distinct_conditions() -> None:
+    steps = [{"name": f"s{n}", "match": {"event_label": f"l{n}"}} for n in range(20)]
+    with pytest.raises(ValueError, match="more than 19 step conditions"):
+        funnels_query({"f": steps}, date(2026, 11, 3), date(2026, 11, 3))
+    funnels_query({"f": steps[:19]}, date(2026, 11, 3), date(2026, 11, 3))

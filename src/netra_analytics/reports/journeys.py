@@ -3,11 +3,10 @@
 Funnel steps come from a JSON file (`reports/data/funnels.json`, or `ANALYTICS_FUNNELS`). A
 user reaches a step at the first time it happens at or after the previous step; conversion
 and the median time between steps are computed from those times. `funnels_query` builds one
-query for all funnels: a single pass over the range's events gives each user's times for every
-event and active-days step (`journey_funnel_events.sql`), complexity steps join
-prompt_analytics, and the steps are walked in ClickHouse (`arrayFirst` of the times at or after
-the previous step), so only counts and median waits come back. A user enters a funnel through an
-event in the range.
+query for all funnels (`journey_funnels.sql`): a single pass over the range's events (and
+prompts, for complexity steps) gives each user's rows in time order, each marked with the step
+conditions it meets, and the steps are walked in ClickHouse, so only counts and median waits
+come back. A user enters a funnel through an event (or prompt) in the range.
 """
 
 from __future__ import annotations
@@ -53,9 +52,9 @@ def load_funnels(path: Path | None) -> dict[str, list[dict[str, Any]]]:
     return funnels
 
 
-# Times kept per user and step: a step reached only after the user's 1,000th matching event in
-# the range is not seen (bounds the memory of a user with a flood of events).
-FIRST_TIMES = 1000
+# Low bits of the per-row values in journey_funnels.sql: bit 0 marks events, the others one
+# distinct step condition each; the time (epoch ms) sits above them.
+CONDITION_BITS = 20
 
 
 def _sql_text(name: str) -> str:
@@ -65,53 +64,51 @@ def _sql_text(name: str) -> str:
 def funnels_query(
     funnels: dict[str, list[dict[str, Any]]], start: date, end: date
 ) -> tuple[str, dict[str, Any]]:
-    """One query that walks every funnel in ClickHouse: per user, step 0's first time, then each
-    step's first time at or after the previous one (0 when never); then per funnel the counts
-    and the median waits between steps (`f{i}_reached_{k}`, `f{i}_median_wait_{k}`). Match and
-    active-days steps of all funnels share one pass over the events
-    (`journey_funnel_events.sql`); complexity steps are joined subqueries on prompt_analytics
-    (`journey_step_complexity.sql`). The structure comes only from the step kinds and an
-    allow-list of fields; values are parameters."""
-    params: dict[str, Any] = {"start": start, "end": end, "range_days": (end - start).days + 1}
-    aggregates: list[str] = []
-    joins: list[str] = []
-    reached: list[str] = []
+    """One query that walks every funnel in ClickHouse (`journey_funnels.sql`): per user, the
+    first step's first time, then each step's first time at or after the previous one (0 when
+    never); then per funnel the counts and the median waits between steps
+    (`f{i}_reached_{k}`, `f{i}_median_wait_{k}`). The structure comes only from the step kinds
+    and an allow-list of fields; values are parameters."""
+    params: dict[str, Any] = {"start": start, "end": end}
+    event_bits: dict[tuple[tuple[str, str], ...], int] = {(): 0}  # {} matches every event
+    prompt_bits: dict[float, int] = {}
+
+    def next_bit() -> int:
+        bit = len(event_bits) + len(prompt_bits)
+        if bit >= CONDITION_BITS:
+            raise ValueError(f"the funnels use more than {CONDITION_BITS - 1} step conditions")
+        return bit
+
+    def bit_of(step: dict[str, Any]) -> int:
+        if "match" in step:
+            fields = sorted(step["match"])
+            if not set(fields) <= set(MATCH_FIELDS):
+                raise ValueError(f"step {step!r} matches fields outside {MATCH_FIELDS}")
+            condition = tuple((f, str(step["match"][f])) for f in fields)
+            if condition not in event_bits:
+                event_bits[condition] = next_bit()
+            return event_bits[condition]
+        threshold = float(step["prompt_complexity_at_least"])
+        if threshold not in prompt_bits:
+            prompt_bits[threshold] = next_bit()
+        return prompt_bits[threshold]
+
+    walks: list[str] = []
     outputs: list[str] = []
     for i, steps in enumerate(funnels.values()):
-        times: list[str] = []
         for k, step in enumerate(steps):
-            key = f"f{i}s{k}"
-            if "match" in step:
-                fields = sorted(step["match"])
-                if not set(fields) <= set(MATCH_FIELDS):
-                    raise ValueError(f"step {k} matches fields outside {MATCH_FIELDS}")
-                predicate = " AND ".join(f"{f} = {{{key}_{f}:String}}" for f in fields) or "1"
-                params |= {f"{key}_{f}": str(step["match"][f]) for f in fields}
-                if k == 0:  # only its first time matters (0 when none)
-                    aggregates.append(f"[minIf(t, {predicate})] AS {key}")
-                else:
-                    aggregates.append(f"groupArraySortedIf({FIRST_TIMES})(t, {predicate}) AS {key}")
-                times.append(f"ev.{key}")
-            elif "active_days" in step:
-                params[f"{key}_days"] = int(step["active_days"])
-                aggregates.append(
-                    f"[arrayFilter(x -> x > 0, minResample(0, {{range_days:UInt32}}, 1)(t, day))"
-                    f"[{{{key}_days:UInt32}}]] AS {key}"
-                )
-                times.append(f"ev.{key}")
-            else:
-                params[f"{key}_min_complexity"] = float(step["prompt_complexity_at_least"])
-                text = _sql_text("journey_step_complexity").replace(
-                    "{min_complexity:", f"{{{key}_min_complexity:"
-                )
-                joins.append(f"LEFT JOIN ({text}) AS p{key} ON ev.user_id = p{key}.user_id")
-                times.append(f"p{key}.times")
-        reached.append(f"arrayMin({times[0]}) AS f{i}t0")
-        for k in range(1, len(steps)):
             before = f"f{i}t{k - 1}"
-            reached.append(
-                f"if({before} = 0, 0, arrayFirst(x -> x >= {before}, {times[k]})) AS f{i}t{k}"
-            )
+            if "active_days" in step:
+                params[f"f{i}s{k}_days"] = int(step["active_days"])
+                nth_day = f"bitShiftRight(day_firsts[{{f{i}s{k}_days:UInt32}}], {CONDITION_BITS})"
+                time = nth_day if k == 0 else f"if({nth_day} >= {before}, {nth_day}, 0)"
+            else:
+                bit = bit_of(step)
+                later = "" if k == 0 else f" AND x >= bitShiftLeft({before}, {CONDITION_BITS})"
+                time = (
+                    f"bitShiftRight(arrayFirst(x -> bitTest(x, {bit}){later}, s), {CONDITION_BITS})"
+                )
+            walks.append(f"{time if k == 0 else f'if({before} = 0, 0, {time})'} AS f{i}t{k}")
         outputs += [f"countIf(f{i}t{k} > 0) AS f{i}_reached_{k}" for k in range(len(steps))]
         # The median wait, as statistics.median takes it (the mean of the middle two of an
         # even count): shipping every user's wait to Python cost ~100 ms at 100,000 users.
@@ -120,12 +117,35 @@ def funnels_query(
             f"AS f{i}_median_wait_{k}"
             for k in range(1, len(steps))
         ]
-    events = _sql_text("journey_funnel_events").replace(
-        "/*aggregates*/", "".join(f",\n  {a}" for a in aggregates)
-    )
+    conditions = []
+    for condition, bit in event_bits.items():
+        if bit:
+            names = [f"c{bit}_{field}" for field, _ in condition]
+            params |= {name: value for name, (_, value) in zip(names, condition, strict=True)}
+            matched = " AND ".join(
+                f"{field} = {{{name}:String}}"
+                for name, (field, _) in zip(names, condition, strict=True)
+            )
+            conditions.append(f"bitShiftLeft(toUInt64({matched}), {bit})")
+    prompts = ""
+    if prompt_bits:
+        params["least_complexity"] = min(prompt_bits)
+        for threshold, bit in prompt_bits.items():
+            params[f"c{bit}_complexity"] = threshold
+        prompts = _sql_text("journey_funnel_prompts").replace(
+            "/*prompt_bits*/",
+            "".join(
+                f" + bitShiftLeft(toUInt64(prompt_complexity_score >= "
+                f"{{c{bit}_complexity:Float32}}), {bit})"
+                for bit in prompt_bits.values()
+            ),
+        )
     text = (
-        f"SELECT {', '.join(outputs)}\n"
-        f"FROM (SELECT {', '.join(reached)}\nFROM ({events}) AS ev\n" + "\n".join(joins) + ")"
+        _sql_text("journey_funnels")
+        .replace("/*outputs*/", ",\n  ".join(outputs))
+        .replace("/*walks*/", "".join(f",\n    {w}" for w in walks))
+        .replace("/*event_bits*/", "".join(f" + {c}" for c in conditions))
+        .replace("/*prompts*/", prompts)
     )
     return text, params
 
