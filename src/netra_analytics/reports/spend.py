@@ -62,14 +62,15 @@ async def ai_spend(
         daily = [row for row in spend if row["by"] == "day"]
         [outcomes] = await query(request, "spend_outcomes", params)
         total = sum(float(row["cents"]) for row in models)
-        users = int(outcomes["active_users"])
         successes = int(outcomes["threads_completed"]) + int(outcomes["positive_feedback"])
         series = [(date.fromisoformat(row["day"]), float(row["cents"])) for row in daily]
         cohorts = await query(request, "spend_cohorts", params)
         service: Service = request.app.state.service
         conversions = {}
         funnels = load_funnels(service.settings.funnels_file)
-        for name, steps in (await walk_funnels(request, funnels, start_date, end_date)).items():
+        walk = await walk_funnels(request, funnels, start_date, end_date)
+        users = walk.active_users  # counted in the funnels' pass over the events
+        for name, steps in walk.funnels.items():
             converted = steps[-1]["users"]
             conversions[name] = {
                 "conversions": converted,

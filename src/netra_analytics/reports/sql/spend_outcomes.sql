@@ -1,13 +1,13 @@
--- Active users and successful outcomes in the range: a thread completed, or positive feedback
--- (NPS 9-10, CSAT 4-5); and what users said they spend on AI in surveys. From the rollups.
+-- Successful outcomes in the range: a thread completed, or positive feedback (NPS 9-10,
+-- CSAT 4-5); and what users said they spend on AI in surveys. From the rollups. (Active users
+-- come from the funnels' pass over the events, which ai-spend makes anyway.)
 SELECT
-  activity.active_users AS active_users,
   activity.threads_completed AS threads_completed,
   feedback.positive_feedback AS positive_feedback,
   feedback.reported_last_month AS reported_last_month,
   feedback.reported_next_quarter AS reported_next_quarter
 FROM (
-  SELECT uniqExactMerge(users) AS active_users, sum(threads_completed) AS threads_completed
+  SELECT sum(threads_completed) AS threads_completed
   FROM analytics.activity_rollup
   WHERE resolution = 'day' AND toDate(bucket) BETWEEN {start:Date} AND {end:Date}
 ) AS activity
