@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import json
 import subprocess
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,37 @@ def test_bad_value_stops_start_up_with_one_line(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "ANALYTICS_SERVICE_PORT" in lines[0] and "'not-a-port'" in lines[0]
+
+
+TWENTY_CONDITIONS = [{"name": f"s{n}", "match": {"event_label": f"l{n}"}} for n in range(20)]
+
+
+@pytest.mark.parametrize(
+    ("funnels", "says"),
+    [
+        ("not json", "Expecting value"),
+        ('{"funnels": {}}', "at least one funnel"),
+        ('{"funnels": {"f": []}}', "funnel 'f' has no steps"),
+        ('{"funnels": {"f": [{"name": "a", "match": {"user_id": "u1"}}]}}', "step 0: match"),
+        ('{"funnels": {"f": [{"name": "a", "active_days": 0}]}}', "at least 1"),
+        ('{"funnels": {"f": [{"name": "a", "prompt_complexity_at_least": 2}]}}', "between 0"),
+        ('{"funnels": {"f": [{"match": {}}]}}', "needs a name"),
+        (
+            json.dumps({"funnels": {"f": TWENTY_CONDITIONS}}),
+            "more than 19 step conditions",
+        ),
+    ],
+)
+def test_bad_funnels_file_names_the_variable(tmp_path: Path, funnels: str, says: str) -> None:
+    path = tmp_path / "funnels.json"
+    path.write_text(funnels)
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"ANALYTICS_FUNNELS": str(path)})
+    assert raised.value.variable == "ANALYTICS_FUNNELS"
+    assert says in str(raised.value)
+
+
+def test_packaged_funnels_file_is_valid(tmp_path: Path) -> None:
+    path = tmp_path / "funnels.json"
+    path.write_text((resources.files("netra_analytics.reports") / "data/funnels.json").read_text())
+    assert Settings.from_env({"ANALYTICS_FUNNELS": str(path)}).funnels_file == path

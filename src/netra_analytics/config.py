@@ -99,7 +99,7 @@ class Settings:
             spool_max_bytes=get("ANALYTICS_SPOOL_MAX_BYTES", _int_in(1 << 20, 1 << 40), 1 << 30),
             log_level=get("ANALYTICS_LOG_LEVEL", _log_level, defaults.log_level),
             model_prices_file=get("ANALYTICS_MODEL_PRICES", _existing_file, None),
-            funnels_file=get("ANALYTICS_FUNNELS", _existing_file, None),
+            funnels_file=get("ANALYTICS_FUNNELS", _funnels_file, None),
             report_cache_seconds=get("ANALYTICS_REPORT_CACHE_SECONDS", _int_in(0, 86_400), 60),
         )
 
@@ -121,6 +121,14 @@ def _existing_file(raw: str) -> Path:
     path = Path(raw)
     if not path.is_file():
         raise ValueError(f"{raw!r} is not a file")
+    return path
+
+
+def _funnels_file(raw: str) -> Path:
+    from netra_analytics.reports.funnels import load_funnels  # the reports import this module
+
+    path = _existing_file(raw)
+    load_funnels(path)
     return path
 
 

@@ -16,7 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from netra_analytics.prompts.complexity import complexity
-from netra_analytics.reports.journeys import funnel_steps, funnels_query
+from netra_analytics.reports.funnels import funnels_query
+from netra_analytics.reports.journeys import funnel_steps
 from netra_analytics.store.chdb_backend import ChdbStore
 from tests.factories import body, event
 from tests.support.processes import wait_until

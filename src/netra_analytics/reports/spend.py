@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from netra_analytics.reports.common import cached, check_range, long_range, number, query
-from netra_analytics.reports.journeys import load_funnels, walk_funnels
+from netra_analytics.reports.funnels import load_funnels
+from netra_analytics.reports.journeys import walk_funnels
 from netra_analytics.service import Service
 
 router = APIRouter(prefix="/api/analytics/reports", tags=["reports"])
