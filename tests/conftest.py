@@ -49,6 +49,7 @@ def settings(tmp_path: Path) -> Settings:
         event_batch_size=1,
         event_flush_interval_ms=20,
         ip_hash_secret="test-secret-0123456789",
+        funnel_walk_days=0,  # no background builds unless a test asks for them
     )
 
 
@@ -66,7 +67,9 @@ def make_client(store: ChdbStore, tmp_path: Path) -> Iterator[Callable[..., Test
 
     def build(clock: Callable[[], float] = time.time, **changes: object) -> TestClient:
         base = Settings(
-            data_dir=tmp_path / f"data{len(clients)}", ip_hash_secret="test-secret-0123456789"
+            data_dir=tmp_path / f"data{len(clients)}",
+            ip_hash_secret="test-secret-0123456789",
+            funnel_walk_days=0,  # no background builds unless a test asks for them
         )
         settings = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
         test_client = TestClient(create_app(settings, store=store, clock=clock))

@@ -52,6 +52,7 @@ class Settings:
     spool_max_bytes: int = 1 << 30
     model_prices_file: Path | None = None  # None: the price table shipped with the package
     funnels_file: Path | None = None  # None: the journeys report's default funnels
+    funnel_walk_days: int = 90  # start days of funnel walks computed ahead; 0: none
     report_cache_seconds: int = 60  # 0: never cache reports
     log_level: str = "info"
 
@@ -100,6 +101,9 @@ class Settings:
             log_level=get("ANALYTICS_LOG_LEVEL", _log_level, defaults.log_level),
             model_prices_file=get("ANALYTICS_MODEL_PRICES", _existing_file, None),
             funnels_file=get("ANALYTICS_FUNNELS", _funnels_file, None),
+            funnel_walk_days=get(
+                "ANALYTICS_FUNNEL_WALK_DAYS", _int_in(0, 366), defaults.funnel_walk_days
+            ),
             report_cache_seconds=get("ANALYTICS_REPORT_CACHE_SECONDS", _int_in(0, 86_400), 60),
         )
 

@@ -44,3 +44,10 @@ LIVE_UPDATES_DROPPED = Counter(
     "netra_live_updates_dropped_total",
     "Live-state updates skipped because too many were already waiting.",
 )
+FUNNEL_WALK_BUILDS = Counter(
+    "netra_funnel_walk_builds_total",
+    "Builds of the funnel walks computed ahead for the journeys and ai-spend reports.",
+)
+FUNNEL_WALK_BUILD_SECONDS = Gauge(
+    "netra_funnel_walk_build_seconds", "How long the last build of the funnel walks took."
+)

@@ -2,10 +2,11 @@
 state and the IP hasher, started and stopped in the right order.
 
 Start: open the spool first (accepting events needs only the disk), then the store; the schema
-is migrated in the background if the store is not reachable yet, and the batch writer and the
-prompt worker start once it is. Stop: wait for in-flight appends, stop the prompt worker (it
-resumes from its spool offset next time), let the writer flush (bounded), close the live state
-and the store.
+is migrated in the background if the store is not reachable yet, and the batch writer, the
+prompt worker and the funnel walk builder start once it is. Stop: wait for in-flight appends,
+stop the funnel walk builder (between two of its queries), stop the prompt worker (it resumes
+from its spool offset next time), let the writer flush (bounded), close the live state and the
+store.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from netra_analytics import metrics
 from netra_analytics.config import Settings
@@ -28,6 +30,9 @@ from netra_analytics.prompts.cost import PriceTable
 from netra_analytics.prompts.worker import PromptWorker
 from netra_analytics.store import Store, open_store
 from netra_analytics.store.migrations import migrate
+
+if TYPE_CHECKING:
+    from netra_analytics.reports.funnel_walks import FunnelWalkBuilder
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,8 @@ class Service:
         self.prices = PriceTable.load(settings.model_prices_file)
         self.prompts: PromptWorker | None = None
         self._prompts_task: asyncio.Task[None] | None = None
+        self.funnel_walks: FunnelWalkBuilder | None = None
+        self._funnel_walks_task: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
         self._start_task: asyncio.Task[None] | None = None
 
@@ -105,6 +112,23 @@ class Service:
         self.prompts = PromptWorker(self.spool, self.store, prices=self.prices)
         self._prompts_task = asyncio.create_task(self.prompts.run())
         self._prompts_task.add_done_callback(_report_crash)
+        if self.settings.funnel_walk_days:
+            self._start_funnel_walks()
+
+    def _start_funnel_walks(self) -> None:
+        # Imported here: the reports import this module.
+        from netra_analytics.reports.funnel_walks import FunnelWalkBuilder
+        from netra_analytics.reports.funnels import load_funnels
+
+        assert self.store is not None
+        self.funnel_walks = FunnelWalkBuilder(
+            self.store,
+            lambda: load_funnels(self.settings.funnels_file),
+            self.clock,
+            self.settings.funnel_walk_days,
+        )
+        self._funnel_walks_task = asyncio.create_task(self.funnel_walks.run())
+        self._funnel_walks_task.add_done_callback(_report_crash)
 
     def record_activity(self, activity: Activity) -> None:
         """Update the live state off the request path; skipped (and counted) under overload."""
@@ -121,6 +145,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._start_task
         await self.spool.wait_flushed()
+        if self.funnel_walks is not None and self._funnel_walks_task is not None:
+            await self.funnel_walks.stop(self._funnel_walks_task)
         if self.prompts is not None and self._prompts_task is not None:
             await self.prompts.stop(self._prompts_task)
         if self.writer is not None and self._writer_task is not None:

@@ -30,6 +30,9 @@ def test_tables_become_replicated_locals_behind_distributed_tables() -> None:
         ("user_first_seen", "ReplicatedAggregatingMergeTree", "", "rand()"),
         ("follow_up_minutes", "ReplicatedSummingMergeTree", "", "rand()"),
         ("path_moves", "ReplicatedMergeTree", "", "rand()"),
+        ("funnel_walks", "ReplicatedMergeTree", "", "cityHash64(user_id)"),
+        ("funnel_builds", "ReplicatedMergeTree", "", "rand()"),
+        ("prompt_rows_daily", "ReplicatedSummingMergeTree", "", "rand()"),
     ):
         [local] = [s for s in statements if re.search(rf"EXISTS analytics\.{table}_local ON", s)]
         assert (
@@ -57,10 +60,11 @@ def test_local_tables_keep_the_single_node_definition() -> None:
 
 def test_materialized_views_read_their_nodes_local_events() -> None:
     views = [s for s in _all() if "MATERIALIZED VIEW" in s]
-    assert len(views) == 5
+    assert len(views) == 6
     for view in views:
-        assert "FROM analytics.frontend_events_local" in view
-        assert "FROM analytics.frontend_events\n" not in view
+        source = "prompt_analytics" if "prompt_rows_daily" in view else "frontend_events"
+        assert f"FROM analytics.{source}_local" in view
+        assert f"FROM analytics.{source}\n" not in view
 
 
 def test_plain_view_reads_the_distributed_summary() -> None:

@@ -108,6 +108,7 @@ def test_engines_partitions_orders_and_ttls(store: ChdbStore) -> None:
         "SummingMergeTree",
         "SummingMergeTree",
         "SummingMergeTree",
+        "SummingMergeTree",
     ]
     for table in inner:
         assert "toIntervalYear(2)" in table["engine_full"]  # aggregated metrics: two years

@@ -94,6 +94,7 @@ class ServiceProcess(Process):
             "ANALYTICS_DATA_DIR": str(data_dir),
             "ANALYTICS_SERVICE_PORT": str(self.port),
             "ANALYTICS_SERVICE_HOST": "127.0.0.1",
+            "ANALYTICS_FUNNEL_WALK_DAYS": "0",  # no background builds unless a test asks
             **(env or {}),
         }
         super().__init__(

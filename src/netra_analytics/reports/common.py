@@ -29,6 +29,12 @@ def sql(name: str) -> str:
     return (resources.files("netra_analytics.reports") / "sql" / f"{name}.sql").read_text()
 
 
+def sql_template(name: str) -> str:
+    """A named SQL file without its comment lines: for files whose /*...*/ parts code fills
+    in (their comments may name those parts too)."""
+    return "\n".join(line for line in sql(name).splitlines() if not line.startswith("--"))
+
+
 def invalid(parameter: str, message: str) -> HTTPException:
     return HTTPException(
         status_code=422,

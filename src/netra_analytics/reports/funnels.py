@@ -10,12 +10,13 @@ steps are walked in ClickHouse, so only counts and median waits come back.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from netra_analytics.reports.common import sql
+from netra_analytics.reports.common import sql_template
 
 MATCH_FIELDS = ("event_type", "event_category", "event_action", "event_label", "page_path")
 
@@ -70,19 +71,44 @@ def _check_step(step: Any, where: str) -> None:
 CONDITION_BITS = 20
 
 
-def _sql_text(name: str) -> str:
-    return "\n".join(line for line in sql(name).splitlines() if not line.startswith("--"))
+@dataclass(frozen=True)
+class StoredWalks:
+    """The walks of one build of funnel_walks from one start day, read up to `cut_ms`."""
+
+    config: str
+    generation: int
+    start: date
+    cut_ms: int
 
 
 def funnels_query(
     funnels: dict[str, list[dict[str, Any]]], start: date, end: date
 ) -> tuple[str, dict[str, Any]]:
+    """Walk every funnel over the events (and prompts) from `start` to `end`; per funnel the
+    users who reached each step and the median waits (`f{i}_reached_{k}`,
+    `f{i}_median_wait_{k}`), and `active_users`."""
+    return walk_query(funnels, rows_from=start, end=end, stored=None, per_user=False)
+
+
+def walk_query(
+    funnels: dict[str, list[dict[str, Any]]],
+    *,
+    rows_from: date | None,
+    end: date,
+    stored: StoredWalks | None,
+    per_user: bool,
+) -> tuple[str, dict[str, Any]]:
     """One query that walks every funnel in ClickHouse (`journey_funnels.sql`): per user, the
     first step's first time, then each step's first time at or after the previous one (0 when
-    never); then per funnel the counts and the median waits between steps
-    (`f{i}_reached_{k}`, `f{i}_median_wait_{k}`). The structure comes only from the step kinds
-    and an allow-list of fields; values are parameters."""
-    params: dict[str, Any] = {"start": start, "end": end}
+    never), going on from the `stored` walks (if any) through the rows from `rows_from` to `end`
+    (None: none). Then either per funnel the counts and median waits, or (`per_user`) each
+    user's step times, all funnels' steps in order (`times`), and the first events of their
+    first active days (`day_firsts`, as many as the largest active-days step needs). The
+    structure comes only from the step kinds and an allow-list of fields; values are
+    parameters."""
+    if rows_from is None and stored is None:
+        raise ValueError("nothing to walk: neither rows nor stored walks")
+    params: dict[str, Any] = {"end": end} | ({"rows_from": rows_from} if rows_from else {})
     event_bits: dict[tuple[tuple[str, str], ...], int] = {(): 0}  # {} matches every event
     prompt_bits: dict[float, int] = {}
 
@@ -106,24 +132,35 @@ def funnels_query(
             prompt_bits[threshold] = next_bit()
         return prompt_bits[threshold]
 
-    walks: list[str] = []
-    # Users with an event in the range, counted in the same pass (ai-spend's active users;
-    # merging activity_rollup's 30 daily user sets cost ~100 ms).
-    outputs: list[str] = ["countIf(notEmpty(events)) AS active_users"]
+    rows = "ev.s" if rows_from is not None else "CAST([], 'Array(UInt64)')"
+    walks = [
+        {
+            (True, True): "arrayConcat(st.day_firsts, ev.day_firsts)",
+            (True, False): "ev.day_firsts",
+            (False, True): "st.day_firsts",
+        }[(rows_from is not None, stored is not None)]
+        + " AS firsts"
+    ]
+    times: list[str] = []
+    outputs: list[str] = []
     for i, steps in enumerate(funnels.values()):
         for k, step in enumerate(steps):
-            before = f"f{i}t{k - 1}"
+            before, stored_time = f"f{i}t{k - 1}", f"st.times[{len(times) + 1}]"
             if "active_days" in step:
                 params[f"f{i}s{k}_days"] = int(step["active_days"])
-                nth_day = f"bitShiftRight(day_firsts[{{f{i}s{k}_days:UInt32}}], {CONDITION_BITS})"
+                nth_day = f"firsts[{{f{i}s{k}_days:UInt32}}]"
                 time = nth_day if k == 0 else f"if({nth_day} >= {before}, {nth_day}, 0)"
             else:
                 bit = bit_of(step)
                 later = "" if k == 0 else f" AND x >= bitShiftLeft({before}, {CONDITION_BITS})"
                 time = (
-                    f"bitShiftRight(arrayFirst(x -> bitTest(x, {bit}){later}, s), {CONDITION_BITS})"
+                    f"bitShiftRight(arrayFirst(x -> bitTest(x, {bit}){later}, {rows}), "
+                    f"{CONDITION_BITS})"
                 )
+                if stored is not None:
+                    time = f"if({stored_time} > 0, {stored_time}, {time})"
             walks.append(f"{time if k == 0 else f'if({before} = 0, 0, {time})'} AS f{i}t{k}")
+            times.append(f"f{i}t{k}")
         outputs += [f"countIf(f{i}t{k} > 0) AS f{i}_reached_{k}" for k in range(len(steps))]
         # The median wait, as statistics.median takes it (the mean of the middle two of an
         # even count): shipping every user's wait to Python cost ~100 ms at 100,000 users.
@@ -132,6 +169,61 @@ def funnels_query(
             f"AS f{i}_median_wait_{k}"
             for k in range(1, len(steps))
         ]
+    if per_user:
+        params["keep_days"] = keep_days(funnels)
+        walks.append(
+            {
+                (True, True): "if(ev.user_id != '', ev.user_id, st.user_id)",
+                (True, False): "ev.user_id",
+                (False, True): "st.user_id",
+            }[(rows_from is not None, stored is not None)]
+            + " AS user"
+        )
+        outputs = [
+            "user AS user_id",
+            f"[{', '.join(times)}] AS times",
+            "arraySlice(firsts, 1, {keep_days:UInt32}) AS day_firsts",
+        ]
+    else:
+        # Users with an event in the range, counted in the same pass (ai-spend's active
+        # users; merging activity_rollup's 30 daily user sets cost ~100 ms).
+        outputs.insert(0, "countIf(notEmpty(firsts)) AS active_users")
+    sources = []
+    if rows_from is not None:
+        sources.append(f"({_rows_text(event_bits, prompt_bits, params)}) AS ev")
+    if stored is not None:
+        params |= {
+            "config": stored.config,
+            "generation": stored.generation,
+            "walk_start": stored.start,
+            "cut": stored.cut_ms,
+        }
+        sources.append(f"({sql_template('journey_funnel_stored')}) AS st")
+    source = (
+        sources[0]
+        if len(sources) == 1
+        else (f"{sources[0]}\nFULL OUTER JOIN {sources[1]} ON ev.user_id = st.user_id")
+    )
+    text = (
+        sql_template("journey_funnels")
+        .replace("/*outputs*/", ",\n  ".join(outputs))
+        .replace("/*walks*/", ",\n    ".join(walks))
+        .replace("/*sources*/", source)
+    )
+    return text, params
+
+
+def keep_days(funnels: dict[str, list[dict[str, Any]]]) -> int:
+    """How many first days of activity a stored walk keeps: enough for every active-days step."""
+    return max([1] + [int(s["active_days"]) for steps in funnels.values() for s in steps
+                      if "active_days" in s])  # fmt: skip
+
+
+def _rows_text(
+    event_bits: dict[tuple[tuple[str, str], ...], int],
+    prompt_bits: dict[float, int],
+    params: dict[str, Any],
+) -> str:
     conditions = []
     for condition, bit in event_bits.items():
         if bit:
@@ -147,7 +239,7 @@ def funnels_query(
         params["least_complexity"] = min(prompt_bits)
         for threshold, bit in prompt_bits.items():
             params[f"c{bit}_complexity"] = threshold
-        prompts = _sql_text("journey_funnel_prompts").replace(
+        prompts = sql_template("journey_funnel_prompts").replace(
             "/*prompt_bits*/",
             "".join(
                 f" + bitShiftLeft(toUInt64(prompt_complexity_score >= "
@@ -155,11 +247,8 @@ def funnels_query(
                 for bit in prompt_bits.values()
             ),
         )
-    text = (
-        _sql_text("journey_funnels")
-        .replace("/*outputs*/", ",\n  ".join(outputs))
-        .replace("/*walks*/", "".join(f",\n    {w}" for w in walks))
+    return (
+        sql_template("journey_funnel_rows")
         .replace("/*event_bits*/", "".join(f" + {c}" for c in conditions))
         .replace("/*prompts*/", prompts)
     )
-    return text, params

@@ -22,7 +22,8 @@ from netra_analytics.reports.common import (
     query,
     ready_store,
 )
-from netra_analytics.reports.funnels import funnels_query, load_funnels
+from netra_analytics.reports.funnel_walks import funnel_totals
+from netra_analytics.reports.funnels import load_funnels
 from netra_analytics.reports.paths import page_moves
 from netra_analytics.service import Service
 
@@ -59,9 +60,9 @@ class FunnelWalk:
 async def walk_funnels(
     request: Request, funnels: dict[str, list[dict[str, Any]]], start: date, end: date
 ) -> FunnelWalk:
-    """Every funnel's steps: users reached, conversions and median waits, from one query."""
-    text, params = funnels_query(funnels, start, end)
-    [row] = await asyncio.to_thread(ready_store(request).query_rows, text, params)
+    """Every funnel's steps: users reached, conversions and median waits, from one query (on
+    the walks computed ahead where they hold, reports/funnel_walks.py)."""
+    row = await asyncio.to_thread(funnel_totals, ready_store(request), funnels, start, end)
     return FunnelWalk(
         funnels={
             name: funnel_steps([step["name"] for step in steps], row, f"f{i}")
@@ -116,14 +117,15 @@ async def journeys(
     funnels = load_funnels(service.settings.funnels_file)
     if funnel is not None and funnel not in funnels:
         raise invalid("funnel", f"unknown funnel {funnel!r}; one of {', '.join(funnels)}")
-    chosen = {funnel: funnels[funnel]} if funnel else funnels
 
     async def compute() -> dict[str, Any]:
         result: dict[str, Any] = {
             "start_date": start_date.isoformat(),
             "end_date": end_date.isoformat(),
         }
-        result["funnels"] = (await walk_funnels(request, chosen, start_date, end_date)).funnels
+        # All funnels are walked (the walks computed ahead are of all of them), one is shown.
+        walked = (await walk_funnels(request, funnels, start_date, end_date)).funnels
+        result["funnels"] = {name: walked[name] for name in ([funnel] if funnel else walked)}
         params = {"start": start_date, "end": end_date}
         result["cohorts"] = retention(await query(request, "journey_cohorts", params))
         result["paths"] = await asyncio.to_thread(

@@ -1,0 +1,21 @@
+-- Per user, the range's events (and, when a step asks for complex prompts, prompts: the part
+-- in journey_funnel_prompts.sql) as one sorted array of UInt64: the time in epoch
+-- milliseconds shifted left by 20 bits, and in the low bits which step conditions the row
+-- meets (bit 0: it is an event, not a prompt; bits 1-19: one per distinct condition,
+-- /*event_bits*/). One groupArray per user and one sort (~190 ms for the bench's 3.2 M events
+-- and 0.4 M prompts in 30 days, where one sorted array per step cost ~280 ms before any step
+-- was walked). day_firsts: the time of the first event of each active UTC day.
+SELECT
+  user_id,
+  arraySort(groupArray(v)) AS s,
+  arrayFilter(x -> bitTest(x, 0), s) AS events,
+  arrayMap(x -> intDiv(bitShiftRight(x, 20), 86400000), events) AS days,
+  arrayMap(x -> bitShiftRight(x, 20), arrayFilter((x, new_day, i) -> new_day != 0 OR i = 1,
+           events, arrayDifference(days), arrayEnumerate(events))) AS day_firsts
+FROM (
+  SELECT user_id, bitShiftLeft(toUInt64(toUnixTimestamp64Milli(timestamp)), 20) + 1/*event_bits*/ AS v
+  FROM analytics.frontend_events
+  WHERE date BETWEEN {rows_from:Date} AND {end:Date}
+  /*prompts*/
+)
+GROUP BY user_id

@@ -1,0 +1,159 @@
+"""Funnel walks computed ahead (reports/funnel_walks.py): whatever a build holds, and whatever
+arrived after it, a report's funnels equal the walk from the events (funnels_query), which
+test_journeys checks against an independent walk in Python."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from netra_analytics.reports.funnel_walks import (
+    FunnelWalkBuilder,
+    Stopped,
+    build,
+    funnel_totals,
+    stored_walks,
+)
+from netra_analytics.reports.funnels import funnels_query, load_funnels
+from netra_analytics.store.chdb_backend import ChdbStore
+
+FIRST = date(2026, 11, 1)
+HORIZON = date(2026, 11, 15)
+LAST = date(2026, 11, 20)
+FUNNELS = load_funnels(None)  # every kind of step: match, active days, complexity
+
+
+def _at(day: date, rng: random.Random) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
+        seconds=rng.randrange(86_400)
+    )
+
+
+def _event(user: str, at: datetime, rng: random.Random) -> dict[str, Any]:
+    kind, action, label = rng.choice([
+        ("chat_interaction", "user_prompt", "gpt-4o"),
+        ("chat_interaction", "ai_response", "gpt-4o"),
+        ("feature_usage", "open", "exports"),
+        ("feature_usage", "savings_identified", "cost_explorer"),
+        ("thread_lifecycle", "created", ""),
+        ("performance_metric", "page_load", "success"),
+        ("error_tracking", "medium", "TypeError"),
+    ])  # fmt: skip
+    category = {"performance_metric": "technical", "error_tracking": "technical"}.get(
+        kind, "interaction"
+    )
+    return {"user_id": user, "session_id": f"{user}-{at.date()}", "event_type": kind,
+            "event_category": category, "event_action": action, "event_label": label,
+            "timestamp": at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], "properties": "{}"}  # fmt: skip
+
+
+def _prompt(user: str, at: datetime, complexity: float) -> dict[str, Any]:
+    return {"user_id": user, "timestamp": at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            "prompt_complexity_score": complexity, "version": 1}  # fmt: skip
+
+
+def _insert(store: ChdbStore, table: str, rows: list[dict[str, Any]]) -> None:
+    store.insert_json_rows(table, b"\n".join(orjson.dumps(r) for r in rows))
+
+
+@pytest.fixture
+def data(store: ChdbStore) -> ChdbStore:
+    """30 users active on random days from Nov 1 to Nov 20, a few events a day, and prompts of
+    random complexity (some at the same millisecond as an event, some users without any)."""
+    rng = random.Random(7)
+    events, prompts = [], []
+    for u in range(30):
+        user = f"w{u}"
+        for day in sorted(rng.sample(range(20), rng.randint(1, 9))):
+            for _ in range(rng.randint(1, 4)):
+                at = _at(FIRST + timedelta(days=day), rng)
+                events.append(_event(user, at, rng))
+                if u % 5 and rng.random() < 0.4:
+                    prompts.append(_prompt(user, at, rng.choice([0.2, 0.6, 0.9])))
+    _insert(store, "frontend_events", events)
+    _insert(store, "prompt_analytics", prompts)
+    return store
+
+
+def _from_events(store: ChdbStore, start: date, end: date) -> dict[str, Any]:
+    text, params = funnels_query(FUNNELS, start, end)
+    [row] = store.query_rows(text, params)
+    return row
+
+
+def _ranges() -> list[tuple[date, date]]:
+    """Ranges ending before, on and after the horizon, from the first day and from later."""
+    starts = [FIRST, FIRST + timedelta(days=3), date(2026, 11, 9), HORIZON]
+    ends = [date(2026, 11, 9), date(2026, 11, 12), HORIZON, date(2026, 11, 17), LAST]
+    return [(s, e) for s in starts for e in ends if e >= s]
+
+
+def test_stored_walks_give_the_walk_from_the_events(data: ChdbStore) -> None:
+    built = build(data, FUNNELS, HORIZON, days=15)
+    assert built.starts == 15
+    for start, end in _ranges():
+        usable = stored_walks(data, FUNNELS, start, end)
+        assert usable is not None and usable[1] == min(end, HORIZON), (start, end)
+        got, expected = funnel_totals(data, FUNNELS, start, end), _from_events(data, start, end)
+        assert got == expected, (start, end)
+    some = _from_events(data, FIRST, LAST)
+    assert some["f0_reached_3"] > 0 and some["f1_reached_2"] > 0  # every kind of step is met
+
+
+def test_late_events_and_prompts_are_walked_from_the_day_they_changed(data: ChdbStore) -> None:
+    build(data, FUNNELS, HORIZON, days=15)
+    rng = random.Random(11)
+    late = datetime(2026, 11, 10, 23, 59, 59, tzinfo=UTC)
+    # A feature use that moves users on, for a user seen before and for a new one.
+    _insert(data, "frontend_events", [
+        _event("w3", late, rng) | {"event_type": "feature_usage", "event_action": "open"},
+        _event("late", late, rng) | {"event_type": "chat_interaction"},
+    ])  # fmt: skip
+    assert stored_walks(data, FUNNELS, FIRST, LAST) == (
+        stored_walks(data, FUNNELS, FIRST, LAST)[0],  # type: ignore[index]
+        date(2026, 11, 9),
+    )
+    assert stored_walks(data, FUNNELS, date(2026, 11, 10), LAST) is None
+    _insert(data, "prompt_analytics", [_prompt("w1", datetime(2026, 11, 6, 8, tzinfo=UTC), 0.95)])
+    usable = stored_walks(data, FUNNELS, FIRST, LAST)
+    assert usable is not None and usable[1] == date(2026, 11, 5)
+    for start, end in _ranges():
+        assert funnel_totals(data, FUNNELS, start, end) == _from_events(data, start, end)
+
+
+def test_other_funnels_and_older_starts_walk_the_events(data: ChdbStore) -> None:
+    build(data, FUNNELS, HORIZON, days=10)  # starts from Nov 6
+    assert stored_walks(data, FUNNELS, FIRST, LAST) is None
+    assert stored_walks(data, FUNNELS, date(2026, 11, 6), LAST) is not None
+    other = {"chat": [{"name": "any", "match": {}},
+                      {"name": "chat", "match": {"event_type": "chat_interaction"}}]}  # fmt: skip
+    assert stored_walks(data, other, date(2026, 11, 6), LAST) is None
+    text, params = funnels_query(other, date(2026, 11, 6), LAST)
+    assert funnel_totals(data, other, date(2026, 11, 6), LAST) == data.query_rows(text, params)[0]
+
+
+def test_a_stopped_build_is_never_read(data: ChdbStore) -> None:
+    stopping = threading.Event()
+    stopping.set()
+    with pytest.raises(Stopped):
+        build(data, FUNNELS, HORIZON, days=15, stopping=stopping)
+    assert stored_walks(data, FUNNELS, FIRST, LAST) is None
+
+
+def test_the_builder_builds_once_a_day_up_to_yesterday(data: ChdbStore) -> None:
+    now = datetime(2026, 11, 16, 0, 5, tzinfo=UTC).timestamp()
+    builder = FunnelWalkBuilder(data, lambda: FUNNELS, lambda: now, days=15)
+    assert builder.build_if_due() is not None  # the 14th, as the 15th is not settled at 00:05
+    now += 600
+    built = builder.build_if_due()
+    assert built is not None and built.horizon == HORIZON
+    assert builder.build_if_due() is None
+    now += 86_400
+    later = builder.build_if_due()
+    assert later is not None and later.horizon == HORIZON + timedelta(days=1)
+    assert funnel_totals(data, FUNNELS, FIRST, LAST) == _from_events(data, FIRST, LAST)
