@@ -4,9 +4,12 @@
    type with realistic properties; the materialized view fills as they go in) and 1,000,000
    `prompt_analytics` rows over the last 30 days, generated inside ClickHouse
    (`INSERT ... SELECT FROM numbers()`), so loading takes seconds, not hours.
-2. Serve: `netra-analytics serve` on that data directory, report cache off
+2. Funnels (`bench.funnels_bench.compare`): build the funnel walks up to yesterday, as the
+   service does each night (so that it finds them built), and time the funnels of the same
+   windows walked from the events and read from the walks, in this process.
+3. Serve: `netra-analytics serve` on that data directory, report cache off
    (`ANALYTICS_REPORT_CACHE_SECONDS=0`) so every call computes.
-3. Measure: after one untimed call of each report and a pause (the service's start-up work,
+4. Measure: after one untimed call of each report and a pause (the service's start-up work,
    such as rebuilding the prompt index from the million prompts, must not be what is timed),
    each report `--calls` times (default 20) over 30-day ranges (shifted by a day per call),
    sequentially from one client; p50 and p95 of the wall time per call.
@@ -17,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import statistics
 import tempfile
@@ -28,6 +32,7 @@ from typing import Any
 import httpx
 
 from bench.common import BenchService, percentile, save_results
+from bench.funnels_bench import compare
 from netra_analytics.store.chdb_backend import ChdbStore
 from netra_analytics.store.migrations import migrate
 
@@ -184,13 +189,22 @@ def main() -> int:
         data_dir = Path(tmp) / "data"
         loaded = load(data_dir / "chdb", args.events)
         print(f"loaded {loaded}", flush=True)
+        # Builds the funnel walks up to yesterday, as the service would at start-up (it finds
+        # them built), and compares both ways of answering funnels in this run.
+        funnels = compare(data_dir / "chdb")
+        print(
+            f"funnels {json.dumps(funnels['latency'] | {'build_seconds': funnels['build_seconds']})}"
+        )
         service = BenchService(data_dir, {"ANALYTICS_REPORT_CACHE_SECONDS": "0"})
         try:
             latencies = measure(service.url, args.calls)
         finally:
             service.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-    save_results("reports", {"load": loaded, "calls_per_report": args.calls, "latency": latencies})
+    save_results(
+        "reports",
+        {"load": loaded, "funnels": funnels, "calls_per_report": args.calls, "latency": latencies},
+    )
     return 0
 
 

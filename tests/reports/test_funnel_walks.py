@@ -157,3 +157,19 @@ def test_the_builder_builds_once_a_day_up_to_yesterday(data: ChdbStore) -> None:
     later = builder.build_if_due()
     assert later is not None and later.horizon == HORIZON + timedelta(days=1)
     assert funnel_totals(data, FUNNELS, FIRST, LAST) == _from_events(data, FIRST, LAST)
+
+
+def test_a_build_older_than_two_days_is_not_read(data: ChdbStore) -> None:
+    built = build(data, FUNNELS, HORIZON, days=15)
+    assert stored_walks(data, FUNNELS, FIRST, LAST) is not None
+    # As if it had run 60 hours ago (not yet expired): its row with an older generation.
+    data.execute(
+        "INSERT INTO analytics.funnel_builds SELECT config, horizon, generation - {d:UInt64}, "
+        "first_start, events, prompts, seconds FROM analytics.funnel_builds",
+        {"d": 60 * 3_600_000_000},
+    )
+    data.execute("DELETE FROM analytics.funnel_builds WHERE generation = {g:UInt64}",
+                 {"g": built.generation})  # fmt: skip
+    assert data.query_rows("SELECT count() AS n FROM analytics.funnel_builds")[0]["n"] == 1
+    assert stored_walks(data, FUNNELS, FIRST, LAST) is None
+    assert funnel_totals(data, FUNNELS, FIRST, LAST) == _from_events(data, FIRST, LAST)

@@ -46,6 +46,7 @@ from netra_analytics.store.base import Store
 log = logging.getLogger(__name__)
 
 Funnels = dict[str, list[dict[str, Any]]]
+FRESH = timedelta(days=2)  # builds read; they expire after three days (migration 0012)
 BUILT = (
     "SELECT count() AS n FROM analytics.funnel_builds "
     "WHERE config = {config:String} AND horizon = {horizon:Date}"
@@ -147,7 +148,10 @@ def stored_walks(
     """The newest build's walks from `start`, and the last day of the range up to which the
     data is as the build saw it (None: no build, or the first day changed)."""
     config = config_key(funnels)
-    found = store.query_rows(sql("funnel_build_newest"), {"config": config, "start": start})
+    fresh_after = (time.time_ns() // 1000) - FRESH.days * 86_400_000_000
+    found = store.query_rows(
+        sql("funnel_build_newest"), {"config": config, "start": start, "fresh_after": fresh_after}
+    )
     if not found:
         return None
     [newest] = found
