@@ -95,7 +95,7 @@ def _ranges() -> list[tuple[date, date]]:
 
 def test_stored_walks_give_the_walk_from_the_events(data: ChdbStore) -> None:
     built = build(data, FUNNELS, HORIZON, days=15)
-    assert built.starts == 15
+    assert (built.starts, built.continued) == (15, 0)
     for start, end in _ranges():
         usable = stored_walks(data, FUNNELS, start, end)
         assert usable is not None and usable[1] == min(end, HORIZON), (start, end)
@@ -173,3 +173,21 @@ def test_a_build_older_than_two_days_is_not_read(data: ChdbStore) -> None:
     assert data.query_rows("SELECT count() AS n FROM analytics.funnel_builds")[0]["n"] == 1
     assert stored_walks(data, FUNNELS, FIRST, LAST) is None
     assert funnel_totals(data, FUNNELS, FIRST, LAST) == _from_events(data, FIRST, LAST)
+
+
+def test_a_build_walks_on_from_the_one_before(data: ChdbStore) -> None:
+    """The next night's build goes on from the last one's walks, from the day after its
+    horizon, or from the day before one that changed; starts from that day on are walked
+    from the events."""
+    first = build(data, FUNNELS, HORIZON - timedelta(days=1), days=15)
+    rng = random.Random(5)
+    late = datetime(2026, 11, 10, 12, tzinfo=UTC)
+    _insert(data, "frontend_events", [_event("w7", late, rng) | {"event_type": "feature_usage"}])
+    second = build(data, FUNNELS, HORIZON, days=15)
+    # Starts Nov 1-9 go on from the first build's walks up to Nov 9, Nov 11-14 from theirs up
+    # to Nov 14; Nov 10 is walked from the events (its first day changed), and Nov 15 is new.
+    assert (first.continued, second.starts, second.continued) == (0, 15, 13)
+    for start, end in _ranges():
+        usable = stored_walks(data, FUNNELS, start, end)
+        assert usable is not None and usable[0].generation == second.generation
+        assert funnel_totals(data, FUNNELS, start, end) == _from_events(data, start, end)
