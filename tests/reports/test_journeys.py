@@ -9,6 +9,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -322,3 +323,24 @@ def test_at_most_nineteen_distinct_conditions() -> None:
     with pytest.raises(ValueError, match="more than 19 step conditions"):
         funnels_query({"f": steps}, date(2026, 11, 3), date(2026, 11, 3))
     funnels_query({"f": steps[:19]}, date(2026, 11, 3), date(2026, 11, 3))
+
+
+def test_an_edited_funnels_file_applies_and_a_broken_one_is_a_503(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    path = tmp_path / "funnels.json"
+    path.write_text(orjson.dumps({"funnels": {"only": [{"name": "any", "match": {}}]}}).decode())
+    client = make_client(funnels_file=path)
+    params = {"start_date": "2026-11-02", "end_date": "2026-11-03"}
+    assert list(client.get("/api/analytics/reports/journeys", params=params).json()["funnels"]) == [
+        "only"
+    ]
+    path.write_text(orjson.dumps({"funnels": {"other": [{"name": "any", "match": {}}]}}).decode())
+    assert list(client.get("/api/analytics/reports/journeys", params=params).json()["funnels"]) == [
+        "other"
+    ]
+    path.write_text("{not json")
+    for report in ("journeys", "ai-spend"):
+        reply = client.get(f"/api/analytics/reports/{report}", params=params)
+        assert reply.status_code == 503
+        assert "ANALYTICS_FUNNELS" in reply.json()["detail"]

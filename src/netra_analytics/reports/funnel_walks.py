@@ -241,7 +241,7 @@ class FunnelWalkBuilder:
             self._building = asyncio.ensure_future(asyncio.to_thread(self.build_if_due))
             try:
                 await self._building
-            except StoreError as exc:
+            except (StoreError, OSError, ValueError) as exc:  # the store, or a bad funnels file
                 log.warning("funnel walks not built; will retry", extra={"error": str(exc)})
             except Stopped:
                 return

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from netra_analytics.reports.common import (
     cached,
@@ -49,6 +49,19 @@ def funnel_steps(names: list[str], row: dict[str, Any], prefix: str) -> list[dic
             }
         )
     return out
+
+
+def configured_funnels(request: Request) -> dict[str, list[dict[str, Any]]]:
+    """The funnel definitions, read for each report (an edited file applies at once); one
+    that became unreadable since start-up is a 503 saying why, not a 500."""
+    service: Service = request.app.state.service
+    try:
+        return load_funnels(service.settings.funnels_file)
+    except (OSError, ValueError) as exc:
+        raise HTTPException(
+            status_code=503,
+            detail=f"the funnel definitions (ANALYTICS_FUNNELS) are unusable: {exc}",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -113,8 +126,7 @@ async def journeys(
     paths: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     check_range(start_date, end_date, 366)
-    service: Service = request.app.state.service
-    funnels = load_funnels(service.settings.funnels_file)
+    funnels = configured_funnels(request)
     if funnel is not None and funnel not in funnels:
         raise invalid("funnel", f"unknown funnel {funnel!r}; one of {', '.join(funnels)}")
 

@@ -8,9 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from netra_analytics.reports.common import cached, check_range, long_range, number, query
-from netra_analytics.reports.funnels import load_funnels
-from netra_analytics.reports.journeys import walk_funnels
-from netra_analytics.service import Service
+from netra_analytics.reports.journeys import configured_funnels, walk_funnels
 
 router = APIRouter(prefix="/api/analytics/reports", tags=["reports"])
 
@@ -66,9 +64,8 @@ async def ai_spend(
         successes = int(outcomes["threads_completed"]) + int(outcomes["positive_feedback"])
         series = [(date.fromisoformat(row["day"]), float(row["cents"])) for row in daily]
         cohorts = await query(request, "spend_cohorts", params)
-        service: Service = request.app.state.service
         conversions = {}
-        funnels = load_funnels(service.settings.funnels_file)
+        funnels = configured_funnels(request)
         walk = await walk_funnels(request, funnels, start_date, end_date)
         users = walk.active_users  # counted in the funnels' pass over the events
         for name, steps in walk.funnels.items():
