@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
+import orjson
 import pytest
 
 from netra_analytics.config import parse_clickhouse_url
 from netra_analytics.errors import StoreUnavailable
+from netra_analytics.reports.funnel_walks import build, funnel_totals, stored_walks
+from netra_analytics.reports.funnels import funnels_query, load_funnels
 from netra_analytics.store.chdb_backend import ChdbStore
 from netra_analytics.store.http_backend import HttpStore
 from netra_analytics.store.migrations import migrate
@@ -38,3 +42,29 @@ def test_outage_is_unavailable_and_the_backend_reconnects(tmp_path: Path) -> Non
     store.ping()
     store.close()
     server.kill()
+
+
+def test_funnel_walks_over_http(http_store: HttpStore) -> None:
+    """Building and reading funnel walks through clickhouse-connect: the INSERT ... SELECT of a
+    build and the joined walk take their parameters over HTTP too."""
+    for table in ("frontend_events", "prompt_analytics", "funnel_walks", "funnel_builds"):
+        http_store.execute(f"TRUNCATE TABLE analytics.{table}")
+    events = [
+        {"user_id": f"h{n % 4}", "session_id": "s", "event_type": kind, "properties": "{}",
+         "event_category": "interaction", "timestamp": f"2026-11-0{1 + n % 5} 1{n % 10}:00:00"}
+        for n, kind in enumerate(["chat_interaction", "feature_usage", "page_view"] * 8)
+    ]  # fmt: skip
+    http_store.insert_json_rows("frontend_events", b"\n".join(orjson.dumps(e) for e in events))
+    prompt = {"user_id": "h1", "timestamp": "2026-11-02 08:00:00", "prompt_complexity_score": 0.8}
+    http_store.insert_json_rows("prompt_analytics", orjson.dumps(prompt | {"version": 1}))
+    funnels = load_funnels(None)
+    build(http_store, funnels, date(2026, 11, 4), days=4)
+    for start, end in (
+        (date(2026, 11, 1), date(2026, 11, 3)),
+        (date(2026, 11, 2), date(2026, 11, 6)),
+    ):
+        assert stored_walks(http_store, funnels, start, end) is not None
+        text, params = funnels_query(funnels, start, end)
+        [expected] = http_store.query_rows(text, params)
+        assert funnel_totals(http_store, funnels, start, end) == expected
+        assert expected["f0_reached_0"] > 0
