@@ -19,7 +19,7 @@ from netra_analytics.reports.funnel_walks import (
     funnel_totals,
     stored_walks,
 )
-from netra_analytics.reports.funnels import funnels_query, load_funnels
+from netra_analytics.reports.funnels import funnels_query, load_funnels, walk_query
 from netra_analytics.store.chdb_backend import ChdbStore
 
 FIRST = date(2026, 11, 1)
@@ -191,3 +191,29 @@ def test_a_build_walks_on_from_the_one_before(data: ChdbStore) -> None:
         usable = stored_walks(data, FUNNELS, start, end)
         assert usable is not None and usable[0].generation == second.generation
         assert funnel_totals(data, FUNNELS, start, end) == _from_events(data, start, end)
+
+
+def test_today_and_yesterday_are_walked_from_the_recent_events(store: ChdbStore) -> None:
+    """A range ending today goes on from last night's walks through yesterday's and today's
+    events as recent_events has them: the same as the walk from frontend_events."""
+    rng = random.Random(3)
+    today = datetime.now(UTC).date()
+    events, prompts = [], []
+    for u in range(20):
+        for back in sorted(rng.sample(range(6), rng.randint(1, 5)), reverse=True):
+            at = _at(today - timedelta(days=back), rng)
+            events.append(_event(f"r{u}", at, rng))
+            if rng.random() < 0.5:
+                prompts.append(_prompt(f"r{u}", at, rng.choice([0.3, 0.7])))
+    _insert(store, "frontend_events", events)
+    _insert(store, "prompt_analytics", prompts)
+    build(store, FUNNELS, today - timedelta(days=2), days=5)
+    for start in (today - timedelta(days=4), today - timedelta(days=1), today):
+        usable = stored_walks(store, FUNNELS, start, today)
+        assert usable is None or usable[1] == today - timedelta(days=2)
+        text, params = walk_query(FUNNELS, rows_from=start, end=today, stored=None,
+                                  per_user=False, events="frontend_events")  # fmt: skip
+        assert params["events"] == "frontend_events"
+        [expected] = store.query_rows(text, params)
+        assert funnel_totals(store, FUNNELS, start, today) == expected, start
+    assert funnels_query(FUNNELS, today, today)[1]["events"] == "recent_events"

@@ -170,3 +170,17 @@ def test_a_gap_of_more_than_a_day_is_not_a_move(store: ChdbStore) -> None:
         store.execute("TRUNCATE TABLE analytics.path_moves")
         assert page_moves(store, first, day, 10) == [{"from": "/chat", "to": "/costs", "moves": 1}]
     assert _expected(events, day - timedelta(days=2), day) == {("/chat", "/costs"): 1}
+
+
+def test_todays_moves_come_from_the_recent_events(store: ChdbStore) -> None:
+    """Today (and the day before, for moves across midnight) is read from recent_events: the
+    same moves as the walk in Python, and the same rows as frontend_events has for those days."""
+    rng = random.Random(17)
+    yesterday = TODAY - timedelta(days=1)
+    events = _events(rng, yesterday, 2, 40)
+    _insert(store, events)
+    copy = "SELECT count() AS n FROM analytics.{t:Identifier} WHERE date >= {d:Date}"
+    [recent] = store.query_rows(copy, {"t": "recent_events", "d": yesterday})
+    [stored] = store.query_rows(copy, {"t": "frontend_events", "d": yesterday})
+    assert recent["n"] == stored["n"] == len([e for e in events if e["at"].date() >= yesterday])
+    assert _as_counter(page_moves(store, TODAY, TODAY, 100)) == _expected(events, TODAY, TODAY)

@@ -33,6 +33,7 @@ def test_tables_become_replicated_locals_behind_distributed_tables() -> None:
         ("funnel_walks", "ReplicatedMergeTree", "", "cityHash64(user_id)"),
         ("funnel_builds", "ReplicatedMergeTree", "", "rand()"),
         ("prompt_rows_daily", "ReplicatedSummingMergeTree", "", "rand()"),
+        ("recent_events", "ReplicatedMergeTree", "", "rand()"),
     ):
         [local] = [s for s in statements if re.search(rf"EXISTS analytics\.{table}_local ON", s)]
         assert (
@@ -60,7 +61,7 @@ def test_local_tables_keep_the_single_node_definition() -> None:
 
 def test_materialized_views_read_their_nodes_local_events() -> None:
     views = [s for s in _all() if "MATERIALIZED VIEW" in s]
-    assert len(views) == 6
+    assert len(views) == 7
     for view in views:
         source = "prompt_analytics" if "prompt_rows_daily" in view else "frontend_events"
         assert f"FROM analytics.{source}_local" in view

@@ -105,13 +105,17 @@ def test_engines_partitions_orders_and_ttls(store: ChdbStore) -> None:
     assert [table["engine"] for table in inner] == [
         "AggregatingMergeTree",
         "AggregatingMergeTree",
+        "MergeTree",  # recent_events: a copy of the last three days
         "SummingMergeTree",
         "SummingMergeTree",
         "SummingMergeTree",
         "SummingMergeTree",
     ]
     for table in inner:
-        assert "toIntervalYear(2)" in table["engine_full"]  # aggregated metrics: two years
+        if table["engine"] == "MergeTree":
+            assert "TTL date + toIntervalDay(3)" in table["engine_full"]
+        else:
+            assert "toIntervalYear(2)" in table["engine_full"]  # aggregated metrics: two years
 
 
 def test_migrating_again_changes_nothing(store: ChdbStore) -> None:

@@ -9,7 +9,7 @@ hashes is about twice as fast as a set of strings, and two users collide with od
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -65,6 +65,14 @@ def ready_store(request: Request) -> Store:
 
 async def query(request: Request, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     return await asyncio.to_thread(ready_store(request).query_rows, sql(name), params)
+
+
+def events_table(first_day: date) -> str:
+    """The table to read events from `first_day` on: recent_events (one partition per day, the
+    last three days) when that is today or yesterday (UTC), else frontend_events (sorted by
+    user, so any day costs a read of its month). For `analytics.{events:Identifier}`."""
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    return "recent_events" if first_day >= yesterday else "frontend_events"
 
 
 def long_range(start: date, end: date) -> bool:

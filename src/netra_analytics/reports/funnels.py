@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from netra_analytics.reports.common import sql_template
+from netra_analytics.reports.common import events_table, sql_template
 
 MATCH_FIELDS = ("event_type", "event_category", "event_action", "event_label", "page_path")
 
@@ -97,6 +97,7 @@ def walk_query(
     end: date,
     stored: StoredWalks | None,
     per_user: bool,
+    events: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """One query that walks every funnel in ClickHouse (`journey_funnels.sql`): per user, the
     first step's first time, then each step's first time at or after the previous one (0 when
@@ -105,7 +106,7 @@ def walk_query(
     user's step times, all funnels' steps in order (`times`), and the first events of their
     first active days (`day_firsts`, as many as the largest active-days step needs). The
     structure comes only from the step kinds and an allow-list of fields; values are
-    parameters."""
+    parameters. `events`: the table the rows come from (default: events_table's choice)."""
     if rows_from is None and stored is None:
         raise ValueError("nothing to walk: neither rows nor stored walks")
     params: dict[str, Any] = {"end": end} | ({"rows_from": rows_from} if rows_from else {})
@@ -190,6 +191,7 @@ def walk_query(
         outputs.insert(0, "countIf(notEmpty(firsts)) AS active_users")
     sources = []
     if rows_from is not None:
+        params["events"] = events or events_table(rows_from)
         sources.append(f"({_rows_text(event_bits, prompt_bits, params)}) AS ev")
     if stored is not None:
         params |= {

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from netra_analytics.errors import StoreError
-from netra_analytics.reports.common import sql
+from netra_analytics.reports.common import events_table, sql
 from netra_analytics.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,10 @@ def page_moves(store: Store, start: date, end: date, limit: int) -> list[dict[st
     computed = [
         row
         for first, last in _runs([date.fromisoformat(d["date"]) for d in to_compute])
-        for row in store.query_rows(sql("path_moves_by_day"), {"first": first, "last": last})
+        for row in store.query_rows(
+            sql("path_moves_by_day"),
+            {"first": first, "last": last, "events": events_table(first - timedelta(days=1))},
+        )
     ]
     for row in computed:
         moves[(row["from_page"], row["to_page"])] += int(row["moves"])

@@ -1,5 +1,6 @@
--- Per user, the range's events (and, when a step asks for complex prompts, prompts: the part
--- in journey_funnel_prompts.sql) as one sorted array of UInt64: the time in epoch
+-- Per user, the range's events (from frontend_events, or recent_events for today and
+-- yesterday: reports/common.py events_table) and, when a step asks for complex prompts, its
+-- prompts (journey_funnel_prompts.sql), as one sorted array of UInt64: the time in epoch
 -- milliseconds shifted left by 20 bits, and in the low bits which step conditions the row
 -- meets (bit 0: it is an event, not a prompt; bits 1-19: one per distinct condition,
 -- /*event_bits*/). One groupArray per user and one sort (~190 ms for the bench's 3.2 M events
@@ -14,7 +15,7 @@ SELECT
            events, arrayDifference(days), arrayEnumerate(events))) AS day_firsts
 FROM (
   SELECT user_id, bitShiftLeft(toUInt64(toUnixTimestamp64Milli(timestamp)), 20) + 1/*event_bits*/ AS v
-  FROM analytics.frontend_events
+  FROM analytics.{events:Identifier}
   WHERE date BETWEEN {rows_from:Date} AND {end:Date}
   /*prompts*/
 )

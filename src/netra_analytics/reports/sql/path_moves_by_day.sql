@@ -1,5 +1,6 @@
--- Page moves within sessions for the days from {first} to {last}, each counted on the day of
--- its second event: every session's pages in time order (events of one millisecond ordered by
+-- Page moves within sessions for the days from {first} to {last} (the events from
+-- frontend_events, or recent_events for today and yesterday: reports/common.py events_table),
+-- each counted on the day of its second event: every session's pages in time order (events of one millisecond ordered by
 -- a hash of their id, so the answer does not depend on how the store happens to read them)
 -- over those days and the day before (a move across midnight belongs to the day it ends on),
 -- then every consecutive pair of two different, non-empty pages on the same or the next day
@@ -19,7 +20,7 @@ FROM (
       arrayMap(key -> toDate(fromUnixTimestamp64Milli(intDiv(key, 4096))), arraySort(groupArray(key))) AS days
     FROM (
       SELECT session_id, page_path, toUnixTimestamp64Milli(timestamp) * 4096 + cityHash64(event_id) % 4096 AS key
-      FROM analytics.frontend_events
+      FROM analytics.{events:Identifier}
       WHERE date BETWEEN {first:Date} - 1 AND {last:Date}
     )
     GROUP BY session_id
