@@ -75,6 +75,8 @@ async def ready(request: Request) -> Response:
             "consecutive_failures": writer.state.consecutive_failures,
             "last_error": writer.state.last_error,
         }
+    if service.funnel_walks is not None:
+        checks["funnel_walks"] = service.funnel_walks.status()
     checks["gtm_tags"] = await _tag_heartbeats(service)
     return _json({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 
 from netra_analytics.reports.funnel_walks import (
     FunnelWalkBuilder,
@@ -21,6 +23,7 @@ from netra_analytics.reports.funnel_walks import (
 )
 from netra_analytics.reports.funnels import funnels_query, load_funnels, walk_query
 from netra_analytics.store.chdb_backend import ChdbStore
+from tests.support.processes import wait_until
 
 FIRST = date(2026, 11, 1)
 HORIZON = date(2026, 11, 15)
@@ -147,6 +150,7 @@ def test_the_builder_builds_once_a_day_up_to_yesterday(data: ChdbStore) -> None:
     now = datetime(2026, 11, 16, 0, 5, tzinfo=UTC).timestamp()
     builder = FunnelWalkBuilder(data, lambda: FUNNELS, lambda: now, days=15)
     assert builder.build_if_due() is not None  # the 14th, as the 15th is not settled at 00:05
+    assert builder.status()["built_up_to"] == "2026-11-14"
     now += 600
     built = builder.build_if_due()
     assert built is not None and built.horizon == HORIZON
@@ -215,3 +219,16 @@ def test_today_and_yesterday_are_walked_from_the_recent_events(store: ChdbStore)
         [expected] = store.query_rows(text, params)
         assert funnel_totals(store, FUNNELS, start, today) == expected, start
     assert funnels_query(FUNNELS, today, today)[1]["events"] == "recent_events"
+
+
+def test_ready_tells_how_far_the_walks_are_built(
+    make_client: Callable[..., TestClient], store: ChdbStore
+) -> None:
+    client = make_client(funnel_walk_days=5)
+    yesterday = (datetime.now(UTC) - timedelta(minutes=10)).date() - timedelta(days=1)
+
+    def walks() -> Any:
+        return client.get("/health/ready").json()["checks"].get("funnel_walks", {})
+
+    wait_until(lambda: walks().get("built_up_to") == yesterday.isoformat(), timeout=30)
+    assert walks()["last_error"] is None

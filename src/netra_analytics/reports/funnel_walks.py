@@ -235,13 +235,27 @@ class FunnelWalkBuilder:
         self._store, self._funnels, self._clock, self._days = store, funnels, clock, days
         self._stopping = threading.Event()
         self._building: asyncio.Future[Build | None] | None = None
+        self.built_up_to: date | None = None  # the newest horizon found or built
+        self.last: Build | None = None  # the last build this process made
+        self.last_error: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        """For /health/ready (informative: reports walk the events without walks)."""
+        return {
+            "built_up_to": self.built_up_to.isoformat() if self.built_up_to else None,
+            "building": self._building is not None and not self._building.done(),
+            "last_build_seconds": round(self.last.seconds, 1) if self.last else None,
+            "last_error": self.last_error,
+        }
 
     async def run(self) -> None:
         while not self._stopping.is_set():
             self._building = asyncio.ensure_future(asyncio.to_thread(self.build_if_due))
             try:
                 await self._building
+                self.last_error = None
             except (StoreError, OSError, ValueError) as exc:  # the store, or a bad funnels file
+                self.last_error = str(exc)
                 log.warning("funnel walks not built; will retry", extra={"error": str(exc)})
             except Stopped:
                 return
@@ -263,8 +277,10 @@ class FunnelWalkBuilder:
         horizon = (now - self.SETTLE).date() - timedelta(days=1)
         done = self._store.query_rows(BUILT, {"config": config_key(funnels), "horizon": horizon})
         if int(done[0]["n"]):
+            self.built_up_to = horizon
             return None
         built = build(self._store, funnels, horizon, self._days, self._stopping)
+        self.built_up_to, self.last = horizon, built
         metrics.FUNNEL_WALK_BUILDS.inc()
         metrics.FUNNEL_WALK_BUILD_SECONDS.set(built.seconds)
         log.info(
