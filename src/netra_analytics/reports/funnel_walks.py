@@ -41,12 +41,11 @@ import orjson
 from netra_analytics import metrics
 from netra_analytics.errors import StoreError
 from netra_analytics.reports.common import sql, sql_template
-from netra_analytics.reports.funnels import StoredWalks, funnels_query, walk_query
+from netra_analytics.reports.funnels import Funnels, StoredWalks, funnels_query, walk_query
 from netra_analytics.store.base import Store
 
 log = logging.getLogger(__name__)
 
-Funnels = dict[str, list[dict[str, Any]]]
 NO_LIMIT = date(2149, 6, 6)  # ClickHouse's last Date
 FRESH = timedelta(days=2)  # builds read; they expire after three days (migration 0012)
 BUILT = (

@@ -18,10 +18,12 @@ from typing import Any
 
 from netra_analytics.reports.common import events_table, sql_template
 
+Funnels = dict[str, list[dict[str, Any]]]  # funnel name -> its steps, as funnels.json has them
+
 MATCH_FIELDS = ("event_type", "event_category", "event_action", "event_label", "page_path")
 
 
-def load_funnels(path: Path | None) -> dict[str, list[dict[str, Any]]]:
+def load_funnels(path: Path | None) -> Funnels:
     """The funnels of `path` (or the packaged ones), checked: a ValueError says what is wrong,
     so that a bad ANALYTICS_FUNNELS stops start-up instead of failing reports."""
     if path is None:
@@ -81,9 +83,7 @@ class StoredWalks:
     cut_ms: int
 
 
-def funnels_query(
-    funnels: dict[str, list[dict[str, Any]]], start: date, end: date
-) -> tuple[str, dict[str, Any]]:
+def funnels_query(funnels: Funnels, start: date, end: date) -> tuple[str, dict[str, Any]]:
     """Walk every funnel over the events (and prompts) from `start` to `end`; per funnel the
     users who reached each step and the median waits (`f{i}_reached_{k}`,
     `f{i}_median_wait_{k}`), and `active_users`."""
@@ -91,7 +91,7 @@ def funnels_query(
 
 
 def walk_query(
-    funnels: dict[str, list[dict[str, Any]]],
+    funnels: Funnels,
     *,
     rows_from: date | None,
     end: date,
@@ -215,7 +215,7 @@ def walk_query(
     return text, params
 
 
-def keep_days(funnels: dict[str, list[dict[str, Any]]]) -> int:
+def keep_days(funnels: Funnels) -> int:
     """How many first days of activity a stored walk keeps: enough for every active-days step."""
     return max([1] + [int(s["active_days"]) for steps in funnels.values() for s in steps
                       if "active_days" in s])  # fmt: skip

@@ -23,7 +23,7 @@ from netra_analytics.reports.common import (
     ready_store,
 )
 from netra_analytics.reports.funnel_walks import funnel_totals
-from netra_analytics.reports.funnels import load_funnels
+from netra_analytics.reports.funnels import Funnels, load_funnels
 from netra_analytics.reports.paths import page_moves
 from netra_analytics.service import Service
 
@@ -51,7 +51,7 @@ def funnel_steps(names: list[str], row: dict[str, Any], prefix: str) -> list[dic
     return out
 
 
-def configured_funnels(request: Request) -> dict[str, list[dict[str, Any]]]:
+def configured_funnels(request: Request) -> Funnels:
     """The funnel definitions, read for each report (an edited file applies at once); one
     that became unreadable since start-up is a 503 saying why, not a 500."""
     service: Service = request.app.state.service
@@ -70,9 +70,7 @@ class FunnelWalk:
     active_users: int  # users with an event in the range
 
 
-async def walk_funnels(
-    request: Request, funnels: dict[str, list[dict[str, Any]]], start: date, end: date
-) -> FunnelWalk:
+async def walk_funnels(request: Request, funnels: Funnels, start: date, end: date) -> FunnelWalk:
     """Every funnel's steps: users reached, conversions and median waits, from one query (on
     the walks computed ahead where they hold, reports/funnel_walks.py)."""
     row = await asyncio.to_thread(funnel_totals, ready_store(request), funnels, start, end)
