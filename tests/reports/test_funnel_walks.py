@@ -101,7 +101,7 @@ def test_stored_walks_give_the_walk_from_the_events(data: ChdbStore) -> None:
     assert (built.starts, built.continued) == (15, 0)
     for start, end in _ranges():
         usable = stored_walks(data, FUNNELS, start, end)
-        assert usable is not None and usable[1] == min(end, HORIZON), (start, end)
+        assert usable is not None and usable.until == min(end, HORIZON), (start, end)
         got, expected = funnel_totals(data, FUNNELS, start, end), _from_events(data, start, end)
         assert got == expected, (start, end)
     some = _from_events(data, FIRST, LAST)
@@ -118,11 +118,11 @@ def test_late_events_and_prompts_are_walked_from_the_day_they_changed(data: Chdb
         _event("late", late, rng) | {"event_type": "chat_interaction"},
     ])  # fmt: skip
     usable = stored_walks(data, FUNNELS, FIRST, LAST)
-    assert usable is not None and usable[1] == date(2026, 11, 9)
+    assert usable is not None and usable.until == date(2026, 11, 9)
     assert stored_walks(data, FUNNELS, date(2026, 11, 10), LAST) is None
     _insert(data, "prompt_analytics", [_prompt("w1", datetime(2026, 11, 6, 8, tzinfo=UTC), 0.95)])
     usable = stored_walks(data, FUNNELS, FIRST, LAST)
-    assert usable is not None and usable[1] == date(2026, 11, 5)
+    assert usable is not None and usable.until == date(2026, 11, 5)
     for start, end in _ranges():
         assert funnel_totals(data, FUNNELS, start, end) == _from_events(data, start, end)
 
@@ -191,7 +191,7 @@ def test_a_build_walks_on_from_the_one_before(data: ChdbStore) -> None:
     assert (first.continued, second.starts, second.continued) == (0, 15, 13)
     for start, end in _ranges():
         usable = stored_walks(data, FUNNELS, start, end)
-        assert usable is not None and usable[0].generation == second.generation
+        assert usable is not None and usable.generation == second.generation
         assert funnel_totals(data, FUNNELS, start, end) == _from_events(data, start, end)
 
 
@@ -212,7 +212,7 @@ def test_today_and_yesterday_are_walked_from_the_recent_events(store: ChdbStore)
     build(store, FUNNELS, today - timedelta(days=2), days=5)
     for start in (today - timedelta(days=4), today - timedelta(days=1), today):
         usable = stored_walks(store, FUNNELS, start, today)
-        assert usable is None or usable[1] == today - timedelta(days=2)
+        assert usable is None or usable.until == today - timedelta(days=2)
         text, params = walk_query(FUNNELS, rows_from=start, end=today, stored=None,
                                   per_user=False, events="frontend_events")  # fmt: skip
         assert params["events"] == "frontend_events"

@@ -106,13 +106,13 @@ def build(
         if stopping is not None and stopping.is_set():
             raise Stopped
         earlier = _newest_build(store, config, start, before=horizon)
-        usable = _usable(earlier, funnels, start, horizon, counts) if earlier else None
+        usable = _usable(earlier, config, funnels, start, horizon, counts) if earlier else None
         continued += usable is not None
         text, params = walk_query(
             funnels,
-            rows_from=usable[1] + timedelta(days=1) if usable else start,
+            rows_from=usable.until + timedelta(days=1) if usable else start,
             end=horizon,
-            stored=usable[0] if usable else None,
+            stored=usable,
             per_user=True,
         )
         store.execute(
@@ -149,12 +149,11 @@ def build(
 def funnel_totals(store: Store, funnels: Funnels, start: date, end: date) -> dict[str, Any]:
     """The funnels over the range, as `funnels_query` gives them: from the newest build where
     it still holds, else from the events."""
-    usable = stored_walks(store, funnels, start, end)
-    if usable is None:
+    walks = stored_walks(store, funnels, start, end)
+    if walks is None:
         text, params = funnels_query(funnels, start, end)
     else:
-        walks, same_until = usable
-        rows_from = same_until + timedelta(days=1) if same_until < end else None
+        rows_from = walks.until + timedelta(days=1) if walks.until < end else None
         text, params = walk_query(
             funnels, rows_from=rows_from, end=end, stored=walks, per_user=False
         )
@@ -162,16 +161,15 @@ def funnel_totals(store: Store, funnels: Funnels, start: date, end: date) -> dic
     return row
 
 
-def stored_walks(
-    store: Store, funnels: Funnels, start: date, end: date
-) -> tuple[StoredWalks, date] | None:
-    """The newest build's walks from `start`, and the last day of the range up to which the
+def stored_walks(store: Store, funnels: Funnels, start: date, end: date) -> StoredWalks | None:
+    """The newest build's walks from `start`, up to the last day of the range on which the
     data is as the build saw it (None: no build, or the first day changed)."""
-    newest = _newest_build(store, config_key(funnels), start, before=NO_LIMIT)
+    config = config_key(funnels)
+    newest = _newest_build(store, config, start, before=NO_LIMIT)
     if newest is None:
         return None
     last = min(end, date.fromisoformat(newest["horizon"]))
-    return _usable(newest, funnels, start, end, day_counts(store, start, last))
+    return _usable(newest, config, funnels, start, end, day_counts(store, start, last))
 
 
 def _newest_build(store: Store, config: str, start: date, before: date) -> dict[str, Any] | None:
@@ -187,11 +185,12 @@ def _newest_build(store: Store, config: str, start: date, before: date) -> dict[
 
 def _usable(
     built: dict[str, Any],
+    config: str,
     funnels: Funnels,
     start: date,
     end: date,
     now: dict[date, tuple[int, int]],
-) -> tuple[StoredWalks, date] | None:
+) -> StoredWalks | None:
     """A build's walks from `start`, read up to the last day from `start` to `end` (and the
     build's horizon) on which the events and prompt rows are still those it saw (`now`: the
     counts per day today); None when the first day changed."""
@@ -210,14 +209,9 @@ def _usable(
         same_until = day
     if same_until < start:
         return None
-    cut = datetime.combine(same_until + timedelta(days=1), datetime.min.time(), UTC)
-    walks = StoredWalks(
-        config=config_key(funnels),
-        generation=int(built["generation"]),
-        start=start,
-        cut_ms=int(cut.timestamp() * 1000) - 1,
+    return StoredWalks(
+        config=config, generation=int(built["generation"]), start=start, until=same_until
     )
-    return walks, same_until
 
 
 class FunnelWalkBuilder:

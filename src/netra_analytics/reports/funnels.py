@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -75,12 +75,19 @@ CONDITION_BITS = 20
 
 @dataclass(frozen=True)
 class StoredWalks:
-    """The walks of one build of funnel_walks from one start day, read up to `cut_ms`."""
+    """The walks of one build of funnel_walks from one start day, read up to the end of the
+    UTC day `until` (the last day the data is still as the build saw it)."""
 
     config: str
     generation: int
     start: date
-    cut_ms: int
+    until: date
+
+    @property
+    def cut_ms(self) -> int:
+        """The last epoch millisecond of `until`."""
+        day_after = datetime.combine(self.until + timedelta(days=1), datetime.min.time(), UTC)
+        return int(day_after.timestamp() * 1000) - 1
 
 
 def funnels_query(funnels: Funnels, start: date, end: date) -> tuple[str, dict[str, Any]]:
