@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 import orjson
+from tests.factories import BROWSER_USER_AGENT
 
 from bench.common import (
     BenchService,
@@ -99,7 +100,7 @@ def rate_limit_call(redis_url: str) -> dict[str, Any]:
 
 
 def probe_visibility(url: str, stop: threading.Event, out: dict[str, list[float]]) -> None:
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, headers={"user-agent": BROWSER_USER_AGENT}) as client:
         while not stop.is_set():
             text = "how do I compare model costs"
             session = f"probe-{uuid.uuid4().hex}"

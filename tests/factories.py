@@ -86,6 +86,14 @@ ENUMS: dict[str, dict[str, list[str]]] = {
 }
 
 
+# What a desktop browser sends. HTTP libraries' own user agents (python-httpx, curl) are on the
+# bot list, and a bot's events are kept out of frontend_events.
+BROWSER_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+
 def event(event_type: str, **properties: Any) -> dict[str, Any]:
     props = {**EXAMPLES[event_type], **properties}
     return {

@@ -15,6 +15,7 @@ import pytest
 
 from netra_analytics.config import parse_clickhouse_url
 from netra_analytics.store.http_backend import HttpStore
+from tests.factories import BROWSER_USER_AGENT
 from tests.support.load import Load
 from tests.support.processes import ChdbHttpServer, ServiceProcess, cli_query, wait_until
 
@@ -78,7 +79,7 @@ def test_store_outage_accepts_then_writes_once_and_503_only_when_spool_full(tmp_
     service.start()
     load = Load(service.url, batch=20, seed=11)
     rng = random.Random(3)
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, headers={"user-agent": BROWSER_USER_AGENT}) as client:
         for _ in range(30):
             assert load.send_once(client, rng, "before-outage") == 202
         wait_until(lambda: _drained(service), timeout=30)
@@ -128,7 +129,7 @@ def test_sigterm_flushes_what_is_waiting(tmp_path: Path) -> None:
     service.start()
     load = Load(service.url, batch=25, seed=5)
     rng = random.Random(9)
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=10, headers={"user-agent": BROWSER_USER_AGENT}) as client:
         for _ in range(40):
             assert load.send_once(client, rng, "u") == 202
     assert service.ready()["checks"]["writer"]["events_written"] == 0

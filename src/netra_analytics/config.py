@@ -54,6 +54,8 @@ class Settings:
     funnels_file: Path | None = None  # None: the journeys report's default funnels
     funnel_walk_days: int = 90  # start days of funnel walks computed ahead; 0: none
     report_cache_seconds: int = 60  # 0: never cache reports
+    max_event_age_days: int = 7  # older events are refused (the tag keeps events 7 days)
+    bot_filter: bool = True  # known bots' events go to bot_events, out of the reports
     log_level: str = "info"
 
     @property
@@ -105,6 +107,11 @@ class Settings:
                 "ANALYTICS_FUNNEL_WALK_DAYS", _int_in(0, 366), defaults.funnel_walk_days
             ),
             report_cache_seconds=get("ANALYTICS_REPORT_CACHE_SECONDS", _int_in(0, 86_400), 60),
+            # Under the events' 90-day TTL, so an accepted event is never expired on arrival.
+            max_event_age_days=get(
+                "ANALYTICS_MAX_EVENT_AGE_DAYS", _int_in(1, 80), defaults.max_event_age_days
+            ),
+            bot_filter=get("ANALYTICS_BOT_FILTER", _on_off, defaults.bot_filter),
         )
 
 
@@ -119,6 +126,13 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _on_off(raw: str) -> bool:
+    value = raw.lower()
+    if value not in {"on", "off"}:
+        raise ValueError(f"{raw!r} is not on or off")
+    return value == "on"
 
 
 def _existing_file(raw: str) -> Path:

@@ -117,9 +117,20 @@ PageText = Annotated[str, msgspec.Meta(max_length=2048)]
 Tag = Annotated[str, msgspec.Meta(max_length=64)]
 
 
+OptionalIdentifier = Annotated[str, msgspec.Meta(max_length=256)]
+
+
 class Context(msgspec.Struct, frozen=True):
-    user_id: Identifier
+    """Who and where, shared by every event of a request.
+
+    `user_id` is the signed-in person's id, `anonymous_id` the browser's stable id; at least one
+    must be present (see `ingest.identity`), and one carrying both links the browser to the person.
+    After validation `user_id` holds the id the events are stored and counted under.
+    """
+
     session_id: Identifier
+    user_id: OptionalIdentifier = ""
+    anonymous_id: OptionalIdentifier = ""
     page_path: PageText = ""
     page_title: PageText = ""
     referrer: PageText = ""
@@ -326,6 +337,10 @@ def json_schema() -> dict[str, Any]:
     structs: list[type[msgspec.Struct]] = [t.properties for t in EVENT_TYPES.values()]
     structs.append(Context)
     _, components = msgspec.json.schema_components(structs, ref_template="#/$defs/{name}")
+    components[Context.__name__]["anyOf"] = [
+        {"required": ["user_id"]},
+        {"required": ["anonymous_id"]},
+    ]
     variants = []
     components[FeedbackSubmission.__name__]["allOf"] = [
         {
@@ -363,6 +378,11 @@ def json_schema() -> dict[str, Any]:
         "properties": {
             "events": {"type": "array", "items": {"$ref": "#/$defs/Event"}, "maxItems": MAX_EVENTS},
             "context": {"$ref": "#/$defs/Context"},
+            "sent_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "The client's clock when it sent the request: corrects event times",
+            },
         },
         "$defs": {"Event": event, **components},
     }

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netra_analytics.errors import BadRequest, PayloadTooLarge
-from netra_analytics.ingest.process import RequestInfo, format_timestamp, process
+from netra_analytics.ingest.process import RequestInfo, event_time, format_timestamp, process
+from netra_analytics.taxonomy import FieldError
 from tests.factories import EXAMPLES, body, event
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, 123000, tzinfo=UTC)
@@ -119,17 +123,101 @@ def test_naive_timestamp_is_utc_and_missing_one_is_receive_time() -> None:
     assert rows[1]["timestamp"] == format_timestamp(NOW)
 
 
-@pytest.mark.parametrize(("offset", "bound"), [(timedelta(days=3), 1), (timedelta(days=-40), -1)])
-def test_clock_more_than_a_day_off_is_clamped_and_both_times_kept(
-    offset: timedelta, bound: int
-) -> None:
-    client_time = NOW + offset
-    sent = {**event("feature_usage"), "timestamp": client_time.isoformat()}
-    row = _row(_process(body([sent])).accepted[0].row)
-    assert row["timestamp"] == format_timestamp(NOW + bound * timedelta(hours=24))
+def _sent(offset: timedelta | None, sent_at: datetime | None = None) -> dict[str, Any]:
+    """A one-event body whose event happened `offset` from NOW by the client's clock."""
+    sent = event("feature_usage")
+    if offset is not None:
+        sent["timestamp"] = (NOW + offset).isoformat()
+    payload = body([sent])
+    if sent_at is not None:
+        payload["sent_at"] = sent_at.isoformat()
+    return payload
+
+
+def test_a_client_clock_that_is_off_is_corrected_by_sent_at() -> None:
+    # The browser's clock runs 3 days fast: it stamps an event 10 minutes before it sends it.
+    fast = timedelta(days=3)
+    payload = _sent(fast - timedelta(minutes=10), sent_at=NOW + fast)
+    row = _row(_process(payload).accepted[0].row)
+    assert row["timestamp"] == format_timestamp(NOW - timedelta(minutes=10))
     props = orjson.loads(row["properties"])
-    assert props["_client_timestamp"] == format_timestamp(client_time)
+    assert props["_client_timestamp"] == (NOW + fast - timedelta(minutes=10)).isoformat()
+    assert props["_sent_at"] == format_timestamp(NOW + fast)
     assert props["_received_at"] == format_timestamp(NOW)
+
+
+def test_an_event_queued_offline_for_days_counts_on_its_own_day() -> None:
+    # Captured on Monday, delivered on Thursday by a browser whose clock is right.
+    payload = _sent(-timedelta(days=3), sent_at=NOW)
+    row = _row(_process(payload).accepted[0].row)
+    assert row["timestamp"] == format_timestamp(NOW - timedelta(days=3))
+    assert "_client_timestamp" not in orjson.loads(row["properties"])
+
+
+def test_latency_is_not_taken_for_skew() -> None:
+    payload = _sent(-timedelta(seconds=5), sent_at=NOW - timedelta(milliseconds=800))
+    row = _row(_process(payload).accepted[0].row)
+    assert row["timestamp"] == format_timestamp(NOW - timedelta(seconds=5))
+
+
+@pytest.mark.parametrize(
+    "offset", [timedelta(seconds=30), timedelta(hours=23), timedelta(days=400)]
+)
+def test_no_event_is_stored_in_the_future(offset: timedelta) -> None:
+    row = _row(_process(_sent(offset)).accepted[0].row)
+    assert row["timestamp"] == format_timestamp(NOW)
+    props = orjson.loads(row["properties"])
+    assert props["_client_timestamp"] == (NOW + offset).isoformat()
+    assert props["_received_at"] == format_timestamp(NOW)
+
+
+def test_events_older_than_the_bound_are_refused_pointing_to_import() -> None:
+    old = _sent(-timedelta(days=7, minutes=1), sent_at=NOW)
+    batch = _process({**old, "events": [*old["events"], event("feature_usage")]})
+    assert [a.index for a in batch.accepted] == [1]
+    [rejected] = batch.rejected
+    assert (rejected.index, rejected.reason) == (0, "too_old")
+    assert rejected.errors[0].field == "timestamp"
+    assert "7 days" in rejected.errors[0].message and "import" in rejected.errors[0].message
+    assert _row(_process(_sent(-timedelta(days=6, hours=23), sent_at=NOW)).accepted[0].row)
+
+
+def test_the_bound_is_a_setting() -> None:
+    info = dataclasses.replace(INFO, max_event_age=timedelta(days=2))
+    batch = process(orjson.dumps(_sent(-timedelta(days=3))), info)
+    assert [r.reason for r in batch.rejected] == ["too_old"]
+
+
+@pytest.mark.parametrize(
+    "timestamp", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00"]
+)
+def test_timestamps_at_the_ends_of_the_calendar_cost_only_their_event(timestamp: str) -> None:
+    batch = _process(
+        body([{**event("feature_usage"), "timestamp": timestamp}, event("chat_interaction")])
+    )
+    assert [a.event_type for a in batch.accepted][-1] == "chat_interaction"
+    if timestamp.startswith("9999"):  # in the future: stored at the time it was received
+        assert _row(batch.accepted[0].row)["timestamp"] == format_timestamp(NOW)
+    else:
+        assert [r.reason for r in batch.rejected] == ["too_old"]
+
+
+@given(
+    client=st.datetimes(timezones=st.timezones() | st.just(UTC) | st.none()),
+    sent=st.none() | st.datetimes(timezones=st.just(UTC)),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_time_and_clock_gives_a_time_in_range_or_a_reason(
+    client: datetime, sent: datetime | None
+) -> None:
+    outcome = event_time(client, None if sent is None else int(sent.timestamp() * 1000), NOW,
+                         timedelta(days=7))  # fmt: skip
+    if isinstance(outcome, FieldError):
+        assert outcome.field == "timestamp"
+        return
+    assert NOW - timedelta(days=7) <= outcome.timestamp <= NOW
+    assert outcome.timestamp.tzinfo is not None
+    format_timestamp(outcome.timestamp)
 
 
 def test_bad_timestamp_is_a_field_error() -> None:

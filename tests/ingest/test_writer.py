@@ -4,6 +4,7 @@ of a view left behind by an insert cut short."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -100,13 +101,15 @@ def test_the_interval_flushes_a_small_batch(store: ChdbStore, tmp_path: Path) ->
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("legacy", [False, True])
 @pytest.mark.parametrize("missed", [VIEWS, VIEWS[1:]])
 def test_a_view_missing_an_inserted_batch_is_repaired_on_restart(
-    store: ChdbStore, tmp_path: Path, missed: tuple[str, ...]
+    store: ChdbStore, tmp_path: Path, missed: tuple[str, ...], legacy: bool
 ) -> None:
     """The crash window: ClickHouse committed the table's part, not yet (all) the views',
     and the process died before moving the checkpoint. Detaching views reproduces that state;
-    a view that did get the block must not count it twice."""
+    a view that did get the block must not count it twice. `legacy`: the batch was in flight
+    under a version that named the batch by event ids (its in-flight file has no format)."""
 
     async def scenario() -> None:
         spool = Spool(tmp_path, max_bytes=1 << 24)
@@ -114,12 +117,18 @@ def test_a_view_missing_an_inserted_batch_is_repaired_on_restart(
         await _spool(spool, records)
         spool.save_in_flight(spool.durable_end, [])
         lines = [line for r in records for _, _, line in r.events]
-        ids = [event_id for r in records for event_id, _, _ in r.events]
+        ids = [event_id.encode() for r in records for event_id, _, _ in r.events]
+        if legacy:
+            (tmp_path / "in_flight.json").write_text(
+                json.dumps({"end": spool.durable_end, "excluded": []})
+            )
         for view in missed:
             store.execute(f"DETACH TABLE analytics.{view}")
         try:
             store.insert_json_rows(
-                "frontend_events", b"\n".join(lines), settings=_dedup_settings(ids)
+                "frontend_events",
+                b"\n".join(lines),
+                settings=_dedup_settings(ids if legacy else lines),
             )
         finally:
             for view in missed:

@@ -8,7 +8,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.factories import body, event
+from tests.factories import BROWSER_USER_AGENT, body, event
 from tests.support.load import Load
 from tests.support.processes import (
     ChdbHttpServer,
@@ -32,7 +32,7 @@ def test_two_workers_share_one_limit(
         for worker in workers:
             worker.start()
         accepted = 0
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=10, headers={"user-agent": BROWSER_USER_AGENT}) as client:
             for i in range(120):  # 1,200 events for one user, alternating between the workers
                 payload = body([event("feature_usage") for _ in range(10)], user_id="shared-user")
                 reply = client.post(f"{workers[i % 2].url}/api/analytics/events",

@@ -61,7 +61,7 @@ def test_local_tables_keep_the_single_node_definition() -> None:
 
 def test_materialized_views_read_their_nodes_local_events() -> None:
     views = [s for s in _all() if "MATERIALIZED VIEW" in s]
-    assert len(views) == 7
+    assert len(views) == 8
     for view in views:
         source = "prompt_analytics" if "prompt_rows_daily" in view else "frontend_events"
         assert f"FROM analytics.{source}_local" in view
@@ -79,9 +79,18 @@ def test_database_is_created_on_the_cluster() -> None:
 
 
 def test_column_changes_reach_the_local_tables_and_their_distributed_twins() -> None:
-    altered = [s for s in _all() if s.startswith("ALTER TABLE analytics.frontend_events")]
+    altered = [
+        s
+        for s in _all()
+        if s.startswith("ALTER TABLE analytics.frontend_events") and "MODIFY COLUMN" in s
+    ]
     assert [s.split(" MODIFY")[0].strip() for s in altered] == [
         f"ALTER TABLE analytics.frontend_events_local ON CLUSTER {CLUSTER}",
         f"ALTER TABLE analytics.frontend_events ON CLUSTER {CLUSTER}",
     ]
     assert all("MODIFY COLUMN event_type LowCardinality(String)" in s for s in altered)
+    added = [s for s in _all() if "ADD COLUMN IF NOT EXISTS anonymous_id" in s]
+    assert [s.split(" ADD")[0].strip() for s in added] == [
+        f"ALTER TABLE analytics.frontend_events_local ON CLUSTER {CLUSTER}",
+        f"ALTER TABLE analytics.frontend_events ON CLUSTER {CLUSTER}",
+    ]

@@ -9,6 +9,8 @@ from netra_analytics.store.migrations import load_migrations, migrate, split_sta
 SPEC_COLUMNS = {
     "frontend_events": {
         "event_id": "UUID", "timestamp": "DateTime64(3)", "user_id": "String",
+        # the browser's anonymous id beside the id the event is stored under (migration 0014)
+        "anonymous_id": "String",
         "session_id": "String", "event_type": "String", "event_category": "String",
         "event_action": "String", "event_label": "String", "event_value": "Float64",
         "properties": "String", "user_agent": "String", "ip_address": "String",
@@ -92,6 +94,9 @@ def test_engines_partitions_orders_and_ttls(store: ChdbStore) -> None:
     assert events["sorting_key"] == "user_id, timestamp, event_id"
     assert "TTL toDateTime(timestamp) + toIntervalDay(90)" in events["engine_full"]
     assert "index_granularity = 8192" in events["engine_full"]
+    bots = _table(store, "bot_events")
+    assert bots["sorting_key"] == "user_id, timestamp, event_id"
+    assert "TTL toDateTime(timestamp) + toIntervalDay(30)" in bots["engine_full"]
     prompts = _table(store, "prompt_analytics")
     assert prompts["engine"] == "ReplacingMergeTree"
     assert prompts["sorting_key"] == "user_id, timestamp, prompt_id"
@@ -105,6 +110,7 @@ def test_engines_partitions_orders_and_ttls(store: ChdbStore) -> None:
     assert [table["engine"] for table in inner] == [
         "AggregatingMergeTree",
         "AggregatingMergeTree",
+        "AggregatingMergeTree",  # identity_links
         "MergeTree",  # recent_events: a copy of the last three days
         "SummingMergeTree",
         "SummingMergeTree",
@@ -114,6 +120,8 @@ def test_engines_partitions_orders_and_ttls(store: ChdbStore) -> None:
     for table in inner:
         if table["engine"] == "MergeTree":
             assert "TTL date + toIntervalDay(3)" in table["engine_full"]
+        elif "last_linked" in table["engine_full"]:  # identity links: as long as the events
+            assert "TTL toDateTime(last_linked) + toIntervalDay(90)" in table["engine_full"]
         else:
             assert "toIntervalYear(2)" in table["engine_full"]  # aggregated metrics: two years
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.factories import body, random_event
+from tests.factories import BROWSER_USER_AGENT, body, random_event
 
 
 class Load:
@@ -65,6 +65,6 @@ class Load:
 
     def _run(self, n: int) -> None:
         rng = random.Random(self.seed * 1000 + n)
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=10, headers={"user-agent": BROWSER_USER_AGENT}) as client:
             while not self._stop.is_set():
                 self.send_once(client, rng, f"load-user-{rng.randrange(50)}")

@@ -16,6 +16,8 @@ import msgspec
 import orjson
 
 from netra_analytics.errors import BadRequest, PayloadTooLarge
+from netra_analytics.ingest import identity
+from netra_analytics.ingest.body import split_envelope
 from netra_analytics.privacy.redact import redact_event
 from netra_analytics.prompts.sanitise import sanitise
 from netra_analytics.taxonomy import (
@@ -30,13 +32,17 @@ from netra_analytics.taxonomy import (
     properties_errors,
 )
 
-# A client clock further than this from ours is not trusted (DESIGN: "clamped").
-MAX_CLOCK_SKEW = timedelta(hours=24)
+# Events as old as the tag keeps them in its offline queue are counted on their own day.
+DEFAULT_MAX_EVENT_AGE = timedelta(days=7)
+# A clock this close to ours is taken as right: the skew is then only the network's latency.
+SKEW_TOLERANCE_MS = 2000
+_EPOCH = datetime(1970, 1, 1)  # naive on purpose: see _epoch_ms
 
 
 class Envelope(msgspec.Struct):
     events: list[msgspec.Raw]
     context: Context
+    sent_at: object = None  # read leniently: a bad value costs the correction, not the batch
 
 
 class WireEvent(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,6 +60,7 @@ class RequestInfo:
     user_agent: str = ""
     ip_hash: str = ""
     country_code: str = ""
+    max_event_age: timedelta = DEFAULT_MAX_EVENT_AGE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,9 +102,19 @@ _event_decoder = msgspec.json.Decoder(WireEvent)
 _property_decoders = {name: msgspec.json.Decoder(t.properties) for name, t in EVENT_TYPES.items()}
 
 
+_context_decoder = msgspec.json.Decoder(Context)
+
+
 def decode_envelope(body: bytes) -> Envelope:
+    """The request's envelope, its context resolved to the person (`identity.resolve`).
+
+    `body` is UTF-8 JSON (`body.to_utf8`). Raises BadRequest (400) for a body that is not JSON
+    or an envelope that is not well formed, PayloadTooLarge (413) over MAX_EVENTS events.
+    """
     try:
         envelope = _envelope_decoder.decode(body)
+    except RecursionError:
+        envelope = _decode_deep(body)
     except msgspec.ValidationError as exc:
         error = field_error(exc, "")
         raise BadRequest(
@@ -109,17 +126,41 @@ def decode_envelope(body: bytes) -> Envelope:
         raise PayloadTooLarge(
             f"{len(envelope.events)} events in one request; the limit is {MAX_EVENTS}"
         )
+    envelope.context = identity.resolve(envelope.context)
     return envelope
 
 
+def _decode_deep(body: bytes) -> Envelope:
+    """The envelope of a body nested too deeply to decode at once: its members one by one."""
+    parts = split_envelope(body)
+    if parts.context is None:
+        raise BadRequest("invalid request body: context: required field is missing")
+    try:
+        context = _context_decoder.decode(parts.context)
+    except RecursionError:
+        raise BadRequest("invalid request body: context: nested too deeply") from None
+    except msgspec.ValidationError as exc:
+        error = field_error(exc, "context")
+        raise BadRequest(f"invalid request body: {error.field}: {error.message}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    return Envelope([msgspec.Raw(event) for event in parts.events], context)
+
+
 def process(body: bytes, info: RequestInfo) -> Batch:
+    """Decode, validate and enrich one request's body (UTF-8 JSON) into rows. Pure.
+
+    Raises BadRequest (400/413) when the body or envelope is refused as a whole; every other
+    problem is one event's rejection, reported by index.
+    """
     envelope = decode_envelope(body)
     context = envelope.context
+    sent_ms = _sent_at_ms(envelope.sent_at)
     accepted: list[AcceptedEvent] = []
     rejected: list[RejectedEvent] = []
     seen_ids: set[str] = set()
     for index, raw in enumerate(envelope.events):
-        outcome = _one_event(index, bytes(raw), context, info)
+        outcome = _one_event(index, bytes(raw), context, info, sent_ms)
         if isinstance(outcome, AcceptedEvent):
             if outcome.event_id in seen_ids:
                 outcome = _rejection(
@@ -136,12 +177,19 @@ def process(body: bytes, info: RequestInfo) -> Batch:
 
 
 def _one_event(
-    index: int, raw: bytes, context: Context, info: RequestInfo
+    index: int, raw: bytes, context: Context, info: RequestInfo, sent_ms: int | None
 ) -> AcceptedEvent | RejectedEvent:
     try:
         wire = _event_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        errors = [field_error(exc, "")]
+    except RecursionError:
+        errors = [FieldError("", "nested too deeply to be an event")]
+        return _rejection(index, b"null", None, "invalid_event", errors, context, info)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        errors = (
+            [field_error(exc, "")]
+            if isinstance(exc, msgspec.ValidationError)
+            else [FieldError("", f"not valid JSON: {exc}")]
+        )
         return _rejection(index, raw, _peek_event_type(raw), "invalid_event", errors, context, info)
     event_type = EVENT_TYPES.get(wire.event_type)
     if event_type is None:
@@ -152,16 +200,22 @@ def _one_event(
         return _rejection(index, raw, wire.event_type, "unknown_event_type", errors, context, info)
     try:
         props = _property_decoders[wire.event_type].decode(wire.properties)
+    except RecursionError:
+        errors = [FieldError("properties", "nested too deeply")]
+        return _rejection(index, raw, wire.event_type, "invalid_properties", errors, context, info)
     except msgspec.ValidationError:
         errors = properties_errors(event_type, bytes(wire.properties))
         return _rejection(index, raw, wire.event_type, "invalid_properties", errors, context, info)
-    return _accept(index, wire, event_type, props, context, info)
+    moment = event_time(wire.timestamp, sent_ms, info.received_at, info.max_event_age)
+    if isinstance(moment, FieldError):
+        return _rejection(index, raw, wire.event_type, "too_old", [moment], context, info)
+    return _accept(index, wire, event_type, props, context, info, moment)
 
 
 def _peek_event_type(raw: bytes) -> str | None:
     try:
         value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except (orjson.JSONDecodeError, RecursionError):
         return None
     event_type = value.get("event_type") if isinstance(value, dict) else None
     return event_type if isinstance(event_type, str) else None
@@ -174,10 +228,11 @@ def _accept(
     props: Properties,
     context: Context,
     info: RequestInfo,
+    moment: EventTime,
 ) -> AcceptedEvent:
     event_id = str(wire.event_id) if wire.event_id is not None else str(uuid.uuid4())
     props = _sanitised(props)
-    timestamp, clock_note = _event_time(wire.timestamp, info.received_at)
+    timestamp, clock_note = moment.timestamp, moment.note
     if clock_note:
         properties_json = orjson.dumps({**msgspec.to_builtins(props), **clock_note}).decode()
     else:
@@ -189,6 +244,7 @@ def _accept(
             "event_id": event_id,
             "timestamp": format_timestamp(timestamp),
             "user_id": context.user_id,
+            "anonymous_id": context.anonymous_id,
             "session_id": context.session_id,
             "event_type": event_type.name,
             "event_category": category,
@@ -221,21 +277,70 @@ def _sanitised(props: Properties) -> Properties:
     return msgspec.structs.replace(props, **changes) if changes else props
 
 
-def _event_time(client: datetime | None, received: datetime) -> tuple[datetime, dict[str, str]]:
-    """The client's time, clamped to within a day of ours (and both kept when clamped)."""
+@dataclasses.dataclass(frozen=True)
+class EventTime:
+    timestamp: datetime  # aware, UTC: what is stored
+    note: dict[str, str]  # the raw times, when the stored time is not the client's
+
+
+def event_time(
+    client: datetime | None, sent_ms: int | None, received: datetime, max_age: timedelta
+) -> EventTime | FieldError:
+    """When an event happened, by the service's clock; a FieldError when it is too old to take.
+
+    Rules (README, "Event time"): the client's `timestamp` corrected by the skew between the
+    client's and the service's clocks, `received - sent_at` (ignored within SKEW_TOLERANCE_MS,
+    which is only latency); never after `received` (a time in the future becomes `received`);
+    older than `max_age` before `received` is refused. Without `timestamp`, `received`. When the
+    stored time is not the client's, the raw times are kept (`_client_timestamp`, `_sent_at`,
+    `_received_at`). Arithmetic is on integer milliseconds, so no date is out of range.
+    """
     if client is None:
-        return received, {}
-    if client.tzinfo is None:
-        client = client.replace(tzinfo=UTC)
-    low, high = received - MAX_CLOCK_SKEW, received + MAX_CLOCK_SKEW
-    if low <= client <= high:
-        return client, {}
-    clamped = min(max(client, low), high)
-    note = {
-        "_client_timestamp": format_timestamp(client),
-        "_received_at": format_timestamp(received),
-    }
-    return clamped, note
+        return EventTime(received, {})
+    received_ms = _epoch_ms(received)
+    client_ms = _epoch_ms(client)
+    skew_ms = 0 if sent_ms is None else received_ms - sent_ms
+    if abs(skew_ms) <= SKEW_TOLERANCE_MS:
+        skew_ms = 0
+    corrected_ms = min(client_ms + skew_ms, received_ms)
+    oldest_ms = received_ms - max_age // timedelta(milliseconds=1)
+    if corrected_ms < oldest_ms:
+        days = max_age / timedelta(days=1)
+        return FieldError(
+            "timestamp",
+            f"event time {client.isoformat()} is more than {days:g} days before the request "
+            "(after correcting the client's clock by sent_at); send older history through the "
+            "historical import",
+        )
+    if corrected_ms == client_ms:
+        return EventTime(client.astimezone(UTC), {})
+    note = {"_client_timestamp": client.isoformat(), "_received_at": format_timestamp(received)}
+    if sent_ms is not None:
+        note["_sent_at"] = _format_ms(sent_ms)
+    return EventTime(datetime.fromtimestamp(corrected_ms / 1000, UTC), note)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch of any datetime (naive: UTC), without leaving the range."""
+    offset = moment.utcoffset() or timedelta(0)
+    return (moment.replace(tzinfo=None) - _EPOCH - offset) // timedelta(milliseconds=1)
+
+
+def _format_ms(ms: int) -> str:
+    try:
+        return format_timestamp(datetime.fromtimestamp(ms / 1000, UTC))
+    except (OverflowError, ValueError, OSError):
+        return str(ms)
+
+
+def _sent_at_ms(value: object) -> int | None:
+    """The envelope's `sent_at` in epoch ms; None when absent or unreadable (then no correction)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return _epoch_ms(msgspec.convert(value, datetime))
+    except msgspec.ValidationError:
+        return None
 
 
 def format_timestamp(moment: datetime) -> str:

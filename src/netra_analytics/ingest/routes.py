@@ -1,15 +1,17 @@
 """`POST /api/analytics/events`: a plain Starlette route, kept lean because it is the hot path.
 
-Order of work: content type (415) → size (413) → envelope (400) → each event (per-event
-rejections) → per-user rate limit (one round trip; events over the limit are rejected as
+Order of work: content type (415) → size (413) → content encoding and charset (415, or
+repaired: see `body`) → envelope and identity (400) → each event (per-event rejections, event
+time) → per-user rate limit (one round trip; events over the limit are rejected as
 `rate_limited`, and 429 when none passed) → spool append with fsync → reply, with the live state
 updated off the request path. A 202 means every accepted event is on disk; the batch writer
-takes it from there.
+takes it from there. A known bot's events (`bots`) are accepted alike but stored apart, in
+`bot_events`, and leave the live state alone.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -18,6 +20,8 @@ from starlette.responses import Response
 
 from netra_analytics import metrics
 from netra_analytics.errors import NetraError, PayloadTooLarge, UnsupportedMedia
+from netra_analytics.ingest.body import charset_of, decompress, to_utf8
+from netra_analytics.ingest.bots import is_bot
 from netra_analytics.ingest.process import AcceptedEvent, RequestInfo, process
 from netra_analytics.ingest.writer import SpoolRecord, encode_record
 from netra_analytics.live.activity import activity_from
@@ -46,16 +50,23 @@ async def _ingest(request: Request) -> Response:
         raise UnsupportedMedia(
             f"content type {media_type or '(none)'!r} is not accepted; send application/json"
         )
-    body = await _read_body(request)
+    raw = await _read_body(request)
+    body = to_utf8(
+        decompress(raw, request.headers.get("content-encoding", ""), MAX_BODY_BYTES),
+        charset_of(request.headers.get("content-type", "")),
+    )
     received = service.clock()
     now_ms = int(received * 1000)
+    user_agent = request.headers.get("user-agent", "")[:USER_AGENT_LIMIT]
     info = RequestInfo(
         received_at=datetime.fromtimestamp(received, UTC),
-        user_agent=request.headers.get("user-agent", "")[:USER_AGENT_LIMIT],
+        user_agent=user_agent,
         ip_hash=service.hash_ip(request.client.host if request.client else None),
         country_code=_country(request, service.settings.country_headers),
+        max_event_age=timedelta(days=service.settings.max_event_age_days),
     )
     batch = process(body, info)
+    bot = service.settings.bot_filter and is_bot(user_agent)
     limit = service.settings.max_events_per_user_per_minute
     decision = await service.live.take(
         batch.context.user_id, [e.event_id for e in batch.accepted], now_ms, limit
@@ -67,12 +78,14 @@ async def _ingest(request: Request) -> Response:
             received,
             [(e.event_id, batch.context.user_id, e.row) for e in accepted],
             [r.row for r in batch.rejected],
+            bot,
         )
         await service.spool.append(encode_record(record))
-    if accepted:
+    if accepted and not bot:
         service.record_activity(activity_from(accepted, batch.context, now_ms))
+    outcome = "bot" if bot else "accepted"
     for event in accepted:
-        metrics.EVENTS_RECEIVED.labels(event.event_type, "accepted").inc()
+        metrics.EVENTS_RECEIVED.labels(event.event_type, outcome).inc()
     for rejection in batch.rejected:
         metrics.EVENTS_RECEIVED.labels(rejection.event_type or "", rejection.reason).inc()
     if limited:
@@ -91,7 +104,9 @@ async def _ingest(request: Request) -> Response:
     if limited and not accepted:
         status = 429
         headers["retry-after"] = str(retry_after)
-    reply = {"accepted": len(accepted), "rejected": rejected}
+    reply: dict[str, Any] = {"accepted": len(accepted), "rejected": rejected}
+    if bot:  # an integrator testing with curl learns where the events went
+        reply["bot"] = True
     return Response(orjson.dumps(reply), status, headers, media_type="application/json")
 
 

@@ -52,6 +52,9 @@ class Record:
     payload: bytes
 
 
+IN_FLIGHT_FORMAT = 2  # entries (event id, user id, why); inserts deduplicated by their rows
+
+
 class Spool:
     def __init__(
         self, directory: Path, *, max_bytes: int, segment_bytes: int = SEGMENT_BYTES
@@ -204,19 +207,30 @@ class Spool:
             if following <= done:
                 self._segment_path(base).unlink()
 
-    def save_in_flight(self, end: int, excluded: list[str]) -> None:
-        """Record the batch being inserted: it ends at `end` and leaves out `excluded` ids."""
+    def save_in_flight(self, end: int, excluded: list[list[str]]) -> None:
+        """Record the batch being inserted: it ends at `end` and leaves out `excluded` events.
+
+        Each entry of `excluded` is the writer's (event id, user id, why).
+        """
         self._write_atomically(
-            "in_flight.json", json.dumps({"end": end, "excluded": excluded}).encode()
+            "in_flight.json",
+            json.dumps({"end": end, "excluded": excluded, "format": IN_FLIGHT_FORMAT}).encode(),
         )
 
-    def load_in_flight(self) -> tuple[int, list[str]] | None:
+    def load_in_flight(self) -> tuple[int, list[list[str] | str], int] | None:
+        """(end, excluded, format) of the batch in flight, or None.
+
+        Format 1 (no "format" key) was written by versions that left events out by id alone
+        (entries are bare ids) and deduplicated inserts by ids: such a batch is retried so.
+        """
         try:
             data = json.loads((self._dir / "in_flight.json").read_bytes())
         except FileNotFoundError:
             return None
         end, excluded = int(data["end"]), list(data["excluded"])
-        return (end, excluded) if end > self.checkpoint else None
+        if end <= self.checkpoint:
+            return None
+        return end, excluded, int(data.get("format", 1))
 
     def _write_atomically(self, name: str, data: bytes) -> None:
         tmp = self._dir / f"{name}.tmp"

@@ -7,9 +7,12 @@ ClickHouse sees fewer, larger inserts.
 
 Exactly once, in `frontend_events` and in the materialized view that follows it:
 
-1. Prepare: ask ClickHouse which of the batch's event ids it already holds (client retries,
-   earlier runs) and leave those out. The batch is then fixed: its spool range, the ids left
-   out, and a deduplication token computed from its content.
+1. Prepare: ask ClickHouse which of the batch's events it already holds, by user and event id
+   together (client retries, earlier runs), and leave those out; an id the same user already
+   used for an event of other content is a conflict, reported in `rejected_events` as
+   `duplicate_event_id`. A known bot's events go to `bot_events` instead of `frontend_events`.
+   The batch is then fixed: its spool range, the events left out, and a deduplication token
+   computed from its content.
 2. Write the batch's description to the spool's in-flight file (fsync) before inserting.
 3. Insert with `insert_deduplication_token` and
    `deduplicate_blocks_in_dependent_materialized_views`, retrying the *same* batch until it
@@ -38,11 +41,14 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 import msgspec
+import orjson
 
 from netra_analytics import metrics
 from netra_analytics.ingest.spool import Record, Spool
+from netra_analytics.privacy.redact import redact_event
 from netra_analytics.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,7 @@ class SpoolRecord(msgspec.Struct, array_like=True):
     received_at: float  # unix seconds
     events: list[tuple[str, str, bytes]]  # (event_id, user_id, frontend_events JSON line)
     rejected: list[bytes]  # rejected_events JSON lines
+    bot: bool = False  # a known bot sent them: they go to bot_events (records before: False)
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -86,27 +93,108 @@ class PreparedBatch:
     """A batch fixed for insertion: retried as it is until it succeeds."""
 
     end: int  # spool offset after its last record
-    events: list[tuple[str, bytes]]  # (event_id, JSON line), in spool order
+    events: list[tuple[str, bytes]]  # (event_id, JSON line) for frontend_events, in spool order
+    bot_events: list[tuple[str, bytes]]  # the same for bot_events
     rejected: list[bytes]
     received_at: list[float]
     duplicates: int  # events left out: already stored or repeated within the batch
+    legacy_token: bool = False  # in flight from a version that deduplicated by event ids
 
 
-def prepare_batch(records: list[SpoolRecord], end: int, excluded: frozenset[str]) -> PreparedBatch:
-    """The rows to insert: the first occurrence of each event id, minus the excluded ones."""
-    seen: set[str] = set()
+# Why an event of a batch is left out (the third member of an excluded entry).
+STORED = "stored"  # the same user's event with this id and the same content is stored: a retry
+CONFLICT = "conflict"  # ... with other content: reported in rejected_events
+
+
+def prepare_batch(
+    records: list[SpoolRecord], end: int, excluded: dict[tuple[str, str], str]
+) -> PreparedBatch:
+    """The rows to insert: the first occurrence of each (user, event id), minus the excluded.
+
+    `excluded` maps (event_id, user_id) to STORED or CONFLICT; a user id of "" stands for every
+    user (in-flight files of earlier versions named ids only). A conflict becomes a
+    `duplicate_event_id` row of rejected_events.
+    """
+    seen: set[tuple[str, str]] = set()
     events: list[tuple[str, bytes]] = []
+    bot_events: list[tuple[str, bytes]] = []
+    rejected: list[bytes] = []
     total = 0
     for record in records:
-        for event_id, _, line in record.events:
+        for event_id, user_id, line in record.events:
             total += 1
-            if event_id in seen or event_id in excluded:
+            key = (event_id, user_id)
+            if key in seen:
                 continue
-            seen.add(event_id)
-            events.append((event_id, line))
-    rejected = [line for record in records for line in record.rejected]
+            seen.add(key)
+            why = excluded.get(key) or excluded.get((event_id, ""))
+            if why == CONFLICT:
+                rejected.append(_conflict_row(record.received_at, line))
+            if why is not None:
+                continue
+            (bot_events if record.bot else events).append((event_id, line))
+        rejected.extend(record.rejected)
     received = [record.received_at for record in records]
-    return PreparedBatch(end, events, rejected, received, total - len(events))
+    kept = len(events) + len(bot_events)
+    return PreparedBatch(end, events, bot_events, rejected, received, total - kept)
+
+
+def _conflict_row(received_at: float, line: bytes) -> bytes:
+    """A rejected_events row for an event whose id the same user already used for another."""
+    row = orjson.loads(line)
+    message = (
+        f"event_id {row['event_id']} is already stored for this user with other content; "
+        "an event_id must name one event (a retry sends the same event again)"
+    )
+    event = {
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "timestamp": row["timestamp"],
+        "properties": orjson.loads(row["properties"]),
+    }
+    return orjson.dumps(
+        {
+            "received_at": _format_seconds(received_at),
+            "user_id": row["user_id"],
+            "session_id": row["session_id"],
+            "event_index": 0,
+            "event_type": row["event_type"],
+            "reason": "duplicate_event_id",
+            "errors": orjson.dumps([{"field": "event_id", "message": message}]).decode(),
+            "event": orjson.dumps(redact_event(event)).decode(),
+            "user_agent": row["user_agent"],
+            "gtm_container_id": row["gtm_container_id"],
+            "app_version": row["app_version"],
+        }
+    )
+
+
+def _format_seconds(seconds: float) -> str:
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def same_content(stored_type: str, stored_properties: str, line: bytes) -> bool:
+    """Whether a stored event and a spooled one are the same event (a retry), by content.
+
+    Compares the event type and the properties as the client sent them (sanitised); the
+    service's own notes (`_client_timestamp`, ...) and the time are left out, since a retry is
+    received, and so corrected, at another moment.
+    """
+    row = orjson.loads(line)
+    if row["event_type"] != stored_type:
+        return False
+    return _client_properties(stored_properties) == _client_properties(row["properties"])
+
+
+def _client_properties(text: str) -> dict[str, object]:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return {"": text}
+    if not isinstance(value, dict):
+        return {"": value}
+    return {k: v for k, v in value.items() if not k.startswith("_")}
 
 
 class BatchWriter:
@@ -207,7 +295,7 @@ class BatchWriter:
         in_flight = self._spool.load_in_flight()
         if in_flight is None:
             return
-        end, excluded = in_flight
+        end, excluded, file_format = in_flight
         records: list[SpoolRecord] = []
         while self._read_position < end:
             for record in await asyncio.to_thread(self._spool.read, self._read_position, 256):
@@ -217,7 +305,9 @@ class BatchWriter:
                 self._read_position = record.end
                 if record.end == end:
                     break
-        self._prepared = prepare_batch(records, end, frozenset(excluded))
+        prepared = prepare_batch(records, end, _excluded_from_file(excluded))
+        # The same token as the interrupted insert, or the table would keep both copies.
+        self._prepared = dataclasses.replace(prepared, legacy_token=file_format == 1)
         log.info(
             "retrying the batch in flight at the last stop",
             extra={"events": len(self._prepared.events)},
@@ -264,54 +354,84 @@ class BatchWriter:
         """Fix the staged records as a batch and record it as in flight (runs in a thread)."""
         records = [decoded for _, decoded in self._staged]
         end = self._staged[-1][0].end
-        candidates: dict[str, str] = {}
+        candidates: dict[tuple[str, str], bytes] = {}
         for record in records:
-            for event_id, user_id, _ in record.events:
-                candidates.setdefault(event_id, user_id)
-        excluded = frozenset(self._already_stored(candidates))
-        self._spool.save_in_flight(end, sorted(excluded))
+            for event_id, user_id, line in record.events:
+                candidates.setdefault((event_id, user_id), line)
+        excluded = self._already_stored(candidates)
+        self._spool.save_in_flight(end, [[i, u, why] for (i, u), why in sorted(excluded.items())])
         return prepare_batch(records, end, excluded)
 
     def _insert(self, batch: PreparedBatch) -> None:
-        if batch.events:
-            self._store.insert_json_rows(
-                "frontend_events",
-                b"\n".join(line for _, line in batch.events),
-                settings=_dedup_settings(event_id for event_id, _ in batch.events),
-            )
+        for table, rows in (("frontend_events", batch.events), ("bot_events", batch.bot_events)):
+            if rows:
+                self._store.insert_json_rows(
+                    table,
+                    b"\n".join(line for _, line in rows),
+                    # The rows themselves: an event id alone repeats across users.
+                    settings=_dedup_settings(
+                        event_id.encode() if batch.legacy_token else line
+                        for event_id, line in rows
+                    ),
+                )
         if batch.rejected:
             self._store.insert_json_rows(
                 "rejected_events",
                 b"\n".join(batch.rejected),
-                settings=_dedup_settings(line.decode() for line in batch.rejected),
+                settings=_dedup_settings(batch.rejected),  # as before: by rows
             )
 
-    def _already_stored(self, candidates: dict[str, str]) -> set[str]:
-        """Which of these event ids (id -> user id) ClickHouse already holds."""
-        stored: set[str] = set()
-        ids = list(candidates)
-        for start in range(0, len(ids), LOOKUP_CHUNK):
-            chunk = ids[start : start + LOOKUP_CHUNK]
-            users = sorted({candidates[event_id] for event_id in chunk})
-            rows = self._store.query_rows(LOOKUP_STORED_IDS, {"users": users, "ids": chunk})
-            stored.update(row["stored_id"] for row in rows)
-        return stored
+    def _already_stored(
+        self, candidates: dict[tuple[str, str], bytes]
+    ) -> dict[tuple[str, str], str]:
+        """Which (event id, user id) pairs ClickHouse already holds: STORED or CONFLICT each."""
+        found: dict[tuple[str, str], str] = {}
+        keys = list(candidates)
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = keys[start : start + LOOKUP_CHUNK]
+            users = sorted({user for _, user in chunk})
+            ids = sorted({event_id for event_id, _ in chunk})
+            rows = self._store.query_rows(LOOKUP_STORED_IDS, {"users": users, "ids": ids})
+            for row in rows:
+                key = (row["stored_id"], row["user_id"])
+                line = candidates.get(key)
+                if line is None:  # another user's event with this id: not this one
+                    continue
+                same = same_content(row["event_type"], row["properties"], line)
+                found[key] = STORED if same else CONFLICT
+        return found
+
+
+def _excluded_from_file(entries: list[list[str] | str]) -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
+    for entry in entries:
+        if isinstance(entry, str):  # written by a version that deduplicated by id alone
+            out[(entry, "")] = STORED
+        else:
+            event_id, user_id, why = entry
+            out[(event_id, user_id)] = why
+    return out
 
 
 # The alias must not be `event_id`: ClickHouse lets WHERE see SELECT aliases, and the string
 # would shadow the UUID column.
 LOOKUP_STORED_IDS = """
-SELECT toString(event_id) AS stored_id
+SELECT toString(event_id) AS stored_id, user_id, toString(event_type) AS event_type, properties
 FROM analytics.frontend_events
+WHERE user_id IN {users:Array(String)}
+  AND event_id IN {ids:Array(UUID)}
+UNION ALL
+SELECT toString(event_id) AS stored_id, user_id, toString(event_type) AS event_type, properties
+FROM analytics.bot_events
 WHERE user_id IN {users:Array(String)}
   AND event_id IN {ids:Array(UUID)}
 """
 
 
-def _dedup_settings(keys: Iterable[str]) -> dict[str, str]:
+def _dedup_settings(keys: Iterable[bytes]) -> dict[str, str]:
     digest = hashlib.sha256()
     for key in keys:
-        digest.update(key.encode())
+        digest.update(key)
         digest.update(b"\n")
     return {
         "insert_deduplication_token": digest.hexdigest(),

@@ -183,6 +183,8 @@ class PromptAnalyser:
         touched: dict[str, Prompt] = {}
         new: list[Prompt] = []
         for _, record in records:
+            if record.bot:  # a bot's prompts are nobody's questions
+                continue
             received_ms = int(record.received_at * 1000)
             for i, (_, _, line) in enumerate(record.events):
                 if any(marker in line for marker in _INTERESTING):
