@@ -17,6 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from netra_analytics.errors import public_error
 from netra_analytics.service import Service
 
 CHECK_TIMEOUT = 2.0
@@ -41,7 +42,7 @@ async def ready(request: Request) -> Response:
     clickhouse: dict[str, Any] = {"backend": service.store.description if service.store else None}
     try:
         if service.store is None or not service.schema_ready.is_set():
-            raise RuntimeError("schema not migrated yet")
+            raise SchemaNotReady("schema not migrated yet")
         store = service.store
         rows = await asyncio.wait_for(
             asyncio.to_thread(store.query_rows, LATEST_EVENT), CHECK_TIMEOUT
@@ -51,7 +52,8 @@ async def ready(request: Request) -> Response:
         checks["freshness"] = _freshness(latest)
     except Exception as exc:
         ok = False
-        clickhouse.update(status="error", error=str(exc) or type(exc).__name__)
+        error = str(exc) if isinstance(exc, SchemaNotReady) else public_error(exc)
+        clickhouse.update(status="error", error=error)
     checks["clickhouse"] = clickhouse
 
     if service.live.primary is not None:
@@ -118,7 +120,11 @@ async def _redis_status(service: Service) -> dict[str, Any]:
     try:
         await asyncio.wait_for(service.live.ping(), CHECK_TIMEOUT)
     except Exception as exc:
-        return {"status": "degraded", "error": str(exc) or type(exc).__name__}
+        return {"status": "degraded", "error": public_error(exc)}
     if service.live.degraded:
         return {"status": "recovering", "error": service.live.last_error}
     return {"status": "ok"}
+
+
+class SchemaNotReady(RuntimeError):
+    pass

@@ -47,6 +47,7 @@ import msgspec
 import orjson
 
 from netra_analytics import metrics
+from netra_analytics.errors import public_error
 from netra_analytics.ingest.spool import Record, Spool
 from netra_analytics.privacy.redact import redact_event
 from netra_analytics.store.base import Store
@@ -322,13 +323,15 @@ class BatchWriter:
             await asyncio.to_thread(self._insert, prepared)
         except Exception as exc:
             self.state.consecutive_failures += 1
-            self.state.last_error = str(exc)[:ERROR_TEXT_LIMIT]
+            detail = str(exc)[:ERROR_TEXT_LIMIT]
+            # Health is public: ClickHouse's text can quote rows, so it shows the kind only.
+            self.state.last_error = public_error(exc)
             metrics.STORE_WRITE_FAILURES.inc()
             if self.state.consecutive_failures == 1 or self.state.consecutive_failures % 20 == 0:
                 log.warning(
                     "store write failed; events stay in the spool and will be retried",
                     extra={
-                        "error": self.state.last_error,
+                        "error": detail,
                         "failures": self.state.consecutive_failures,
                     },
                 )
@@ -370,8 +373,7 @@ class BatchWriter:
                     b"\n".join(line for _, line in rows),
                     # The rows themselves: an event id alone repeats across users.
                     settings=_dedup_settings(
-                        event_id.encode() if batch.legacy_token else line
-                        for event_id, line in rows
+                        event_id.encode() if batch.legacy_token else line for event_id, line in rows
                     ),
                 )
         if batch.rejected:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from netra_analytics.reports.common import (
+    DATES_NOTE,
     cached,
     check_range,
     day_after,
@@ -22,6 +23,8 @@ from netra_analytics.reports.common import (
 
 router = APIRouter(prefix="/api/analytics/reports", tags=["reports"])
 
+# The longest range per granularity, which also bounds the periods of a reply (zeros included):
+# at most 745 hours (31 days, one with a clock going back), 366 days, 106 weeks, 37 months.
 MAX_DAYS = {"hour": 31, "day": 366, "week": 732, "month": 1096}
 HOUR_LABEL = "%Y-%m-%dT%H:00%z"  # the same form as formatDateTime's in user_activity_events.sql
 
@@ -57,7 +60,9 @@ class UserActivity(BaseModel):
 
 
 def periods(start: date, end: date, granularity: str, tz: Any) -> list[str]:
-    """Every period that starts inside [start, end], so that empty ones are reported too."""
+    """Every period that starts inside [start, end], so that empty ones are reported too: their
+    labels as the SQL gives them (`HOUR_LABEL` for hours, else the first day, ISO). The range
+    must be within FIRST_DATE..LAST_DATE and MAX_DAYS (check_range), `tz` a ZoneInfo."""
     out: list[str] = []
     if granularity == "hour":
         moment = local_midnight(start, tz).astimezone(UTC)
@@ -92,7 +97,9 @@ def periods(start: date, end: date, granularity: str, tz: Any) -> list[str]:
         "Weeks start on Monday. All users: read from `activity_rollup` (per UTC day and per "
         "quarter hour, kept by ClickHouse as events arrive). One user (`user_id`): days and "
         "coarser in UTC read the materialized view `user_analytics_summary`; hours, and other "
-        "time zones, read that user's `frontend_events`."
+        "time zones, read that user's `frontend_events`. A range spans at most 31 days for "
+        "hours, 366 for days, 732 for weeks, 1096 for months; `tz` is an IANA zone that both "
+        f"Python and ClickHouse know. {DATES_NOTE}"
     ),
 )
 async def user_activity(
@@ -104,8 +111,10 @@ async def user_activity(
     user_id: Annotated[str | None, Query(max_length=256)] = None,
     tz: Annotated[str, Query(max_length=64)] = "UTC",
 ) -> UserActivity:
-    where = zone(tz)
-    check_range(start_date, end_date, MAX_DAYS[granularity.value])
+    check_range(
+        start_date, end_date, MAX_DAYS[granularity.value], f" with granularity={granularity.value}"
+    )
+    where = await zone(request, tz)
     utc_days = granularity != Granularity.hour and tz == "UTC"
     source = (
         "activity_rollup"
@@ -183,7 +192,9 @@ class FeedbackReport(BaseModel):
 @router.get(
     "/feedback",
     summary="NPS, CSAT, feature requests, bug reports and survey answers",
-    description="Over UTC dates from start_date to end_date, inclusive.",
+    description=(
+        f"Over UTC dates from start_date to end_date, inclusive: at most 1096 days. {DATES_NOTE}"
+    ),
 )
 async def feedback(
     request: Request, response: Response, start_date: date, end_date: date

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from netra_analytics.reports.common import (
+    DATES_NOTE,
     cached,
     check_range,
     invalid,
@@ -112,7 +113,8 @@ def retention(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         "(Monday, UTC) of a user's first event; cell k = share of the cohort active in week k. "
         "Paths: the most common page-to-page moves within sessions (two consecutive events of a "
         "session on the same or the next UTC day), each counted on the day of its second event "
-        "(days that can no longer change are computed once and kept)."
+        "(days that can no longer change are computed once and kept). At most 366 days. "
+        + DATES_NOTE
     ),
 )
 async def journeys(

@@ -7,7 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from netra_analytics.reports.common import cached, check_range, long_range, number, query
+from netra_analytics.reports.common import (
+    DATES_NOTE,
+    cached,
+    check_range,
+    long_range,
+    number,
+    query,
+)
 from netra_analytics.reports.journeys import configured_funnels, walk_funnels
 
 router = APIRouter(prefix="/api/analytics/reports", tags=["reports"])
@@ -46,7 +53,7 @@ def projected_cents(daily: list[tuple[date, float]], start: date, end: date) -> 
         "30 days. Survey answers (`ai_spend_last_month`, `ai_spend_next_quarter`) are shown "
         "beside it as reported, in the survey's own units. By cohort: a cohort's spend over "
         "the users of the cohort who came back in a later week; by funnel: spend over the users "
-        "who reached the funnel's last step."
+        f"who reached the funnel's last step. At most 366 days. {DATES_NOTE}"
     ),
 )
 async def ai_spend(
