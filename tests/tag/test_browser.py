@@ -4,6 +4,7 @@ page of a real `netra-analytics serve`, and what arrives in `frontend_events`.""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -16,6 +17,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from tests.support.processes import ServiceProcess, cli_query, wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# A desktop Chrome's user agent: headless Chromium's own says "HeadlessChrome", which the service
+# takes for a bot and keeps out of frontend_events.
+USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
 # Without the background-networking flags Chromium keeps calling Google's hosts, which this
 # machine's closed network refuses.
 CHROMIUM_ARGS = [
@@ -26,7 +33,22 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # The contexts set it too, but beacons sent once the page is gone carry the browser's own.
+    f"--user-agent={USER_AGENT}",
 ]
+DAY_MS = 24 * 3600 * 1000
+# The page's clock, which the tag reads through window.Date: it starts three days behind and
+# movePageClock(ms) moves it on.
+PAGE_CLOCK = f"""(() => {{
+  const RealDate = Date;
+  let shift = -3 * {DAY_MS};
+  class PageDate extends RealDate {{
+    constructor(...args) {{ if (args.length) super(...args); else super(RealDate.now() + shift); }}
+    static now() {{ return RealDate.now() + shift; }}
+  }}
+  window.Date = PageDate;
+  window.movePageClock = (ms) => {{ shift += ms; }};
+}})();"""
 EVENT_TYPES = {
     "chat_interaction",
     "thread_lifecycle",
@@ -48,7 +70,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
-    fresh = browser.new_context()  # its own storage: no queue or session from other tests
+    # Its own storage: no queue, session or anonymous id from other tests.
+    fresh = browser.new_context(user_agent=USER_AGENT)
     yield fresh
     fresh.close()
 
@@ -70,7 +93,8 @@ def _rows(service: ServiceProcess, user: str) -> list[dict[str, Any]]:
         service.data_dir,
         "SELECT toString(event_id) AS event_id, event_type, event_action, session_id, "
         "page_path, gtm_container_id, environment, app_version, user_agent, ip_address, "
-        f"properties FROM analytics.frontend_events WHERE user_id = '{user}' FORMAT JSONEachRow",
+        "properties, toUnixTimestamp64Milli(timestamp) AS timestamp_ms "
+        f"FROM analytics.frontend_events WHERE user_id = '{user}' FORMAT JSONEachRow",
     )
     return [json.loads(line) for line in out.splitlines() if line]
 
@@ -102,7 +126,7 @@ def test_the_demo_page_fires_every_event_type(
     tags = service.ready()["checks"]["gtm_tags"]
     assert tags["GTM-DEMO001"]["tag_version"] == page.evaluate("window.netraAnalytics.version")
     assert tags["GTM-DEMO001"]["seconds_ago"] < 60
-    user_agent = page.evaluate("navigator.userAgent")
+    assert page.evaluate("navigator.userAgent") == USER_AGENT
 
     rows = _rows(service, "e2e-all")
     assert {r["event_type"] for r in rows} == EVENT_TYPES
@@ -112,7 +136,7 @@ def test_the_demo_page_fires_every_event_type(
         assert row["page_path"] == "/demo"
         assert row["gtm_container_id"] == "GTM-DEMO001"
         assert (row["environment"], row["app_version"]) == ("demo", "demo-1")
-        assert row["user_agent"] == user_agent
+        assert row["user_agent"] == USER_AGENT
         assert row["ip_address"] != "127.0.0.1"  # hashed, never the raw address
     by_action = {(r["event_type"], r["event_action"]): json.loads(r["properties"]) for r in rows}
     prompt = by_action["chat_interaction", "user_prompt"]
@@ -206,3 +230,61 @@ def test_nothing_arrives_without_consent(context: BrowserContext, service: Servi
     assert _rows(service, "e2e-ask") == []
     agreed = _rows(service, "e2e-agree")
     assert {r["event_type"] for r in agreed} >= {"feature_usage", "performance_metric"}
+
+
+def test_an_event_queued_offline_for_three_days_is_stored_on_its_real_day(
+    context: BrowserContext, service: ServiceProcess
+) -> None:
+    context.add_init_script(PAGE_CLOCK)
+    page = context.new_page()
+    loaded_at = time.time()
+    _open_demo(page, service, user="e2e-clock", consent="granted", flush="100")
+    wait_until(lambda: _drained(page), timeout=20)  # the page load metric, sent at once
+    context.set_offline(True)
+    captured_ms = page.evaluate("Date.now()")  # the page's clock, three days behind ours
+    page.click("#feature-cost")
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.netraAnalytics.pending()") == 1
+    page.evaluate(f"window.movePageClock({3 * DAY_MS})")  # three days pass offline
+    context.set_offline(False)
+    wait_until(lambda: _drained(page), timeout=20)
+
+    rows = {r["event_type"]: r for r in _rows(service, "e2e-clock")}
+    assert set(rows) == {"feature_usage", "performance_metric"}
+    # Captured three days ago and sent now, by a clock right at sending: its own day, neither
+    # the day it arrived nor clamped to a day earlier.
+    stored_ms = int(rows["feature_usage"]["timestamp_ms"])
+    assert abs(stored_ms - captured_ms) < 60_000, (stored_ms, captured_ms)
+    assert abs(stored_ms - (time.time() * 1000 - 3 * DAY_MS)) < 120_000
+    # Captured and sent at once by a clock three days slow: corrected by that skew.
+    page_load_ms = int(rows["performance_metric"]["timestamp_ms"])
+    assert abs(page_load_ms - loaded_at * 1000) < 60_000, (page_load_ms, loaded_at)
+
+
+def test_a_signed_out_visitor_is_their_anonymous_id_until_they_sign_in(
+    context: BrowserContext, service: ServiceProcess
+) -> None:
+    page = context.new_page()
+    _open_demo(page, service, user="e2e-signin", consent="granted", flush="100", signed_out="1")
+    page.click("#feature-cost")
+    wait_until(lambda: _drained(page), timeout=20)
+    anonymous_id = page.evaluate("window.netraAnalytics.anonymousId()")
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", anonymous_id
+    )
+    assert page.evaluate("localStorage.getItem('netra_analytics_anonymous_id')") == anonymous_id
+    page.click("#sign-in")
+    page.click("#feature-savings")
+    wait_until(lambda: _drained(page), timeout=20)
+    later = context.new_page()  # the next page of this browser: the same anonymous id
+    _open_demo(later, service, user="e2e-signin", consent="granted", signed_out="1")
+    assert later.evaluate("window.netraAnalytics.anonymousId()") == anonymous_id
+
+    anonymous = _rows(service, anonymous_id)
+    assert {(r["event_type"], r["event_action"]) for r in anonymous} >= {
+        ("feature_usage", "open"),
+        ("performance_metric", "page_load"),
+    }
+    signed_in = _rows(service, "e2e-signin")
+    assert [r["event_action"] for r in signed_in] == ["savings_identified"]
+    assert _rows(service, "anonymous") == []

@@ -14,11 +14,16 @@
 })(typeof window !== 'undefined' ? window : this, function () {
   'use strict';
 
-  var VERSION = '1.0.0';
+  var VERSION = '1.1.0';
   var QUEUE_KEY = 'netra_analytics_queue';
   var SESSION_KEY = 'netra_analytics_session';
-  var BEACON_BUDGET = 60000; // bytes; browsers allow 64 KB of keepalive/beacon bodies in flight
+  var ANONYMOUS_KEY = 'netra_analytics_anonymous_id';
+  var BEACON_BUDGET = 60000; // bytes; browsers allow 64 KiB of keepalive/beacon bodies in flight
   var BEACON_CHUNK = 16000; // several small beacons: one the browser refuses costs less
+  var MAX_BODY = 1048576; // the service refuses larger bodies (413): such an event can never go
+  // What integrations pass for "no user" (the service's list of placeholders): sent as a user id,
+  // it would make every visitor one user, and the service refuses the whole request for it.
+  var NO_USER = /^(anonymous|anon|undefined|null|none|nil|nan|unknown|\[object object\]|0|-1|false|true|user_id|anonymous_id)?$/i;
   var RESERVED = { event_type: 1, event_id: 1, timestamp: 1, session_id: 1, properties: 1, event: 1 };
   // Required properties per event type, as the service's taxonomy defines them.
   var REQUIRED = {
@@ -66,21 +71,45 @@
     return h;
   }
 
+  // Text the service can store, cut to at most n UTF-16 units (no limit without n). A cut never
+  // splits a surrogate pair (an emoji that does not fit is left out whole), and a lone surrogate,
+  // which JSON.stringify would write as a \ud83d escape the service refuses, becomes U+FFFD.
+  function cut(value, n) {
+    var s = String(value).replace(/[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]/g, function (c) {
+      return c.length > 1 ? c : String.fromCharCode(65533); // not '\ufffd': the minified file stays ASCII
+    });
+    return s.length > n ? s.slice(0, /[\ud800-\udbff]/.test(s.charAt(n - 1)) ? n - 1 : n) : s;
+  }
+
+  // JSON.stringify replacer: every string in an event, however deep, made storable.
+  function storable(key, value) {
+    return typeof value === 'string' ? cut(value) : value;
+  }
+
+  // The signed-in user's id, or '' when there is none: blank, a stand-in like 'anonymous', or
+  // an id the service would refuse the whole request for (control characters, over 256).
+  function userOf(id) {
+    var s = id == null ? '' : cut(id).trim();
+    return NO_USER.test(s) || /[\x00-\x1f\x7f-\x9f]/.test(s) || s.length > 256 ? '' : s;
+  }
+
   // Byte length of a string as UTF-8, without TextEncoder (older browsers).
   function utf8Length(s) {
     return unescape(encodeURIComponent(s)).length;
   }
 
-  // Groups of items sharing one context, each serialised under `limit` bytes.
-  function chunk(items, limit) {
+  // Groups of items sharing one context, each serialised under `limit` bytes (an item larger
+  // than that goes alone). sentAt: the page's clock at sending, for the service to correct
+  // event times by the client's clock skew.
+  function chunk(items, limit, sentAt) {
     var out = [];
     var current = null;
     for (var i = 0; i < items.length; i++) {
       var it = items[i];
-      var ev = JSON.stringify(it.ev);
+      var ev = JSON.stringify(it.ev, storable);
       var size = utf8Length(ev) + 1;
       if (!current || current.ctx !== it.ctx || current.size + size > limit) {
-        current = { ctx: it.ctx, items: [], parts: [], size: utf8Length(it.ctx) + 32 };
+        current = { ctx: it.ctx, items: [], parts: [], size: utf8Length(it.ctx) + 64 };
         out.push(current);
       }
       current.items.push(it);
@@ -88,7 +117,7 @@
       current.size += size;
     }
     return out.map(function (c) {
-      return { items: c.items, body: '{"events":[' + c.parts.join(',') + '],"context":' + c.ctx + '}' };
+      return { items: c.items, body: '{"events":[' + c.parts.join(',') + '],"context":' + c.ctx + ',"sent_at":"' + sentAt + '"}' };
     });
   }
 
@@ -112,6 +141,8 @@
     var consent = null; // null: unknown, true: granted, false: denied
     var started = false;
     var pageSession = null; // the session while it may not be stored
+    var pageAnonymous = ''; // the anonymous id while it may not be stored
+    var keptAlive = 0; // bytes of keepalive bodies in flight: the browsers' 64 KiB is for all of them
     var tag = {
       version: VERSION,
       sessionId: '',
@@ -120,7 +151,12 @@
       flush: flush,
       flushOnHide: flushOnHide,
       setConsent: setConsent,
-      identify: function (id) { cfg.userId = String(id || ''); },
+      anonymousId: anonymousId,
+      // Signed in: following events carry the user id beside the anonymous id, which is how the
+      // service links this browser's events to the person. Blank or a stand-in: signed out.
+      identify: function (id) { cfg.userId = userOf(id); },
+      // Signed out (a shared computer's next visitor is someone else): no user, a new anonymous id.
+      reset: function () { cfg.userId = ''; newAnonymousId(); },
       pending: function () { return load().length; }
     };
 
@@ -189,18 +225,50 @@
       return s.id;
     }
 
+    // --- anonymous id: one per browser, in localStorage under the same consent as the queue ---
+    // Read from storage even before consent (so that events from before consent carry the id the
+    // browser already has), but written only once allowed.
+    function anonymousId() {
+      var stored = '';
+      try { stored = win.localStorage.getItem(ANONYMOUS_KEY) || ''; } catch (e) { /* no storage */ }
+      pageAnonymous = stored || pageAnonymous || uuid(win);
+      var s = store();
+      if (s && stored !== pageAnonymous) {
+        try { s.setItem(ANONYMOUS_KEY, pageAnonymous); } catch (e) { /* full or private mode */ }
+      }
+      return pageAnonymous;
+    }
+
+    function newAnonymousId() {
+      try { win.localStorage.removeItem(ANONYMOUS_KEY); } catch (e) { /* no storage */ }
+      pageAnonymous = uuid(win);
+    }
+
     function context(sessionId) {
       var loc = win.location || {};
       return JSON.stringify({
-        user_id: cfg.userId || 'anonymous',
+        user_id: userOf(cfg.userId) || undefined, // left out when unknown: the anonymous id stands in
+        anonymous_id: anonymousId(),
         session_id: sessionId,
-        page_path: String(loc.pathname || '').slice(0, 2048),
-        page_title: String((doc && doc.title) || '').slice(0, 2048),
-        referrer: String((doc && doc.referrer) || '').slice(0, 2048),
+        page_path: cut(loc.pathname || '', 2048),
+        page_title: cut((doc && doc.title) || '', 2048),
+        referrer: cut((doc && doc.referrer) || '', 2048),
         gtm_container_id: cfg.gtmContainerId,
         environment: cfg.environment,
         app_version: cfg.appVersion
-      });
+      }, storable);
+    }
+
+    // Contexts queued by tag 1.0.0 have no anonymous id and may say user_id 'anonymous', which
+    // the service refuses: give them this browser's anonymous id instead.
+    function upgrade(it) {
+      if (it.ctx.indexOf('"anonymous_id"') < 0) {
+        var c = JSON.parse(it.ctx);
+        c.user_id = userOf(c.user_id) || undefined;
+        c.anonymous_id = anonymousId();
+        it.ctx = JSON.stringify(c);
+      }
+      return it;
     }
 
     function check(ev) {
@@ -252,30 +320,48 @@
     }
 
     function sendable() {
-      return load().filter(function (it) { return !inFlight[it.ev.event_id]; });
+      return load().filter(function (it) { return !inFlight[it.ev.event_id]; }).map(upgrade);
+    }
+
+    function sentAt() {
+      return new Date(now()).toISOString();
     }
 
     function flush() {
       if (!allowed() || nav.onLine === false || now() < retryAt || !win.fetch) return Promise.resolve(false);
-      var batches = chunk(sendable().slice(0, cfg.batchSize), BEACON_BUDGET).slice(0, 1);
-      if (!batches.length) return Promise.resolve(true);
-      var batch = batches[0];
+      var batch = chunk(sendable().slice(0, cfg.batchSize), BEACON_BUDGET, sentAt())[0];
+      if (!batch) return Promise.resolve(true);
       if (timer !== null) { win.clearTimeout(timer); timer = null; } // this send serves the timer too
       var ids = batch.items.map(function (it) { return it.ev.event_id; });
+      var size = utf8Length(batch.body);
+      if (size > MAX_BODY) { // one event alone (batches of several stay under BEACON_BUDGET)
+        log('event over the service\'s ' + MAX_BODY + ' bytes, dropping it', batch.items[0].ev);
+        remove(ids);
+        return flush();
+      }
+      // Browsers refuse a keepalive body that takes the ones in flight past 64 KiB, whatever
+      // the network: a larger body goes without keepalive (if the page closes first, it stays
+      // queued for the next page).
+      var keepalive = keptAlive + size <= BEACON_BUDGET;
+      if (keepalive) keptAlive += size;
       ids.forEach(function (id) { inFlight[id] = 1; });
-      return win.fetch(cfg.endpoint, {
+      var sending = win.fetch(cfg.endpoint, {
         method: 'POST',
         body: batch.body,
         headers: { 'content-type': 'text/plain;charset=UTF-8' },
-        keepalive: true,
+        keepalive: keepalive,
         credentials: 'omit'
       }).then(function (res) {
+        if (keepalive) keptAlive -= size;
         return handle(res, batch.items, ids);
       }, function (err) {
+        if (keepalive) keptAlive -= size;
         ids.forEach(function (id) { delete inFlight[id]; });
         failed('network error', err);
         return false;
       });
+      if (size > BEACON_BUDGET) flush(); // the events behind a large one do not wait for it
+      return sending;
     }
 
     function header(res, name) {
@@ -336,10 +422,10 @@
       if (!allowed()) return 0;
       var budget = BEACON_BUDGET;
       var sent = 0;
-      var batches = chunk(sendable(), BEACON_CHUNK);
+      var batches = chunk(sendable(), BEACON_CHUNK, sentAt());
       for (var i = 0; i < batches.length; i++) {
         var size = utf8Length(batches[i].body);
-        if (size > budget) break;
+        if (size > budget) continue; // a large event waits for the next page; smaller ones may fit
         var ok = false;
         try {
           if (nav.sendBeacon) ok = nav.sendBeacon(cfg.endpoint, new win.Blob([batches[i].body], { type: 'text/plain;charset=UTF-8' }));
@@ -359,11 +445,15 @@
       if (!consent) { // withdrawn: forget what is waiting, here and in storage
         memoryQueue = [];
         try { win.localStorage.removeItem(QUEUE_KEY); } catch (e) { /* no storage */ }
+        // And the anonymous id, when this page had consent: GTM Consent Mode's 'default' denied
+        // comes on every page before the 'update', and would make every page a new visitor.
+        if (was) newAnonymousId();
         return;
       }
       if (!was && allowed()) {
         memoryQueue = [];
         if (held.length) save(load().concat(held));
+        anonymousId(); // now it may be kept
         start();
         flush();
       }
@@ -433,8 +523,8 @@
           push({
             event_type: 'error_tracking',
             error_type: (e.error && e.error.name) || 'Error',
-            error_message: String(e.message || 'unknown error').slice(0, 1000),
-            stack_trace: String((e.error && e.error.stack) || (e.filename ? e.filename + ':' + e.lineno + ':' + e.colno : '')).slice(0, 4000),
+            error_message: cut(e.message || 'unknown error', 1000),
+            stack_trace: cut((e.error && e.error.stack) || (e.filename ? e.filename + ':' + e.lineno + ':' + e.colno : ''), 4000),
             user_impact: 'medium'
           });
         });
@@ -443,8 +533,8 @@
           push({
             event_type: 'error_tracking',
             error_type: r.name || 'UnhandledRejection',
-            error_message: String(r.message || r).slice(0, 1000),
-            stack_trace: String(r.stack || '').slice(0, 4000),
+            error_message: cut(r.message || r, 1000),
+            stack_trace: cut(r.stack || '', 4000),
             user_impact: 'medium'
           });
         });
@@ -480,5 +570,5 @@
     return tag;
   }
 
-  return { create: create, install: install, chunk: chunk, backoff: backoff, VERSION: VERSION };
+  return { create: create, install: install, chunk: chunk, backoff: backoff, cut: cut, VERSION: VERSION };
 });

@@ -187,7 +187,7 @@ const getContainerVersion = require('getContainerVersion');
 const makeNumber = require('makeNumber');
 const log = require('logToConsole');
 
-const TAG_VERSION = '1.0.0';
+const TAG_VERSION = '1.1.0';
 const requireConsent = data.consentMode !== 'not_required';
 const config = {
   endpoint: data.serviceUrl + '/api/analytics/events',
@@ -455,6 +455,6 @@ scenarios:
 
 ___NOTES___
 
-Netra Analytics browser tag 1.0.0. Import in GTM: Templates > Tag Templates > New > menu >
+Netra Analytics browser tag 1.1.0. Import in GTM: Templates > Tag Templates > New > menu >
 Import. Then allow your service's host under Permissions > Injects scripts (the template ships
 with https://analytics.example.com/tag/*). See the service's README, "Browser tag and GTM".
