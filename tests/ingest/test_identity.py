@@ -6,6 +6,7 @@ The pure rules (`ingest.identity`) and the endpoint over the real embedded store
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -219,3 +220,32 @@ def test_the_bot_filter_can_be_turned_off(make_client: Any, store: ChdbStore) ->
         ).json()
     )
     wait_until(lambda: _count(store) == 1, timeout=20)
+
+
+@pytest.mark.parametrize("granularity", ["day", "hour"])
+def test_a_persons_activity_includes_what_they_did_before_signing_in(
+    client: TestClient, store: ChdbStore, granularity: str
+) -> None:
+    # Browser b-1: two events signed out, then alice signs in (one event). Later bob signs in
+    # on the same browser: its signed-out history stays alice's, not bob's.
+    for _ in range(2):
+        _post(client, [event("feature_usage")], anonymous_id="b-1")
+    _post(client, [event("chat_interaction")], anonymous_id="b-1", user_id="alice")
+    _post(client, [event("chat_interaction")], anonymous_id="b-1", user_id="bob")
+    _post(client, [event("feature_usage")], anonymous_id="b-2")  # someone else, never signed in
+    wait_until(lambda: _count(store) == 5, timeout=20)
+    today = datetime.now(UTC).date().isoformat()
+
+    def totals(user: str) -> tuple[int, int, int]:
+        reply = client.get("/api/analytics/reports/user-activity",
+                           params={"start_date": today, "end_date": today, "user_id": user,
+                                   "granularity": granularity})  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        periods = reply.json()["periods"]
+        return (sum(p["total_events"] for p in periods),
+                sum(p["feature_interactions"] for p in periods),
+                max(p["active_users"] for p in periods))  # fmt: skip
+
+    assert totals("alice") == (3, 2, 1)  # one person, however many ids
+    assert totals("bob") == (1, 0, 1)
+    assert totals("b-2") == (1, 1, 1)

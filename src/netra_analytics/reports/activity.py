@@ -97,9 +97,10 @@ def periods(start: date, end: date, granularity: str, tz: Any) -> list[str]:
         "Weeks start on Monday. All users: read from `activity_rollup` (per UTC day and per "
         "quarter hour, kept by ClickHouse as events arrive). One user (`user_id`): days and "
         "coarser in UTC read the materialized view `user_analytics_summary`; hours, and other "
-        "time zones, read that user's `frontend_events`. A range spans at most 31 days for "
-        "hours, 366 for days, 732 for weeks, 1096 for months; `tz` is an IANA zone that both "
-        f"Python and ClickHouse know. {DATES_NOTE}"
+        "time zones, read that user's `frontend_events`. One user includes the events of the "
+        "browsers they signed in on from before they signed in (identity_links). A range "
+        "spans at most 31 days for hours, 366 for days, 732 for weeks, 1096 for months; `tz` "
+        f"is an IANA zone that both Python and ClickHouse know. {DATES_NOTE}"
     ),
 )
 async def user_activity(
@@ -126,6 +127,9 @@ async def user_activity(
 
     async def compute() -> dict[str, Any]:
         params: dict[str, Any] = {"granularity": granularity.value, "user_id": user_id or ""}
+        if user_id is not None:  # the person's own id and the browsers linked to them
+            linked = await query(request, "person_ids", {"user_id": user_id})
+            params["user_ids"] = [user_id, *(row["anonymous_id"] for row in linked)]
         if source == "user_analytics_summary":
             params |= {"start": start_date, "end": end_date}
             rows = await query(request, "user_activity_summary", params)
