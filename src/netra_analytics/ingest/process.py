@@ -312,8 +312,9 @@ def event_time(
             "(after correcting the client's clock by sent_at); send older history through the "
             "historical import",
         )
-    if corrected_ms == client_ms:
-        return EventTime(client.astimezone(UTC), {})
+    if corrected_ms == client_ms:  # a naive time is UTC, not this machine's local time
+        aware = client if client.tzinfo is not None else client.replace(tzinfo=UTC)
+        return EventTime(aware.astimezone(UTC), {})
     note = {"_client_timestamp": client.isoformat(), "_received_at": format_timestamp(received)}
     if sent_ms is not None:
         note["_sent_at"] = _format_ms(sent_ms)
