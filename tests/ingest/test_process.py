@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -265,3 +266,17 @@ def test_more_than_500_events_is_too_large() -> None:
     with pytest.raises(PayloadTooLarge):
         _process(body([event("feature_usage") for _ in range(501)]))
     assert len(_process(body([event("feature_usage") for _ in range(500)])).accepted) == 500
+
+
+def test_a_naive_timestamp_is_utc_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        naive = {**event("feature_usage"), "timestamp": "2026-11-25T11:00:00"}
+        row = _row(_process(body([naive])).accepted[0].row)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert row["timestamp"] == "2026-11-25T11:00:00.000Z"
