@@ -362,19 +362,49 @@ def _rejection(
         event = orjson.loads(raw)
     except orjson.JSONDecodeError:
         event = raw.decode(errors="replace")
-    row = orjson.dumps(
+    row = rejected_row(
+        received_at=info.received_at,
+        user_id=context.user_id,
+        session_id=context.session_id,
+        event_index=index,
+        event_type=event_type or "",
+        reason=reason,
+        errors=errors,
+        event=event,
+        user_agent=info.user_agent,
+        gtm_container_id=context.gtm_container_id,
+        app_version=context.app_version,
+    )
+    return RejectedEvent(index, event_type, reason, tuple(errors), row)
+
+
+def rejected_row(
+    *,
+    received_at: datetime,
+    user_id: str,
+    session_id: str,
+    event_index: int,
+    event_type: str,
+    reason: str,
+    errors: list[FieldError],
+    event: object,
+    user_agent: str,
+    gtm_container_id: str,
+    app_version: str,
+) -> bytes:
+    """One JSONEachRow line for `rejected_events`; `event` (as sent) has its free text redacted."""
+    return orjson.dumps(
         {
-            "received_at": format_timestamp(info.received_at),
-            "user_id": context.user_id,
-            "session_id": context.session_id,
-            "event_index": index,
-            "event_type": event_type or "",
+            "received_at": format_timestamp(received_at),
+            "user_id": user_id,
+            "session_id": session_id,
+            "event_index": event_index,
+            "event_type": event_type,
             "reason": reason,
             "errors": orjson.dumps([dataclasses.asdict(e) for e in errors]).decode(),
             "event": orjson.dumps(redact_event(event)).decode(),
-            "user_agent": info.user_agent,
-            "gtm_container_id": context.gtm_container_id,
-            "app_version": context.app_version,
+            "user_agent": user_agent,
+            "gtm_container_id": gtm_container_id,
+            "app_version": app_version,
         }
     )
-    return RejectedEvent(index, event_type, reason, tuple(errors), row)

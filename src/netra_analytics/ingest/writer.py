@@ -48,9 +48,10 @@ import orjson
 
 from netra_analytics import metrics
 from netra_analytics.errors import public_error
+from netra_analytics.ingest.process import rejected_row
 from netra_analytics.ingest.spool import Record, Spool
-from netra_analytics.privacy.redact import redact_event
 from netra_analytics.store.base import Store
+from netra_analytics.taxonomy import FieldError
 
 log = logging.getLogger(__name__)
 
@@ -153,26 +154,19 @@ def _conflict_row(received_at: float, line: bytes) -> bytes:
         "timestamp": row["timestamp"],
         "properties": orjson.loads(row["properties"]),
     }
-    return orjson.dumps(
-        {
-            "received_at": _format_seconds(received_at),
-            "user_id": row["user_id"],
-            "session_id": row["session_id"],
-            "event_index": 0,
-            "event_type": row["event_type"],
-            "reason": "duplicate_event_id",
-            "errors": orjson.dumps([{"field": "event_id", "message": message}]).decode(),
-            "event": orjson.dumps(redact_event(event)).decode(),
-            "user_agent": row["user_agent"],
-            "gtm_container_id": row["gtm_container_id"],
-            "app_version": row["app_version"],
-        }
+    return rejected_row(
+        received_at=datetime.fromtimestamp(received_at, UTC),
+        user_id=row["user_id"],
+        session_id=row["session_id"],
+        event_index=0,
+        event_type=row["event_type"],
+        reason="duplicate_event_id",
+        errors=[FieldError("event_id", message)],
+        event=event,
+        user_agent=row["user_agent"],
+        gtm_container_id=row["gtm_container_id"],
+        app_version=row["app_version"],
     )
-
-
-def _format_seconds(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def same_content(stored_type: str, stored_properties: str, line: bytes) -> bool:
