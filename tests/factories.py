@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -143,3 +144,20 @@ def random_event(rng: random.Random, when: datetime | None = None) -> dict[str, 
     if when is not None:
         result["timestamp"] = when.isoformat()
     return result
+
+
+def people(sends: Iterable[tuple[str | None, str, datetime]]) -> Callable[[str | None, str], str]:
+    """Whose events they are, as the reports decide (person_links), from what was sent:
+    `(user, browser, event time)` per event, user None when signed out. The result maps one
+    event's `(user, browser)` to its person: a signed-in event is its user's; a signed-out one
+    belongs to the user who signed in on that browser first (earliest event time), or to the
+    browser itself while nobody has."""
+    first: dict[str, tuple[datetime, str]] = {}
+    for user, browser, at in sends:
+        if user is not None and (browser not in first or at < first[browser][0]):
+            first[browser] = (at, user)
+
+    def person(user: str | None, browser: str) -> str:
+        return user if user is not None else first[browser][1] if browser in first else browser
+
+    return person

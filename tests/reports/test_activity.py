@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from netra_analytics.store.chdb_backend import ChdbStore
-from tests.factories import body, event, random_event
+from tests.factories import body, event, people, random_event
 from tests.support.processes import wait_until
 
 FIRST = datetime(2026, 10, 28, tzinfo=UTC)
@@ -34,10 +34,13 @@ class Clock:
         return self.now
 
 
-def _send(client: TestClient, clock: Clock, events: list[dict[str, Any]], user: str) -> None:
+def _send(
+    client: TestClient, clock: Clock, events: list[dict[str, Any]], user: str, browser: str = ""
+) -> None:
     latest = max(datetime.fromisoformat(e["timestamp"]) for e in events)
     clock.now = latest.timestamp() + 30  # received half a minute after the last one happened
-    reply = client.post("/api/analytics/events", content=orjson.dumps(body(events, user_id=user)),
+    payload = body(events, user_id=user, anonymous_id=browser, session_id=f"s-{user}{browser}")
+    reply = client.post("/api/analytics/events", content=orjson.dumps(payload),
                         headers={"content-type": "application/json"})  # fmt: skip
     assert reply.status_code == 202 and reply.json()["accepted"] == len(events), reply.text
 
@@ -49,17 +52,23 @@ def dataset(
     clock = Clock()
     client = make_client(clock=clock, event_batch_size=200, event_flush_interval_ms=20)
     rng = random.Random(5)
-    sent: list[tuple[str, dict[str, Any]]] = []
+    # Each request from one of five browsers, signed in (as one of seven users) or not: a
+    # signed-out visit counts for whoever signed in on that browser first (tests.factories.people).
+    sends: list[tuple[str | None, str, dict[str, Any]]] = []
     for day in range(DAYS):
         for hour in sorted(rng.sample(range(24), 6)):
-            user = f"u{rng.randrange(7)}"
+            user = f"u{rng.randrange(7)}" if rng.random() < 0.7 else None
+            browser = f"b{rng.randrange(5)}"
             start = FIRST + timedelta(days=day, hours=hour, minutes=rng.randrange(50))
             events = [
                 random_event(rng, start + timedelta(seconds=7 * i))
                 for i in range(rng.randint(1, 12))
             ]
-            _send(client, clock, events, user)
-            sent += [(user, e) for e in events]
+            _send(client, clock, events, user or "", browser)
+            sends += [(user, browser, e) for e in events]
+    person = people((u, b, datetime.fromisoformat(e["timestamp"])) for u, b, e in sends)
+    sent = [(person(u, b), e) for u, b, e in sends]
+    assert len({who for who, _ in sent}) < len({u or b for u, b, _ in sends})  # it matters
     for utc_hour in (5, 6):  # 01:30 in New York twice on 1 Nov: daylight time, then standard
         events = [event("feature_usage")]
         events[0]["timestamp"] = datetime(2026, 11, 1, utc_hour, 30, tzinfo=UTC).isoformat()

@@ -127,6 +127,32 @@ def test_late_events_and_prompts_are_walked_from_the_day_they_changed(data: Chdb
         assert funnel_totals(data, FUNNELS, start, end) == _from_events(data, start, end)
 
 
+def test_a_browser_that_signs_in_after_a_build_joins_its_person_from_its_first_day(
+    data: ChdbStore,
+) -> None:
+    """A browser's anonymous events (stored under its own id) walk as its own until someone
+    signs in on it; then they are that person's, and a build from before the sign-in holds
+    only up to the day before the browser's first anonymous event."""
+    rng = random.Random(13)
+    anonymous = [
+        _event("b-x", _at(day, rng), rng) | {"anonymous_id": "b-x", "event_type": kind}
+        for day, kind in ((date(2026, 11, 4), "chat_interaction"),
+                          (date(2026, 11, 6), "feature_usage"))
+    ]  # fmt: skip
+    _insert(data, "frontend_events", anonymous)
+    build(data, FUNNELS, HORIZON, days=15)
+    before = _from_events(data, FIRST, LAST)
+    sign_in = _event("w4", datetime(2026, 11, 16, 9, tzinfo=UTC), rng) | {"anonymous_id": "b-x"}
+    _insert(data, "frontend_events", [sign_in])
+    usable = stored_walks(data, FUNNELS, FIRST, LAST)
+    assert usable is not None and usable.until == date(2026, 11, 3)
+    after = _from_events(data, FIRST, LAST)
+    assert after != before  # one walk fewer: the browser's first steps are w4's now
+    assert after["f0_reached_0"] == before["f0_reached_0"] - 1
+    for start, end in _ranges():
+        assert funnel_totals(data, FUNNELS, start, end) == _from_events(data, start, end)
+
+
 def test_other_funnels_and_older_starts_walk_the_events(data: ChdbStore) -> None:
     build(data, FUNNELS, HORIZON, days=10)  # starts from Nov 6
     assert stored_walks(data, FUNNELS, FIRST, LAST) is None
@@ -167,7 +193,7 @@ def test_a_build_older_than_two_days_is_not_read(data: ChdbStore) -> None:
     # As if it had run 60 hours ago (not yet expired): its row with an older generation.
     data.execute(
         "INSERT INTO analytics.funnel_builds SELECT config, horizon, generation - {d:UInt64}, "
-        "first_start, events, prompts, seconds FROM analytics.funnel_builds",
+        "first_start, events, prompts, seconds, linked FROM analytics.funnel_builds",
         {"d": 60 * 3_600_000_000},
     )
     data.execute("DELETE FROM analytics.funnel_builds WHERE generation = {g:UInt64}",

@@ -21,7 +21,7 @@ from netra_analytics.reports.funnel_walks import build, stored_walks
 from netra_analytics.reports.funnels import funnels_query, load_funnels
 from netra_analytics.reports.journeys import funnel_steps
 from netra_analytics.store.chdb_backend import ChdbStore
-from tests.factories import body, event
+from tests.factories import body, event, people
 from tests.support.processes import wait_until
 
 FIRST = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
@@ -105,8 +105,12 @@ def test_journeys(make_client: Callable[..., TestClient], store: ChdbStore) -> N
                 moment += timedelta(seconds=rng.randint(5, 300))
                 e["timestamp"] = moment.isoformat()
                 clock.now = moment.timestamp() + 1
-                payload = body([e], user_id=user, page_path=page)
-                payload["context"]["session_id"] = session
+                # Signed out now and then, on a browser users 0 and 7, 1 and 8, 2 and 9 share:
+                # those page views are the person's who signed in on the browser first.
+                signed_in = rng.random() < 0.75
+                browser = f"b{u % 7}"
+                payload = body([e], user_id=user if signed_in else "", page_path=page,
+                               anonymous_id=browser, session_id=session)  # fmt: skip
                 reply = client.post(
                     "/api/analytics/events",
                     content=orjson.dumps(payload),
@@ -114,8 +118,8 @@ def test_journeys(make_client: Callable[..., TestClient], store: ChdbStore) -> N
                 )
                 assert reply.json()["accepted"] == 1
                 props = e["properties"]
-                log.append({"user": user, "session": session, "page": page, "at": moment, "type": e["event_type"],
-                            "props": props})  # fmt: skip
+                log.append({"user": user if signed_in else None, "browser": browser, "session": session, "page": page,
+                            "at": moment, "type": e["event_type"], "props": props})  # fmt: skip
     wait_until(
         lambda: (
             store.query_rows("SELECT count() AS n FROM analytics.frontend_events")[0]["n"]
@@ -131,6 +135,11 @@ def test_journeys(make_client: Callable[..., TestClient], store: ChdbStore) -> N
         timeout=30,
     )
     clock.now = datetime.now(UTC).timestamp()
+    person = people((item["user"], item["browser"], item["at"]) for item in log)
+    stored_ids = {item["user"] or item["browser"] for item in log}
+    for item in log:
+        item["user"] = person(item["user"], item["browser"])
+    assert len({item["user"] for item in log}) < len(stored_ids)  # it matters
 
     def times(predicate: Callable[[dict[str, Any]], bool]) -> dict[str, list[datetime]]:
         out: dict[str, list[datetime]] = defaultdict(list)

@@ -243,3 +243,28 @@ def test_the_50_most_frequent_questions_in_order_beside_whole_summaries(
     assert buckets == sorted(buckets) and sum(
         t["prompts"] for t in report["complexity_trend"]
     ) == len(rows)
+
+
+def test_a_question_asked_before_and_after_signing_in_is_one_person_asking(
+    make_client: Callable[..., TestClient], store: ChdbStore
+) -> None:
+    """Askers are people (person_links): the browser's prompt before sign-in is its person's;
+    a browser nobody signed in on is a person of its own."""
+    client = make_client()
+    at = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    link = {"user_id": "p-1", "anonymous_id": "b-1", "session_id": "s", "timestamp": at,
+            "event_type": "page_view", "event_category": "navigation", "properties": "{}"}  # fmt: skip
+    store.insert_json_rows("frontend_events", orjson.dumps(link))
+    rows = [
+        {"prompt_id": f"00000000-0000-4000-8000-00000000000{n}", "timestamp": at,
+         "user_id": who, "prompt_hash": "h-same", "prompt_text": "same question",
+         "prompt_category": CATEGORIES[0], "prompt_intent": "question",
+         "prompt_complexity_score": 0.5, "signals": "{}", "version": 1}
+        for n, who in enumerate(["b-1", "p-1", "p-2", "b-2"])
+    ]  # fmt: skip
+    store.insert_json_rows("prompt_analytics", b"\n".join(orjson.dumps(r) for r in rows))
+    report = client.get(
+        "/api/analytics/reports/prompts", params={"time_range": "24h", "min_frequency": 2}
+    ).json()
+    [same] = report["most_frequent"]
+    assert (same["prompt_hash"], same["count"], same["users"]) == ("h-same", 4, 3)

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from netra_analytics.prompts.cost import PriceTable, Tokens
 from netra_analytics.store.chdb_backend import ChdbStore
-from tests.factories import body, event
+from tests.factories import body, event, people
 from tests.reports.test_prompts import _chat
 from tests.support.processes import wait_until
 
@@ -39,15 +39,16 @@ def test_ai_spend(make_client: Callable[..., TestClient], store: ChdbStore) -> N
     rng = random.Random(17)
     spend: dict[str, float] = defaultdict(float)
     by_model: dict[str, float] = defaultdict(float)
-    users: set[str] = set()
-    user_spend: dict[str, float] = defaultdict(float)
-    user_weeks: dict[str, set[date]] = defaultdict(set)
+    # Who sent each prompt: (user or None when signed out, browser, time, cents). Browsers are
+    # shared, so a signed-out prompt is that of whoever signed in on its browser first.
+    sends: list[tuple[str | None, str, datetime, float]] = []
     successes = 0
     prompts = 0
     survey_last: list[float] = []
     for day in range(DAYS):
         for n in range(4 + day):  # spend grows day by day
-            user = f"u{rng.randrange(5)}"
+            user = f"u{rng.randrange(5)}" if rng.random() < 0.7 else None
+            browser = f"b{rng.randrange(4)}"
             when = FIRST + timedelta(days=day, minutes=5 * n)
             model = rng.choice(MODELS)
             prompt_tokens, answer_tokens = rng.randint(10, 200), rng.randint(100, 2000)
@@ -89,7 +90,8 @@ def test_ai_spend(make_client: Callable[..., TestClient], store: ChdbStore) -> N
                 events.append(survey)
                 survey_last.append(amount)
             clock.now = (when + timedelta(seconds=20)).timestamp()
-            reply = client.post("/api/analytics/events", content=orjson.dumps(body(events, user_id=user)),
+            payload = body(events, user_id=user or "", anonymous_id=browser, session_id=thread)
+            reply = client.post("/api/analytics/events", content=orjson.dumps(payload),
                                 headers={"content-type": "application/json"})  # fmt: skip
             assert reply.json()["accepted"] == len(events), reply.text
             cents = (
@@ -100,10 +102,18 @@ def test_ai_spend(make_client: Callable[..., TestClient], store: ChdbStore) -> N
             assert cents is not None
             spend[when.date().isoformat()] += cents
             by_model[model] += cents
-            users.add(user)
-            user_spend[user] += cents
-            user_weeks[user].add(when.date() - timedelta(days=when.weekday()))
+            sends.append((user, browser, when, cents))
             prompts += 1
+    person = people((user, browser, when) for user, browser, when, _ in sends)
+    users: set[str] = set()
+    user_spend: dict[str, float] = defaultdict(float)
+    user_weeks: dict[str, set[date]] = defaultdict(set)
+    for user, browser, when, cents in sends:
+        who = person(user, browser)
+        users.add(who)
+        user_spend[who] += cents
+        user_weeks[who].add(when.date() - timedelta(days=when.weekday()))
+    assert len(users) < len({user or browser for user, browser, _, _ in sends})  # it matters
 
     def settled() -> bool:
         [row] = store.query_rows("SELECT count() AS n, countIf(JSONExtractBool(signals, 'signals', 'responded')) AS r "

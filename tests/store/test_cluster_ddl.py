@@ -68,10 +68,12 @@ def test_materialized_views_read_their_nodes_local_events() -> None:
         assert f"FROM analytics.{source}\n" not in view
 
 
-def test_plain_view_reads_the_distributed_summary() -> None:
-    [view] = [s for s in _all() if s.startswith("CREATE VIEW")]
-    assert f"analytics.user_analytics_daily ON CLUSTER {CLUSTER}" in view
-    assert "FROM analytics.user_analytics_summary\n" in view
+def test_plain_views_read_the_distributed_tables() -> None:
+    daily, people = [s for s in _all() if s.startswith("CREATE VIEW")]
+    assert f"analytics.user_analytics_daily ON CLUSTER {CLUSTER}" in daily
+    assert "FROM analytics.user_analytics_summary\n" in daily
+    assert f"analytics.person_links ON CLUSTER {CLUSTER}" in people
+    assert "FROM analytics.identity_links\n" in people
 
 
 def test_database_is_created_on_the_cluster() -> None:

@@ -11,9 +11,12 @@ events and prompt rows per day it saw. A walk only moves forward in time, so:
 Late events (or prompts) on a day of the range make the stored walk good only up to the day
 before: the counts per day show which days are still as they were (events and prompt rows are
 only ever added, so equal counts mean the same rows), and the walk goes on from the last of
-them through the events after it. A range starting before the oldest stored start, or on a
-day that changed, is walked from the events, as without a build. The answer is the same
-either way; tests check it against the walk from the events.
+them through the events after it. Walks are per person (person_links): a browser that signs in
+after a build joins its person's walk, so the days it was active anonymously count as changed
+(the third count per day: events stored under a linked anonymous id). A range starting
+before the oldest stored start, or on a day that changed, is walked from the events, as
+without a build. The answer is the same either way; tests check it against the walk from
+the events.
 
 The service builds once a day, after midnight UTC (`FunnelWalkBuilder`). A build goes on
 from the previous night's walks where they hold, else walks the events: on the 10 M-event
@@ -63,11 +66,21 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 
-def day_counts(store: Store, first: date, last: date) -> dict[date, tuple[int, int]]:
-    """Events and prompt rows per UTC day (days without either are absent)."""
+Counts = tuple[int, int, int]  # events, prompt rows, events under a linked anonymous id
+NONE: Counts = (0, 0, 0)
+
+
+def day_counts(store: Store, first: date, last: date) -> dict[date, Counts]:
+    """Per UTC day: events, prompt rows, and events stored under an anonymous id that is
+    linked to a person (days without any are absent)."""
     rows = store.query_rows(sql("funnel_day_counts"), {"first": first, "last": last})
     return {
-        date.fromisoformat(row["day"]): (int(row["events"]), int(row["prompts"])) for row in rows
+        date.fromisoformat(row["day"]): (
+            int(row["events"]),
+            int(row["prompts"]),
+            int(row["linked"]),
+        )
+        for row in rows
     }
 
 
@@ -99,7 +112,7 @@ def build(
     config, generation = config_key(funnels), time.time_ns() // 1000
     first = horizon - timedelta(days=days - 1)
     counts = day_counts(store, first, horizon)  # before any walk reads the events
-    active = [day for day, (events, prompts) in counts.items() if events or prompts]
+    active = [day for day, (events, prompts, _) in counts.items() if events or prompts]
     starts = [day for day in _days(first, horizon) if active and day <= max(active)]
     continued = 0
     for start in starts:
@@ -126,14 +139,15 @@ def build(
             },
         )
     seconds = time.perf_counter() - started
-    seen = [counts.get(day, (0, 0)) for day in _days(first, horizon)]
+    seen = [counts.get(day, NONE) for day in _days(first, horizon)]
     row = {
         "config": config,
         "horizon": horizon.isoformat(),
         "generation": generation,
         "first_start": first.isoformat(),
-        "events": [events for events, _ in seen],
-        "prompts": [prompts for _, prompts in seen],
+        "events": [events for events, _, _ in seen],
+        "prompts": [prompts for _, prompts, _ in seen],
+        "linked": [linked for _, _, linked in seen],
         "seconds": seconds,
     }
     store.insert_json_rows("funnel_builds", orjson.dumps(row))
@@ -189,22 +203,30 @@ def _usable(
     funnels: Funnels,
     start: date,
     end: date,
-    now: dict[date, tuple[int, int]],
+    now: dict[date, Counts],
 ) -> StoredWalks | None:
     """A build's walks from `start`, read up to the last day from `start` to `end` (and the
-    build's horizon) on which the events and prompt rows are still those it saw (`now`: the
-    counts per day today); None when the first day changed."""
+    build's horizon) on which the events, prompt rows and linked browsers' events are still
+    those it saw (`now`: the counts per day today); None when the first day changed, or for a
+    build from before the linked counts (migration 0015)."""
     horizon = date.fromisoformat(built["horizon"])
     first = date.fromisoformat(built["first_start"])
-    counted = zip(built["events"], built["prompts"], strict=True)
+    if len(built["linked"]) != len(built["events"]):
+        return None
+    counted = zip(built["events"], built["prompts"], built["linked"], strict=True)
     seen = dict(zip(_days(first, horizon), counted, strict=True))
     with_prompts = any(
         "prompt_complexity_at_least" in step for steps in funnels.values() for step in steps
     )
     same_until = start - timedelta(days=1)
     for day in _days(start, min(end, horizon)):
-        (events_then, prompts_then), (events, prompts) = seen[day], now.get(day, (0, 0))
-        if events != events_then or (with_prompts and prompts != prompts_then):
+        (events_then, prompts_then, linked_then) = seen[day]
+        (events, prompts, linked) = now.get(day, NONE)
+        if (
+            events != events_then
+            or linked != linked_then
+            or (with_prompts and prompts != prompts_then)
+        ):
             break
         same_until = day
     if same_until < start:
