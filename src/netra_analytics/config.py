@@ -56,6 +56,7 @@ class Settings:
     report_cache_seconds: int = 60  # 0: never cache reports
     max_event_age_days: int = 7  # older events are refused (the tag keeps events 7 days)
     bot_filter: bool = True  # known bots' events go to bot_events, out of the reports
+    privacy_signals: bool = True  # DNT: 1 and Sec-GPC: 1 drop a request's events, unstored
     log_level: str = "info"
 
     @property
@@ -112,6 +113,7 @@ class Settings:
                 "ANALYTICS_MAX_EVENT_AGE_DAYS", _int_in(1, 80), defaults.max_event_age_days
             ),
             bot_filter=get("ANALYTICS_BOT_FILTER", _on_off, defaults.bot_filter),
+            privacy_signals=get("ANALYTICS_PRIVACY_SIGNALS", _on_off, defaults.privacy_signals),
         )
 
 

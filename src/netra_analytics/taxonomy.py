@@ -126,6 +126,8 @@ class Context(msgspec.Struct, frozen=True):
     `user_id` is the signed-in person's id, `anonymous_id` the browser's stable id; at least one
     must be present (see `ingest.identity`), and one carrying both links the browser to the person.
     After validation `user_id` holds the id the events are stored and counted under.
+    `consent` is the visitor's answer to analytics storage, for sources that ask it themselves:
+    `denied` drops the request's events unstored (`ingest.consent`); absent means granted.
     """
 
     session_id: Identifier
@@ -137,6 +139,7 @@ class Context(msgspec.Struct, frozen=True):
     gtm_container_id: Tag = ""
     environment: Tag = ""
     app_version: Tag = ""
+    consent: Literal["granted", "denied", ""] = ""
 
 
 # --- Mapping onto the generic columns ------------------------------------------------------

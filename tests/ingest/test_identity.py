@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -27,7 +28,7 @@ URL = "/api/analytics/events"
 
 
 def _context(**fields: str) -> Context:
-    return Context(**{"session_id": "s1", **fields})
+    return msgspec.convert({"session_id": "s1", **fields}, Context)
 
 
 def _post(client: TestClient, events: list[Any], user_agent: str = BROWSER_USER_AGENT,

@@ -6,7 +6,8 @@ time) → per-user rate limit (one round trip; events over the limit are rejecte
 `rate_limited`, and 429 when none passed) → spool append with fsync → reply, with the live state
 updated off the request path. A 202 means every accepted event is on disk; the batch writer
 takes it from there. A known bot's events (`bots`) are accepted alike but stored apart, in
-`bot_events`, and leave the live state alone.
+`bot_events`, and leave the live state alone. A request without consent (`consent`: denied in
+the context, or the browser's DNT or Sec-GPC signal) stores nothing and is only counted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from netra_analytics import metrics
 from netra_analytics.errors import NetraError, PayloadTooLarge, UnsupportedMedia
 from netra_analytics.ingest.body import charset_of, decompress, to_utf8
 from netra_analytics.ingest.bots import is_bot
+from netra_analytics.ingest.consent import refusal
 from netra_analytics.ingest.process import AcceptedEvent, RequestInfo, process
 from netra_analytics.ingest.writer import SpoolRecord, encode_record
 from netra_analytics.live.activity import activity_from
@@ -66,6 +68,9 @@ async def _ingest(request: Request) -> Response:
         max_event_age=timedelta(days=service.settings.max_event_age_days),
     )
     batch = process(body, info)
+    refused = refusal(batch.context.consent, request.headers, service.settings.privacy_signals)
+    if refused is not None:
+        return _not_stored(batch.accepted, len(batch.rejected), refused)
     bot = service.settings.bot_filter and is_bot(user_agent)
     limit = service.settings.max_events_per_user_per_minute
     decision = await service.live.take(
@@ -108,6 +113,18 @@ async def _ingest(request: Request) -> Response:
     if bot:  # an integrator testing with curl learns where the events went
         reply["bot"] = True
     return Response(orjson.dumps(reply), status, headers, media_type="application/json")
+
+
+def _not_stored(accepted: list[AcceptedEvent], invalid: int, why: str) -> Response:
+    """The reply to a request whose events may not be stored: nothing is kept (not even the
+    invalid events' rejection rows, which hold their payload), only counted."""
+    for event in accepted:
+        metrics.EVENTS_RECEIVED.labels(event.event_type, "no_consent").inc()
+    if invalid:
+        metrics.EVENTS_RECEIVED.labels("", "no_consent").inc(invalid)
+    reply = {"accepted": 0, "rejected": [], "not_stored": len(accepted) + invalid,
+             "consent": f"events not stored: {why}"}  # fmt: skip
+    return Response(orjson.dumps(reply), 202, media_type="application/json")
 
 
 def _rate_limited(event: AcceptedEvent, limit: int, retry_after: int) -> dict[str, Any]:
