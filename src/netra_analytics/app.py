@@ -37,6 +37,7 @@ from netra_analytics import __version__, health, metrics
 from netra_analytics.config import Settings
 from netra_analytics.errors import NetraError, SpoolFull, StoreError, StoreUnavailable
 from netra_analytics.ingest.routes import post_events
+from netra_analytics.privacy import routes as privacy_routes
 from netra_analytics.reports import activity, engagement, journeys, prompts, spend
 from netra_analytics.service import Service
 from netra_analytics.store import Store
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(spend.router)
     app.include_router(journeys.router)
     app.include_router(tag_routes.router)
+    app.include_router(privacy_routes.router)
 
     schema = json_schema()
 

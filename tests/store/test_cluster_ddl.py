@@ -69,11 +69,12 @@ def test_materialized_views_read_their_nodes_local_events() -> None:
 
 
 def test_plain_views_read_the_distributed_tables() -> None:
-    daily, people = [s for s in _all() if s.startswith("CREATE VIEW")]
+    daily, people, first_seen = [s for s in _all() if s.startswith("CREATE VIEW")]
     assert f"analytics.user_analytics_daily ON CLUSTER {CLUSTER}" in daily
     assert "FROM analytics.user_analytics_summary\n" in daily
     assert f"analytics.person_links ON CLUSTER {CLUSTER}" in people
     assert "FROM analytics.identity_links\n" in people
+    assert f"analytics.person_first_seen ON CLUSTER {CLUSTER}" in first_seen
 
 
 def test_database_is_created_on_the_cluster() -> None:

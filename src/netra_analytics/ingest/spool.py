@@ -149,6 +149,15 @@ class Spool:
         while self._flush_task is not None and not self._flush_task.done():
             await asyncio.shield(self._flush_task)
 
+    async def seal(self) -> None:
+        """Start a new segment, so that every record appended so far leaves the disk once all
+        readers are past it (an erasure must not leave a person's events in the spool)."""
+        await self.wait_flushed()
+        # No await from here on: no write can start between the check and the roll.
+        if self.durable_end > self._segment_base:
+            self._roll_segment()
+        self._drop_read_segments()
+
     # --- reading and committing --------------------------------------------------------------
 
     def read(self, start: int, max_records: int) -> list[Record]:

@@ -1,4 +1,4 @@
--- Weekly cohorts (the Monday of a person's first event ever, from user_first_seen) and the
+-- Weekly cohorts (the Monday of a person's first event ever, from person_first_seen) and the
 -- weeks of the range they were active in. People, not stored ids (person_links): a browser's
 -- first day and weeks count as those of the person who signed in on it first, so a visitor
 -- who signs in is not a one-week cohort of their own. The range's events are first cut down
@@ -14,14 +14,9 @@ FROM (
   GLOBAL LEFT JOIN analytics.person_links AS link ON seen.user_id = link.anonymous_id
 ) AS active
 INNER JOIN (
-  SELECT person, toMonday(min(first_date)) AS cohort
-  FROM (
-    SELECT if(link.person = '', f.user_id, link.person) AS person, f.first_date AS first_date
-    FROM analytics.user_first_seen AS f
-    GLOBAL LEFT JOIN analytics.person_links AS link ON f.user_id = link.anonymous_id
-  )
-  GROUP BY person
-  HAVING cohort BETWEEN toMonday({start:Date}) AND {end:Date}
+  SELECT person, toMonday(first_date) AS cohort
+  FROM analytics.person_first_seen
+  WHERE cohort BETWEEN toMonday({start:Date}) AND {end:Date}
 ) AS first ON active.person = first.person
 GROUP BY cohort, week
 ORDER BY cohort, week

@@ -1,4 +1,4 @@
--- Spend by weekly cohort (the Monday of a person's first event ever, from user_first_seen):
+-- Spend by weekly cohort (the Monday of a person's first event ever, from person_first_seen):
 -- how many of the cohort came back in a later week, and what the cohort's prompts cost in the
 -- range. A cohort starts in the range, so a later week's event is one in the range too.
 -- People, not stored ids (person_links): a browser's days and prompts are those of the person
@@ -8,14 +8,9 @@
 WITH
   (
     SELECT groupArray((person, cohort)) FROM (
-      SELECT person, toMonday(min(first_date)) AS cohort
-      FROM (
-        SELECT if(link.person = '', f.user_id, link.person) AS person, f.first_date AS first_date
-        FROM analytics.user_first_seen AS f
-        GLOBAL LEFT JOIN analytics.person_links AS link ON f.user_id = link.anonymous_id
-      )
-      GROUP BY person
-      HAVING cohort BETWEEN toMonday({start:Date}) AND {end:Date})
+      SELECT person, toMonday(first_date) AS cohort
+      FROM analytics.person_first_seen
+      WHERE cohort BETWEEN toMonday({start:Date}) AND {end:Date})
   ) AS members,
   (
     SELECT groupArray((anonymous_id, person)) FROM analytics.person_links
