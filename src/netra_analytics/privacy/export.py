@@ -25,33 +25,35 @@ from netra_analytics.store.base import Store
 PAGE = 5000
 BROWSERS = "SELECT anonymous_id FROM analytics.person_links WHERE person = {user_id:String}"
 
-# Per table: what it holds (for the header) and the page query: rows of one id after the last
-# row's key (`_key`, which the query returns), in key order.
-_PAGE = (
-    "SELECT *, {key} AS _key FROM analytics.{table} WHERE user_id = {{id:String}} "
-    "AND _key > ({{after_ms:Int64}}, {{after_id:String}}) ORDER BY _key LIMIT {{page:UInt32}}"
-)
+# Per table: what it holds (for the header) and the page query: one id's rows after the last
+# row's key, in the order of the table's sorting key after user_id, so that ClickHouse reads
+# from the key on and stops at the page's end (a key it computes instead cost a read and sort
+# of all the person's rows per page: 8,500 rows/s for a million events). The query returns
+# the key as `_key` (epoch ms, then the tiebreak as text).
 TABLES: dict[str, tuple[str, str]] = {
     "frontend_events": (
         "every event: chats, feature use, threads, survey answers, feedback, errors, timings",
-        _PAGE.format(
-            table="frontend_events",
-            key="(toUnixTimestamp64Milli(timestamp), toString(event_id))",
-        ),
+        "SELECT *, (toUnixTimestamp64Milli(timestamp), toString(event_id)) AS _key "
+        "FROM analytics.frontend_events WHERE user_id = {id:String} "
+        "AND timestamp >= fromUnixTimestamp64Milli({after_ms:Int64}) "
+        "AND (timestamp, event_id) > (fromUnixTimestamp64Milli({after_ms:Int64}), "
+        "toUUIDOrZero({after_id:String})) "
+        "ORDER BY timestamp, event_id LIMIT {page:UInt32}",
     ),
     "prompt_analytics": (
         "each prompt's analysis: sanitised text, category, intent, complexity, tokens, cost",
-        _PAGE.format(
-            table="prompt_analytics FINAL",
-            key="(toUnixTimestamp64Milli(timestamp), toString(prompt_id))",
-        ),
+        "SELECT *, (toUnixTimestamp64Milli(timestamp), toString(prompt_id)) AS _key "
+        "FROM analytics.prompt_analytics FINAL WHERE user_id = {id:String} "
+        "AND timestamp >= fromUnixTimestamp64Milli({after_ms:Int64}) "
+        "AND (timestamp, prompt_id) > (fromUnixTimestamp64Milli({after_ms:Int64}), "
+        "toUUIDOrZero({after_id:String})) "
+        "ORDER BY timestamp, prompt_id LIMIT {page:UInt32}",
     ),
     "rejected_events": (
         "events refused at ingestion (7 days), with the reason",
-        _PAGE.format(
-            table="rejected_events",
-            key="(toUnixTimestamp64Milli(received_at), toString(cityHash64(event, event_index)))",
-        ),
+        "SELECT *, (toUnixTimestamp64Milli(received_at), toString(cityHash64(event, event_index))) "
+        "AS _key FROM analytics.rejected_events WHERE user_id = {id:String} AND _key > "
+        "({after_ms:Int64}, {after_id:String}) ORDER BY _key LIMIT {page:UInt32}",
     ),
     "identity_links": (
         "the browsers (anonymous ids) this person signed in on, first and last seen",
@@ -96,7 +98,7 @@ def export_lines(store: Store, user_id: str, page: int = PAGE) -> Iterator[bytes
 
 
 def _pages(store: Store, sql: str, one: str, page: int) -> Iterator[dict[str, Any]]:
-    after_ms, after_id = -(2**62), ""
+    after_ms, after_id = 0, ""
     while True:
         rows = store.query_rows(
             sql, {"id": one, "after_ms": after_ms, "after_id": after_id, "page": page}
