@@ -56,6 +56,8 @@ class Settings:
     report_cache_seconds: int = 60  # 0: never cache reports
     max_event_age_days: int = 7  # older events are refused (the tag keeps events 7 days)
     bot_filter: bool = True  # known bots' events go to bot_events, out of the reports
+    store_timeout_seconds: float = 30.0  # a background store call without answer fails
+    shutdown_seconds: float = 20.0  # SIGTERM to exit, at most (under a 30 s grace period)
     log_level: str = "info"
 
     @property
@@ -112,6 +114,14 @@ class Settings:
                 "ANALYTICS_MAX_EVENT_AGE_DAYS", _int_in(1, 80), defaults.max_event_age_days
             ),
             bot_filter=get("ANALYTICS_BOT_FILTER", _on_off, defaults.bot_filter),
+            store_timeout_seconds=get(
+                "ANALYTICS_STORE_TIMEOUT_SECONDS",
+                _seconds_in(0.1, 3600),
+                defaults.store_timeout_seconds,
+            ),
+            shutdown_seconds=get(
+                "ANALYTICS_SHUTDOWN_SECONDS", _seconds_in(1, 300), defaults.shutdown_seconds
+            ),
         )
 
 
@@ -123,6 +133,19 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
             raise ValueError(f"{raw!r} is not a whole number") from None
         if not low <= value <= high:
             raise ValueError(f"{value} is outside {low}..{high}")
+        return value
+
+    return parse
+
+
+def _seconds_in(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a number of seconds") from None
+        if not low <= value <= high:
+            raise ValueError(f"{value:g} is outside {low:g}..{high:g} seconds")
         return value
 
     return parse
