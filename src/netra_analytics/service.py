@@ -6,7 +6,7 @@ is migrated in the background if the store is not reachable yet, and the batch w
 prompt worker and the funnel walk builder start once it is.
 
 Supervision: each background worker runs under a `Supervisor`, which restarts it with backoff
-(1 s doubling to 60 s) when it stops on an error, logs the error (with its traceback once per
+(0.5 s doubling to 60 s) when it stops on an error, logs the error (with its traceback once per
 run of crashes), and reports it: `/health/ready` shows the worker `failing` from the crash
 until the restarted worker has run `SETTLE_SECONDS`; a failing writer makes the service not
 ready. When the writer has crashed `WRITER_DOWN_CRASHES` times in a row, nothing would store
@@ -54,8 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_PENDING_LIVE_UPDATES = 256
-SETTLE_SECONDS = 10.0  # a restarted worker that has run this long is no longer failing
-FIRST_RESTART_SECONDS = 1.0
+SETTLE_SECONDS = 5.0  # a restarted worker that has run this long is no longer failing
+FIRST_RESTART_SECONDS = 0.5
 MAX_RESTART_SECONDS = 60.0
 WRITER_DOWN_CRASHES = 3  # crashes in a row after which ingestion refuses events (503)
 HEALTH_CHECK_SECONDS = 2.0  # a health check's store query without answer fails
