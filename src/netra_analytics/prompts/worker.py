@@ -101,9 +101,10 @@ ANSWER_MARGIN_MS = 30 * 60_000  # answers, feedback and thread ends read past a 
 RECOVERY_LIMIT = 50_000  # events per recovery step
 
 # Events of the people who asked, in a slice of event time, for prompts that have no row yet.
+# Aliases differ from column names: ClickHouse lets WHERE see SELECT aliases.
 RECOVER_EVENTS = """
-SELECT toString(event_id) AS event_id, user_id, session_id, toString(event_type) AS event_type,
-       properties, formatDateTime(timestamp, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') AS timestamp,
+SELECT toString(event_id) AS id, user_id, session_id, toString(event_type) AS kind, properties,
+       formatDateTime(timestamp, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') AS ts,
        toUnixTimestamp64Milli(timestamp) AS ms,
        event_type = 'chat_interaction'
          AND JSONExtractString(properties, 'message_type') = 'user_prompt' AS is_prompt,
@@ -347,7 +348,9 @@ class PromptAnalyser:
         return thread
 
 
-_RECOVERED_FIELDS = ("event_id", "user_id", "session_id", "event_type", "properties", "timestamp")
+# (spool row field, RECOVER_EVENTS column): a stored event as the analyser reads a spooled one.
+_RECOVERED = (("event_id", "id"), ("user_id", "user_id"), ("session_id", "session_id"),
+              ("event_type", "kind"), ("properties", "properties"), ("timestamp", "ts"))  # fmt: skip
 
 
 def _iso_ms(ms: int) -> str:
@@ -527,15 +530,15 @@ class PromptWorker:
             "limit": RECOVERY_LIMIT,
         }
         rows = await self._calls.run(self._store.query_rows, RECOVER_EVENTS, params)
-        missing = {row["event_id"] for row in rows if row["missing"]}
+        missing = {row["id"] for row in rows if row["missing"]}
         self._recovering_to = slice_end
         if not missing:
             return -1, b"", 0
         records = [
-            (0, SpoolRecord(int(row["ms"]) / 1000, [(row["event_id"], row["user_id"], line)], []))
+            (0, SpoolRecord(int(row["ms"]) / 1000, [(row["id"], row["user_id"], line)], []))
             for row in rows
             if not row["is_prompt"] or row["missing"]
-            for line in [orjson.dumps({k: row[k] for k in _RECOVERED_FIELDS})]
+            for line in [orjson.dumps({field: row[column] for field, column in _RECOVERED})]
         ]
         # A fresh analyser: threads start from the recovered prompts, not from stored rows.
         recovering = PromptAnalyser(default_classifier(), self.index)
