@@ -49,7 +49,8 @@ async def _store_all(spool: Spool, store: ChdbStore, records: list[SpoolRecord])
     for record in records:
         await spool.append(encode_record(record))
         while spool.checkpoint < spool.durable_end:
-            await asyncio.sleep(0.01)
+            spool.committed.clear()
+            await asyncio.wait_for(spool.committed.wait(), 10)
     await writer.stop(task, timeout=5)
 
 

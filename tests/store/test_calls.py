@@ -31,7 +31,7 @@ def test_a_hung_call_times_out_holds_its_thread_and_never_queues_more() -> None:
     async def scenario() -> None:
         calls = StoreCalls("test", workers=1, timeout=0.3)
         started = time.monotonic()
-        with pytest.raises(StoreUnavailable, match="no answer from the store within 0.3 s"):
+        with pytest.raises(StoreUnavailable, match=r"no answer from the store within 0\.3 s"):
             await calls.run(release.wait)
         assert 0.25 < time.monotonic() - started < 1.0
         assert calls.busy == 1  # the thread still waits on the store

@@ -349,8 +349,14 @@ class PromptAnalyser:
 
 
 # (spool row field, RECOVER_EVENTS column): a stored event as the analyser reads a spooled one.
-_RECOVERED = (("event_id", "id"), ("user_id", "user_id"), ("session_id", "session_id"),
-              ("event_type", "kind"), ("properties", "properties"), ("timestamp", "ts"))  # fmt: skip
+_RECOVERED = (
+    ("event_id", "id"),
+    ("user_id", "user_id"),
+    ("session_id", "session_id"),
+    ("event_type", "kind"),
+    ("properties", "properties"),
+    ("timestamp", "ts"),
+)
 
 
 def _iso_ms(ms: int) -> str:
