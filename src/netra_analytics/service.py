@@ -179,8 +179,10 @@ class Service:
         self.spool = Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)
         self.store: Store | None = store
         timeout = settings.store_timeout_seconds
-        self.writer_calls = StoreCalls("store-writer", workers=2, timeout=timeout)
-        self.background_calls = StoreCalls("store-background", workers=2, timeout=timeout)
+        # One thread each: a worker's calls are sequential, and a call that timed out must end
+        # before the next one starts (the writer's in-flight file, the analyser's state).
+        self.writer_calls = StoreCalls("store-writer", workers=1, timeout=timeout)
+        self.background_calls = StoreCalls("store-background", workers=1, timeout=timeout)
         self.health_calls = StoreCalls("store-health", workers=1, timeout=HEALTH_CHECK_SECONDS)
         self.schema_ready = asyncio.Event()
         self.writer: BatchWriter | None = None
@@ -195,19 +197,21 @@ class Service:
         if self.store is None:
             self.store = await asyncio.to_thread(open_store, self.settings)
         try:
-            await self._migrate()
+            # Bounded: a hung store must not hold the start of ingestion.
+            await self._migrate(self.settings.store_timeout_seconds)
         except StoreError as exc:
             log.warning("store not ready at start-up; will retry", extra={"error": str(exc)})
             self._start_task = asyncio.create_task(self._migrate_until_ready())
         else:
             self._start_workers()
 
-    async def _migrate(self) -> None:
+    async def _migrate(self, timeout: float = 24 * 3600.0) -> None:
+        """Migrate in the background pool. In the background the wait is long: a migration of
+        a large table may take minutes (a hung store holds that pool's thread, never the
+        spool's), and the pool's one thread keeps a retry from running beside it."""
         assert self.store is not None
-        # No timeout of its own: a first migration of a large table may take minutes; a hung
-        # store holds one thread of the background pool, never the spool's.
         applied = await self.background_calls.run(
-            migrate, self.store, self.settings.clickhouse_cluster, timeout=24 * 3600.0
+            migrate, self.store, self.settings.clickhouse_cluster, timeout=timeout
         )
         if applied:
             log.info("migrations applied", extra={"migrations": applied})

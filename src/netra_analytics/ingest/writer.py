@@ -227,11 +227,12 @@ class BatchWriter:
         calls: StoreCalls | None = None,
         state: WriterState | None = None,
     ) -> None:
-        """`calls`: the pool (and timeout) for store calls, by default 2 threads and 30 s;
+        """`calls`: the pool (and timeout) for store calls, by default 1 thread and 30 s (one:
+        a call that timed out must end before the next starts, as both write the in-flight file);
         `state`: counters to carry on (a restarted writer keeps its predecessor's)."""
         self._spool = spool
         self._store = store
-        self._calls = calls or StoreCalls("store-writer", workers=2, timeout=30.0)
+        self._calls = calls or StoreCalls("store-writer", workers=1, timeout=30.0)
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._max_batch_events = max(max_batch_events, batch_size)
