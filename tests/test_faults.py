@@ -208,21 +208,27 @@ def _send(service: ServiceProcess, load: Load, n: int, prefix: str) -> None:
             assert load.send_once(client, rng, f"{prefix}-{i % 5}") == 202
 
 
+def _spooled_then_killed(data_dir: Path, requests: int, prefix: str) -> Load:
+    """Events acknowledged by a service that writes none of them, then killed (-9): every
+    record is still to store at the next start."""
+    waiting = ServiceProcess(
+        data_dir, env={"EVENT_BATCH_SIZE": "100000", "EVENT_FLUSH_INTERVAL_MS": "3600000"}
+    )
+    waiting.start()
+    load = Load(waiting.url, batch=10, seed=len(prefix))
+    _send(waiting, load, requests, prefix)
+    waiting.signal(signal.SIGKILL)
+    waiting.wait(30)
+    return load
+
+
 def _stored(data_dir: Path) -> list[str]:
     return cli_query(data_dir, "SELECT toString(event_id) FROM analytics.frontend_events").split()
 
 
 def test_a_damaged_record_mid_segment_is_quarantined_and_the_rest_stored(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    # Nothing is written before the crash: every record is still to store at the restart.
-    waiting = ServiceProcess(
-        data_dir, env={"EVENT_BATCH_SIZE": "100000", "EVENT_FLUSH_INTERVAL_MS": "3600000"}
-    )
-    waiting.start()
-    load = Load(waiting.url, batch=10, seed=3)
-    _send(waiting, load, 30, "mid")
-    waiting.signal(signal.SIGKILL)
-    waiting.wait(30)
+    load = _spooled_then_killed(data_dir, 30, "mid")
     [segment] = (data_dir / "spool").glob("*.wal")
     records = _records(segment)
     assert len(records) == 30
@@ -280,14 +286,7 @@ def test_a_crashing_writer_is_restarted_reported_and_refuses_ingestion_meanwhile
     tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / "data"
-    waiting = ServiceProcess(
-        data_dir, env={"EVENT_BATCH_SIZE": "100000", "EVENT_FLUSH_INTERVAL_MS": "3600000"}
-    )
-    waiting.start()
-    load = Load(waiting.url, batch=10, seed=8)
-    _send(waiting, load, 5, "crash")
-    waiting.signal(signal.SIGKILL)
-    waiting.wait(30)
+    load = _spooled_then_killed(data_dir, 5, "crash")
     # An in-flight batch that ends inside a record: the writer stops on it at every start.
     in_flight = data_dir / "spool" / "in_flight.json"
     in_flight.write_text(json.dumps({"end": 5, "excluded": [], "format": 2}))

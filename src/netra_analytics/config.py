@@ -125,30 +125,28 @@ class Settings:
         )
 
 
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+N = TypeVar("N", int, float)
+
+
+def _in_range(low: N, high: N, convert: Callable[[str], N], what: str) -> Callable[[str], N]:
+    def parse(raw: str) -> N:
         try:
-            value = int(raw)
+            value = convert(raw)
         except ValueError:
-            raise ValueError(f"{raw!r} is not a whole number") from None
+            raise ValueError(f"{raw!r} is not {what}") from None
         if not low <= value <= high:
-            raise ValueError(f"{value} is outside {low}..{high}")
+            raise ValueError(f"{value:g} is outside {low:g}..{high:g}")
         return value
 
     return parse
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    return _in_range(low, high, int, "a whole number")
 
 
 def _seconds_in(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a number of seconds") from None
-        if not low <= value <= high:
-            raise ValueError(f"{value:g} is outside {low:g}..{high:g} seconds")
-        return value
-
-    return parse
+    return _in_range(low, high, float, "a number of seconds")
 
 
 def _on_off(raw: str) -> bool:
