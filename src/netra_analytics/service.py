@@ -92,14 +92,14 @@ class Supervisor:
                 if self._stopping:
                     return
                 ran = time.monotonic() - self._run_started
-                if ran >= SETTLE_SECONDS:
-                    self.crashes, delay = 0, FIRST_RESTART_SECONDS
+                if ran >= SETTLE_SECONDS:  # it had settled: a new run of crashes begins
+                    self.crashes, delay, self.failing_since = 0, FIRST_RESTART_SECONDS, None
                 self.crashes += 1
                 self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 if self.failing_since is None:
                     self.failing_since = time.time()
                 log.error(
-                    "background worker %s stopped on an error; restarting in %.0f s",
+                    "background worker %s stopped on an error; restarting in %.1f s",
                     self.name, delay,
                     extra={"worker": self.name, "crashes": self.crashes, "error": self.last_error},
                     exc_info=exc if self.crashes == 1 else None,
