@@ -23,21 +23,25 @@ def test_a_crashing_worker_is_restarted_reported_and_settles() -> None:
 
     async def scenario() -> None:
         stop = asyncio.Event()
+        ran = asyncio.Condition()
 
         async def worker() -> None:
-            runs.append(len(runs))
+            async with ran:
+                runs.append(len(runs))
+                ran.notify_all()
             if len(runs) <= 3:
                 raise RuntimeError(f"crash {len(runs)}")
             await stop.wait()
 
         supervisor = Supervisor("test", worker)
-        while len(runs) < 3:
-            await asyncio.sleep(0.01)
+        async with ran:
+            await ran.wait_for(lambda: len(runs) >= 3)
+        await asyncio.sleep(0)  # the supervisor takes the crash
         seen.append(supervisor.status())
         assert supervisor.failing and supervisor.down  # three crashes in a row
         assert supervisor.retry_after() >= 1
-        while len(runs) < 4:
-            await asyncio.sleep(0.01)
+        async with ran:
+            await ran.wait_for(lambda: len(runs) >= 4)
         assert supervisor.failing  # restarted, not settled yet
         await asyncio.sleep(0.4)
         assert not supervisor.failing and not supervisor.down
@@ -58,12 +62,16 @@ def test_a_crashing_worker_is_restarted_reported_and_settles() -> None:
 
 def test_stop_between_two_runs_ends_the_supervision() -> None:
     async def scenario() -> None:
+        crashed = asyncio.Event()
+
         async def worker() -> None:
+            crashed.set()
             raise RuntimeError("always")
 
         supervisor = Supervisor("test", worker)
-        while supervisor.next_restart is None:
-            await asyncio.sleep(0.001)
+        await crashed.wait()
+        await asyncio.sleep(0)  # the supervisor takes the crash and waits to restart
+        assert supervisor.next_restart is not None
 
         async def never(task: asyncio.Task[None]) -> None:
             raise AssertionError("no run to stop")
