@@ -45,7 +45,7 @@ def _drained(service: ServiceProcess) -> bool:
 
 def _metric(service: ServiceProcess, name: str) -> float:
     text = httpx.get(f"{service.url}/metrics", timeout=5).text
-    found = re.search(rf"^{name} ([0-9.e+]+)$", text, re.MULTILINE)
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 
@@ -309,6 +309,7 @@ def test_a_crashing_writer_is_restarted_reported_and_refuses_ingestion_meanwhile
     assert writer["status"] == "failing" and writer["restarts"] >= 2
     assert "in-flight batch" in writer["last_crash"]
     assert ready.json()["checks"]["writer"]["status"] == "failing"
+    assert _metric(service, 'netra_worker_crashes_total{worker="writer"}') >= 3
 
     in_flight.unlink()  # the cause goes away: the next restart runs and settles
     wait_until(lambda: post().status_code == 202, timeout=30)

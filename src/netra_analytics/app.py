@@ -202,7 +202,10 @@ def _events_operation(schema: dict[str, Any]) -> dict[str, Any]:
                 "413": {"description": "Body over 1 MiB or more than 500 events", **error},
                 "415": {"description": "Not JSON", **error},
                 "429": {"description": "Every valid event was over the user's limit", **error},
-                "503": {"description": "Spool full; retry later", **error},
+                "503": {
+                    "description": "Spool full, or the batch writer keeps crashing; retry later",
+                    **error,
+                },
             },
         }
     }

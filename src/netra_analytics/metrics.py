@@ -65,3 +65,9 @@ PROMPTS_RECOVERED = Counter(
     "netra_prompts_recovered_total",
     "prompt_analytics rows written for prompts recovered from frontend_events after a skip.",
 )
+WORKER_CRASHES = Counter(
+    "netra_worker_crashes_total",
+    "Background workers (writer, prompts, funnel_walks) that stopped on an error and were "
+    "restarted.",
+    ["worker"],
+)

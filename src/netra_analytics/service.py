@@ -95,6 +95,7 @@ class Supervisor:
                 if ran >= SETTLE_SECONDS:  # it had settled: a new run of crashes begins
                     self.crashes, delay, self.failing_since = 0, FIRST_RESTART_SECONDS, None
                 self.crashes += 1
+                metrics.WORKER_CRASHES.labels(self.name).inc()
                 self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
                 if self.failing_since is None:
                     self.failing_since = time.time()
