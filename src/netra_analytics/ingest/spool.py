@@ -33,7 +33,8 @@ Contract:
   cap: the client is told 503 and keeps its events, rather than the disk filling up.
 - One process owns a spool directory (an exclusive `flock`); a second one fails at start-up.
 
-Everything except `read` runs on the event loop's thread; file writes and fsync run in the
+Everything except `read` runs on the event loop's thread (`read_async` runs `read` in the
+spool's reader threads); file writes and fsync run in the
 spool's own thread (not asyncio's shared pool, where calls to a hung store could queue ahead of
 them) so the loop keeps serving while the disk works, and acknowledging an event depends on
 the disk alone.
@@ -109,6 +110,9 @@ class Spool:
             for p in (directory / QUARANTINE).glob("*.bad")
         }
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-fsync")
+        # Readers (writer, prompt worker) have threads of their own too: not behind the fsyncs,
+        # and not in asyncio's shared pool, where report queries to a hung store can queue.
+        self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spool-read")
         self.durable_end = self._recover()
         self._segment_base = self._segments()[-1]
         self._fd = os.open(self._segment_path(self._segment_base), os.O_WRONLY | os.O_APPEND)
@@ -221,6 +225,12 @@ class Spool:
                     handle.seek(position - base)
         return records
 
+    async def read_async(self, start: int, max_records: int) -> list[Record]:
+        """`read` in the spool's reader threads."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reads, self.read, start, max_records
+        )
+
     def _segment_bounds(self, position: int, end: int) -> tuple[int, int]:
         """(start, end) offsets of the segment holding `position`, its end capped at `end`."""
         segments = self._segments()
@@ -332,6 +342,7 @@ class Spool:
 
     def close(self) -> None:
         self._io.shutdown()
+        self._reads.shutdown()
         os.close(self._fd)
         os.close(self._lock_fd)
 

@@ -289,7 +289,7 @@ class BatchWriter:
             self._staged_events < self._max_batch_events
             and self._read_position < self._spool.durable_end
         ):
-            records = await asyncio.to_thread(self._spool.read, self._read_position, 256)
+            records = await self._spool.read_async(self._read_position, 256)
             for record in records:
                 decoded = decode_spooled(record, self._clock())
                 self._staged.append((record, decoded))
@@ -333,7 +333,7 @@ class BatchWriter:
         end, excluded, file_format = in_flight
         records: list[SpoolRecord] = []
         while self._read_position < end:
-            for record in await asyncio.to_thread(self._spool.read, self._read_position, 256):
+            for record in await self._spool.read_async(self._read_position, 256):
                 if record.end > end:
                     if record.payload is not None:
                         raise RuntimeError(

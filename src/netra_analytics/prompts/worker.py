@@ -476,7 +476,7 @@ class PromptWorker:
         stored_until = self._spool.checkpoint  # only what the writer has stored
         if offset >= stored_until:
             return None
-        records = await asyncio.to_thread(self._spool.read, offset, self._chunk)
+        records = await self._spool.read_async(offset, self._chunk)
         now = self._clock()
         chosen = [(r.end, decode_spooled(r, now)) for r in records if r.end <= stored_until]
         if not chosen:
@@ -510,7 +510,7 @@ class PromptWorker:
         """Move up to the writer's checkpoint, noting the skipped window to recover it."""
         offset = self._spool.consumer_offset(CONSUMER)
         now = self._clock()
-        first = await asyncio.to_thread(self._spool.read, offset, 1)
+        first = await self._spool.read_async(offset, 1)
         since = decode_spooled(first[0], now).received_at if first else now
         window = [int(since * 1000) - RECOVERY_MARGIN_MS, int(now * 1000)]
         self.recovery.append(window)
