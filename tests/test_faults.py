@@ -162,9 +162,10 @@ def test_store_outage_keeps_ingestion_fast_and_the_writer_backing_off(
         assert max(seconds for _, _, seconds in prober.replies) < 3.0
         status, last, _ = prober.replies[-1]
         assert status == 503 and last["checks"]["clickhouse"]["status"] == "error"
-        # Backoff holds whatever arrives: 0.2 s doubling (jittered) gives at most 5 attempts in
-        # 6 s; before, every append woke the writer (1,754 failed inserts in 20 s).
-        assert 2 <= failures <= 6, f"{failures} failed inserts in {OUTAGE_SECONDS} s"
+        # Backoff holds whatever arrives: 0.2 s doubling, jittered ±20 %, gives at most 6
+        # attempts in 6 s (2 spare for timing); before, every append woke the writer (1,754
+        # failed inserts in 20 s).
+        assert 2 <= failures <= 8, f"{failures} failed inserts in {OUTAGE_SECONDS} s"
         print(f"{fault}: {failures} failed inserts, {len(outage_log)} log lines")
         writes_logged = [line for line in outage_log if "store write" in line]
         assert len(writes_logged) == 1, writes_logged  # once, then once a minute
