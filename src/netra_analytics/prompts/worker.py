@@ -20,15 +20,16 @@ rebuilt from `prompt_analytics` at start-up.
 Falling behind: a worker more than the spool's cap behind the newest record is moved up to the
 writer's checkpoint so that the disk does not fill (`Spool.skip_consumer`). It says so (a
 warning, `netra_prompt_spool_skipped_bytes_total`, `prompts` in `/health/ready`) and notes the
-time window it skipped (from the first skipped record's receipt, less `RECOVERY_MARGIN`, to the
+time window it skipped (from the first skipped record's receipt, less `RECOVERY_MARGIN_MS`, to the
 moment of the skip) in the spool (`note.prompts-recovery`, so a restart resumes it). Those
 events are stored in `frontend_events` (they were below the checkpoint), with the sanitised
 prompt text: the worker reads them back slice by slice (`RECOVER_EVENTS`), analyses the user
 prompts that have no `prompt_analytics` row yet with the events that follow them in their
 threads, and writes their rows. Limits: a prompt whose event time is more than
-`RECOVERY_MARGIN` before its receipt (sent late from the tag's offline queue) is outside the
-window; recovered prompts are versioned by their event time, and do not mark earlier prompts
-of their thread as followed up.
+`RECOVERY_MARGIN_MS` before its receipt (sent late from the tag's offline queue) is outside the
+window; a slice holding more than `RECOVERY_LIMIT` events is recovered up to that many;
+recovered prompts are versioned by their event time, and do not mark earlier prompts of their
+thread as followed up.
 
 Store calls run in the worker's own bounded pool with a timeout (`StoreCalls`); failures back
 off (jittered, up to 30 s) and are logged once, then once a minute.
@@ -399,7 +400,7 @@ class PromptWorker:
         self._recovering_to = 0  # where the recovery step in hand ends (ms)
 
     def status(self) -> dict[str, Any]:
-        """For /health/ready: `behind` while a skipped window is still being recovered."""
+        """For /health/ready: `recovering` while a skipped window is still being recovered."""
         return {
             "status": "recovering" if self.recovery else "ok",
             "rows_written": self.rows_written,
