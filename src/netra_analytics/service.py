@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -126,10 +127,9 @@ class Supervisor:
         return self.failing and self.crashes >= WRITER_DOWN_CRASHES
 
     def retry_after(self) -> int:
-        """Seconds until the next restart (at least 1)."""
-        if self.next_restart is None:
-            return 1
-        return max(1, round(self.next_restart - time.monotonic()))
+        """Seconds until the next run can have settled (at least 1)."""
+        start = self.next_restart if self.next_restart is not None else self._run_started
+        return max(1, math.ceil(start + SETTLE_SECONDS - time.monotonic()))
 
     def status(self) -> dict[str, Any]:
         failing = self.failing
