@@ -95,6 +95,7 @@ ORDER BY timestamp
 LIMIT {limit:UInt32}
 """
 
+ANALYSE_WAIT = 3600.0  # seconds: in effect no timeout (see `_analysed`)
 RECOVERY_NOTE = "prompts-recovery"
 RECOVERY_MARGIN_MS = 5 * 60_000  # event time before receipt still inside a recovery window
 RECOVERY_SLICE_MS = 10 * 60_000  # event time read back per recovery step
@@ -491,8 +492,10 @@ class PromptWorker:
         assert self.analyser is not None
         started = time.perf_counter()
         try:
-            # The analysis may load threads from the store: in the store's pool, with its timeout.
-            prompts = await self._calls.run(self.analyser.analyse, chosen)
+            # The analysis may load threads from the store: in the store's pool. Not cut short
+            # by the pool's timeout: a retry beside a late first run would apply the same
+            # events twice to the analyser's state; the store client's own timeout ends it.
+            prompts = await self._calls.run(self.analyser.analyse, chosen, timeout=ANALYSE_WAIT)
             worked = time.perf_counter() - started
             if self._duty < 1:
                 await asyncio.sleep(worked * (1 - self._duty) / self._duty)
