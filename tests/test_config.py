@@ -20,6 +20,14 @@ def test_defaults_are_the_specs() -> None:
     assert settings.max_events_per_user_per_minute == 1000
     assert settings.data_dir == Path("./data")
     assert settings.embedded and settings.redis_url is None and settings.grafana_api_url is None
+    assert settings.store_timeout_seconds == 30 and settings.shutdown_seconds == 20
+
+
+def test_fault_settings_parse() -> None:
+    settings = Settings.from_env(
+        {"ANALYTICS_STORE_TIMEOUT_SECONDS": "2.5", "ANALYTICS_SHUTDOWN_SECONDS": "12"}
+    )
+    assert (settings.store_timeout_seconds, settings.shutdown_seconds) == (2.5, 12.0)
 
 
 def test_spec_example_values_parse() -> None:
@@ -67,6 +75,9 @@ def test_https_clickhouse_defaults_to_8443() -> None:
         ("MAX_EVENTS_PER_USER_PER_MINUTE", "1.5"),
         ("CLICKHOUSE_CLUSTER", "prod; DROP"),
         ("ANALYTICS_IP_HASH_SECRET", "short"),
+        ("ANALYTICS_STORE_TIMEOUT_SECONDS", "0"),
+        ("ANALYTICS_STORE_TIMEOUT_SECONDS", "soon"),
+        ("ANALYTICS_SHUTDOWN_SECONDS", "600"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:

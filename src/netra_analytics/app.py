@@ -35,7 +35,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from netra_analytics import __version__, health, metrics
 from netra_analytics.config import Settings
-from netra_analytics.errors import NetraError, SpoolFull, StoreError, StoreUnavailable
+from netra_analytics.errors import (
+    NetraError,
+    SpoolFull,
+    StoreError,
+    StoreUnavailable,
+    WriterDown,
+)
 from netra_analytics.ingest.routes import post_events
 from netra_analytics.privacy import routes as privacy_routes
 from netra_analytics.reports import activity, engagement, journeys, prompts, spend
@@ -133,11 +139,14 @@ async def _error_response(request: Request, exc: NetraError) -> Response:
             extra={"path": request.url.path, "error": detail[:LOGGED_DETAIL_CHARS]},
         )  # fmt: skip
     retry = isinstance(exc, SpoolFull | StoreUnavailable)
+    headers = {"retry-after": "5"} if retry else None
+    if isinstance(exc, WriterDown):
+        headers = {"retry-after": str(exc.retry_after)}
     return _error_reply(
         exc.status_code,
         type(exc).__name__,
         exc.public_message if exc.public_message is not None else str(exc),
-        {"retry-after": "5"} if retry else None,
+        headers,
     )
 
 
@@ -195,7 +204,10 @@ def _events_operation(schema: dict[str, Any]) -> dict[str, Any]:
                 "413": {"description": "Body over 1 MiB or more than 500 events", **error},
                 "415": {"description": "Not JSON", **error},
                 "429": {"description": "Every valid event was over the user's limit", **error},
-                "503": {"description": "Spool full; retry later", **error},
+                "503": {
+                    "description": "Spool full, or the batch writer keeps crashing; retry later",
+                    **error,
+                },
             },
         }
     }

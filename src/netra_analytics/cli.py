@@ -59,6 +59,7 @@ def _serve(settings: Settings) -> int:
 
     from netra_analytics import logs
     from netra_analytics.app import create_app
+    from netra_analytics.service import UVICORN_SHARE
 
     logs.configure(settings.log_level)
     uvicorn.run(
@@ -71,7 +72,8 @@ def _serve(settings: Settings) -> int:
         log_config=None,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
-        timeout_graceful_shutdown=30,
+        # For open requests to finish; the service's own stop takes the rest (service.py).
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds * UVICORN_SHARE)),
     )
     return 0
 

@@ -57,6 +57,8 @@ class Settings:
     max_event_age_days: int = 7  # older events are refused (the tag keeps events 7 days)
     bot_filter: bool = True  # known bots' events go to bot_events, out of the reports
     privacy_signals: bool = True  # DNT: 1 and Sec-GPC: 1 drop a request's events, unstored
+    store_timeout_seconds: float = 30.0  # a background store call without answer fails
+    shutdown_seconds: float = 20.0  # SIGTERM to exit, at most (under a 30 s grace period)
     log_level: str = "info"
 
     @property
@@ -114,20 +116,39 @@ class Settings:
             ),
             bot_filter=get("ANALYTICS_BOT_FILTER", _on_off, defaults.bot_filter),
             privacy_signals=get("ANALYTICS_PRIVACY_SIGNALS", _on_off, defaults.privacy_signals),
+            store_timeout_seconds=get(
+                "ANALYTICS_STORE_TIMEOUT_SECONDS",
+                _seconds_in(0.1, 3600),
+                defaults.store_timeout_seconds,
+            ),
+            shutdown_seconds=get(
+                "ANALYTICS_SHUTDOWN_SECONDS", _seconds_in(1, 300), defaults.shutdown_seconds
+            ),
         )
 
 
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+N = TypeVar("N", int, float)
+
+
+def _in_range(low: N, high: N, convert: Callable[[str], N], what: str) -> Callable[[str], N]:
+    def parse(raw: str) -> N:
         try:
-            value = int(raw)
+            value = convert(raw)
         except ValueError:
-            raise ValueError(f"{raw!r} is not a whole number") from None
+            raise ValueError(f"{raw!r} is not {what}") from None
         if not low <= value <= high:
-            raise ValueError(f"{value} is outside {low}..{high}")
+            raise ValueError(f"{value:g} is outside {low:g}..{high:g}")
         return value
 
     return parse
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    return _in_range(low, high, int, "a whole number")
+
+
+def _seconds_in(low: float, high: float) -> Callable[[str], float]:
+    return _in_range(low, high, float, "a number of seconds")
 
 
 def _on_off(raw: str) -> bool:

@@ -6,6 +6,7 @@
     │   ├── PayloadTooLarge  413: over the byte or event cap
     │   └── UnsupportedMedia 415: not JSON
     ├── SpoolFull            503: the durable spool is at its cap; nothing was acknowledged
+    ├── WriterDown           503: the batch writer keeps crashing; nothing was acknowledged
     └── StoreError           500: ClickHouse refused a statement (the message says why)
         └── StoreUnavailable 503: ClickHouse did not answer; events wait in the spool
 
@@ -47,6 +48,20 @@ class UnsupportedMedia(BadRequest):
 
 class SpoolFull(NetraError):
     status_code = 503
+
+
+class WriterDown(NetraError):
+    """Ingestion refuses events while nothing would store them (the writer keeps crashing)."""
+
+    status_code = 503
+    public_message = (
+        "events cannot be stored at the moment (the batch writer is failing); "
+        "nothing was accepted, send them again later"
+    )
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(self.public_message)
+        self.retry_after = retry_after
 
 
 class StoreError(NetraError):

@@ -1,9 +1,13 @@
 """Liveness and readiness.
 
-`/health` answers while the process runs. `/health/ready` checks ClickHouse (a `SELECT 1` within
-two seconds), Redis when configured, the spool and the writer, and how fresh the stored data is;
-it is 503 when ClickHouse does not answer, the schema is not migrated, or the spool is over 90 %
-of its cap. Ingestion keeps accepting events while not ready, as long as the spool has room.
+`/health` answers while the process runs. `/health/ready` checks ClickHouse (the freshness
+query, within two seconds, in a pool of its own: a probe never waits behind a hung one, it
+reports the store as failing at once), Redis when configured, the spool (backlog, quarantined
+records), each background worker (`running` or `failing`, from its supervisor), the writer's
+counters, the prompt worker's skips and recoveries, and how fresh the stored data is. It is 503
+when ClickHouse does not answer, the schema is not migrated, the spool is over 90 % of its cap,
+or the writer is failing. Ingestion keeps accepting events while not ready, as long as the
+spool has room and the writer is not crashing over and over.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from starlette.responses import Response
 from netra_analytics.errors import public_error
 from netra_analytics.service import Service
 
-CHECK_TIMEOUT = 2.0
+CHECK_TIMEOUT = 2.0  # Redis's ping; the store's check has the health pool's timeout
 SPOOL_READY_FRACTION = 0.9
 
 LATEST_EVENT = "SELECT max(timestamp) AS latest, count() > 0 AS any FROM analytics.frontend_events"
@@ -43,9 +47,8 @@ async def ready(request: Request) -> Response:
     try:
         if service.store is None or not service.schema_ready.is_set():
             raise SchemaNotReady("schema not migrated yet")
-        store = service.store
-        rows = await asyncio.wait_for(
-            asyncio.to_thread(store.query_rows, LATEST_EVENT), CHECK_TIMEOUT
+        rows = await service.health_calls.run(
+            service.store.query_rows, LATEST_EVENT, wait_for_thread=False
         )
         clickhouse["status"] = "ok"
         latest = rows[0]["latest"] if rows and rows[0]["any"] else None
@@ -63,20 +66,33 @@ async def ready(request: Request) -> Response:
     backlog = spool.backlog_bytes
     spool_ok = backlog < spool.max_bytes * SPOOL_READY_FRACTION
     ok = ok and spool_ok
+    quarantined = list(spool.quarantined.values())
     checks["spool"] = {
-        "status": "ok" if spool_ok else "full",
+        "status": "full" if not spool_ok else "corrupt_records" if quarantined else "ok",
         "backlog_bytes": backlog,
         "max_bytes": spool.max_bytes,
+        # Damaged records set aside in spool/quarantine/ (this data directory, ever).
+        "quarantined_records": len(quarantined),
+        "quarantined_bytes": sum(q.length for q in quarantined),
     }
-    writer = service.writer
-    if writer is not None:
+    workers = {name: s.status() for name, s in service.supervisors.items()}
+    if workers:
+        checks["workers"] = workers
+    if "writer" in service.supervisors:
+        state = service.writer_state
+        writer_failing = workers["writer"]["status"] == "failing"
+        ok = ok and not writer_failing
         checks["writer"] = {
-            "events_written": writer.state.events_written,
-            "duplicates_skipped": writer.state.duplicates_skipped,
-            "last_success": _iso(writer.state.last_success),
-            "consecutive_failures": writer.state.consecutive_failures,
-            "last_error": writer.state.last_error,
-        }
+            "status": "failing" if writer_failing else "ok",
+            "events_written": state.events_written,
+            "duplicates_skipped": state.duplicates_skipped,
+            "last_success": _iso(state.last_success),
+            "consecutive_failures": state.consecutive_failures,
+            "last_error": state.last_error
+            or (workers["writer"]["last_crash"] if writer_failing else None),
+        }  # fmt: skip
+    if service.prompts is not None:
+        checks["prompts"] = service.prompts.status()
     if service.funnel_walks is not None:
         checks["funnel_walks"] = service.funnel_walks.status()
     checks["gtm_tags"] = await _tag_heartbeats(service)

@@ -51,3 +51,23 @@ FUNNEL_WALK_BUILDS = Counter(
 FUNNEL_WALK_BUILD_SECONDS = Gauge(
     "netra_funnel_walk_build_seconds", "How long the last build of the funnel walks took."
 )
+SPOOL_QUARANTINED = Counter(
+    "netra_spool_quarantined_records_total",
+    "Spool records that failed their checksum, set aside in spool/quarantine/ (the records "
+    "after them are stored as usual).",
+)
+PROMPT_SPOOL_SKIPPED = Counter(
+    "netra_prompt_spool_skipped_bytes_total",
+    "Spool bytes the prompt worker passed over after falling more than the spool's cap behind "
+    "(their prompts are recovered from frontend_events).",
+)
+PROMPTS_RECOVERED = Counter(
+    "netra_prompts_recovered_total",
+    "prompt_analytics rows written for prompts recovered from frontend_events after a skip.",
+)
+WORKER_CRASHES = Counter(
+    "netra_worker_crashes_total",
+    "Background workers (writer, prompts, funnel_walks) that stopped on an error and were "
+    "restarted.",
+    ["worker"],
+)

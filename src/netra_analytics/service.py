@@ -3,10 +3,25 @@ state and the IP hasher, started and stopped in the right order.
 
 Start: open the spool first (accepting events needs only the disk), then the store; the schema
 is migrated in the background if the store is not reachable yet, and the batch writer, the
-prompt worker and the funnel walk builder start once it is. Stop: wait for in-flight appends,
-stop the funnel walk builder (between two of its queries), stop the prompt worker (it resumes
-from its spool offset next time), let the writer flush (bounded), close the live state and the
-store.
+prompt worker and the funnel walk builder start once it is.
+
+Supervision: each background worker runs under a `Supervisor`, which restarts it with backoff
+(0.5 s doubling to 60 s) when it stops on an error, logs the error (with its traceback once per
+run of crashes), and reports it: `/health/ready` shows the worker `failing` from the crash
+until the restarted worker has run `SETTLE_SECONDS`; a failing writer makes the service not
+ready. When the writer has crashed `WRITER_DOWN_CRASHES` times in a row, nothing would store
+what ingestion accepts: ingestion answers 503 (`WriterDown`, with `Retry-After`) until a
+restarted writer settles.
+
+Store calls of the background workers and of health checks run in pools of their own, each
+call within a timeout (`StoreCalls`, `ANALYTICS_STORE_TIMEOUT_SECONDS`): a hung store costs
+them threads, never the spool's (`Spool`), so ingestion depends on the disk alone.
+
+Stop, within `ANALYTICS_SHUTDOWN_SECONDS` in all (a quarter of it goes to uvicorn, for open
+requests to finish, the rest here): wait for in-flight appends, stop the funnel walk builder
+(between two of its queries), stop the prompt worker (it resumes from its spool offset next
+time), let the writer flush until the deadline, close the live state and the store. What the
+writer could not store stays in the spool for the next start.
 """
 
 from __future__ import annotations
@@ -14,21 +29,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from netra_analytics import metrics
 from netra_analytics.config import Settings
 from netra_analytics.errors import StoreError
 from netra_analytics.ingest.spool import Spool
-from netra_analytics.ingest.writer import BatchWriter
+from netra_analytics.ingest.writer import BatchWriter, WriterState
 from netra_analytics.live import open_live_state
 from netra_analytics.live.base import Activity
 from netra_analytics.privacy.iphash import IpHasher, load_or_create_secret
 from netra_analytics.prompts.cost import PriceTable
 from netra_analytics.prompts.worker import PromptWorker
 from netra_analytics.store import Store, open_store
+from netra_analytics.store.calls import StoreCalls
 from netra_analytics.store.migrations import migrate
 
 if TYPE_CHECKING:
@@ -36,8 +54,110 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_FLUSH_SECONDS = 20.0
 MAX_PENDING_LIVE_UPDATES = 256
+SETTLE_SECONDS = 5.0  # a restarted worker that has run this long is no longer failing
+FIRST_RESTART_SECONDS = 0.5
+MAX_RESTART_SECONDS = 60.0
+WRITER_DOWN_CRASHES = 3  # crashes in a row after which ingestion refuses events (503)
+HEALTH_CHECK_SECONDS = 2.0  # a health check's store query without answer fails
+UVICORN_SHARE = 0.25  # of the shutdown time, for open requests to finish
+
+
+class Supervisor:
+    """Runs a background worker, restarting it with backoff when it stops on an error.
+
+    `start` is called for each run and returns the coroutine to await; a run that returns
+    normally ends the supervision (the worker was stopped).
+    """
+
+    def __init__(self, name: str, start: Callable[[], Awaitable[None]]) -> None:
+        self.name = name
+        self._start = start
+        self.crashes = 0  # in a row: reset once a restarted run settles
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.failing_since: float | None = None
+        self.next_restart: float | None = None  # monotonic
+        self._run_started = 0.0
+        self._stopping = False
+        self.task: asyncio.Task[None] = asyncio.create_task(self._supervise(), name=name)
+
+    async def _supervise(self) -> None:
+        delay = FIRST_RESTART_SECONDS
+        while not self._stopping:
+            self._run_started = time.monotonic()
+            try:
+                await self._start()
+                return
+            except Exception as exc:
+                if self._stopping:
+                    return
+                ran = time.monotonic() - self._run_started
+                if ran >= SETTLE_SECONDS:  # it had settled: a new run of crashes begins
+                    self.crashes, delay, self.failing_since = 0, FIRST_RESTART_SECONDS, None
+                self.crashes += 1
+                metrics.WORKER_CRASHES.labels(self.name).inc()
+                self.last_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                if self.failing_since is None:
+                    self.failing_since = time.time()
+                log.error(
+                    "background worker %s stopped on an error; restarting in %.1f s",
+                    self.name, delay,
+                    extra={"worker": self.name, "crashes": self.crashes, "error": self.last_error},
+                    exc_info=exc if self.crashes == 1 else None,
+                )  # fmt: skip
+            self.next_restart = time.monotonic() + delay
+            await asyncio.sleep(delay)
+            self.next_restart = None
+            delay = min(MAX_RESTART_SECONDS, delay * 2)
+            self.restarts += 1
+
+    @property
+    def failing(self) -> bool:
+        if self.failing_since is None:
+            return False
+        if self.next_restart is None and time.monotonic() - self._run_started >= SETTLE_SECONDS:
+            self.failing_since, self.crashes = None, 0  # the restarted run has settled
+            return False
+        return True
+
+    @property
+    def down(self) -> bool:
+        """Crashing over and over: nothing it should do gets done."""
+        return self.failing and self.crashes >= WRITER_DOWN_CRASHES
+
+    def retry_after(self) -> int:
+        """Seconds until the next run can have settled (at least 1)."""
+        start = self.next_restart if self.next_restart is not None else self._run_started
+        return max(1, math.ceil(start + SETTLE_SECONDS - time.monotonic()))
+
+    def status(self) -> dict[str, Any]:
+        failing = self.failing
+        return {
+            "status": "failing" if failing else "running",
+            "restarts": self.restarts,
+            "crashes_in_a_row": self.crashes if failing else 0,
+            "failing_since": _iso(self.failing_since) if failing else None,
+            "last_crash": self.last_error,
+        }
+
+    async def stop(self, stop_worker: Callable[[asyncio.Task[None]], Awaitable[None]]) -> None:
+        """Stop supervising; `stop_worker(task)` stops a run in progress (bounded by the caller)."""
+        self._stopping = True
+        if self.next_restart is not None or self.task.done():  # no run to stop
+            self.task.cancel()
+        else:
+            await stop_worker(self.task)
+        if not self.task.done():
+            self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
 
 
 class Service:
@@ -59,30 +179,41 @@ class Service:
         self.hash_ip = IpHasher(load_or_create_secret(settings.ip_hash_secret, settings.data_dir))
         self.spool = Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)
         self.store: Store | None = store
+        timeout = settings.store_timeout_seconds
+        # One thread each: a worker's calls are sequential, and a call that timed out must end
+        # before the next one starts (the writer's in-flight file, the analyser's state).
+        self.writer_calls = StoreCalls("store-writer", workers=1, timeout=timeout)
+        self.background_calls = StoreCalls("store-background", workers=1, timeout=timeout)
+        self.health_calls = StoreCalls("store-health", workers=1, timeout=HEALTH_CHECK_SECONDS)
         self.schema_ready = asyncio.Event()
         self.writer: BatchWriter | None = None
+        self.writer_state = WriterState()
         self.prices = PriceTable.load(settings.model_prices_file)
         self.prompts: PromptWorker | None = None
-        self._prompts_task: asyncio.Task[None] | None = None
         self.funnel_walks: FunnelWalkBuilder | None = None
-        self._funnel_walks_task: asyncio.Task[None] | None = None
-        self._writer_task: asyncio.Task[None] | None = None
+        self.supervisors: dict[str, Supervisor] = {}
         self._start_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self.store is None:
             self.store = await asyncio.to_thread(open_store, self.settings)
         try:
-            await self._migrate()
+            # Bounded: a hung store must not hold the start of ingestion.
+            await self._migrate(self.settings.store_timeout_seconds)
         except StoreError as exc:
             log.warning("store not ready at start-up; will retry", extra={"error": str(exc)})
             self._start_task = asyncio.create_task(self._migrate_until_ready())
         else:
-            self._start_writer()
+            self._start_workers()
 
-    async def _migrate(self) -> None:
+    async def _migrate(self, timeout: float = 24 * 3600.0) -> None:
+        """Migrate in the background pool. In the background the wait is long: a migration of
+        a large table may take minutes (a hung store holds that pool's thread, never the
+        spool's), and the pool's one thread keeps a retry from running beside it."""
         assert self.store is not None
-        applied = await asyncio.to_thread(migrate, self.store, self.settings.clickhouse_cluster)
+        applied = await self.background_calls.run(
+            migrate, self.store, self.settings.clickhouse_cluster, timeout=timeout
+        )
         if applied:
             log.info("migrations applied", extra={"migrations": applied})
         self.schema_ready.set()
@@ -96,26 +227,36 @@ class Service:
             except StoreError:
                 delay = min(delay * 2, 30.0)
                 continue
-            self._start_writer()
+            self._start_workers()
             return
 
-    def _start_writer(self) -> None:
+    def _start_workers(self) -> None:
+        self.supervisors["writer"] = Supervisor("writer", self._run_writer)
+        self.supervisors["prompts"] = Supervisor("prompts", self._run_prompts)
+        if self.settings.funnel_walk_days:
+            self.supervisors["funnel_walks"] = Supervisor("funnel_walks", self._run_funnel_walks)
+
+    async def _run_writer(self) -> None:
         assert self.store is not None
         self.writer = BatchWriter(
             self.spool,
             self.store,
             batch_size=self.settings.event_batch_size,
             flush_interval=self.settings.event_flush_interval_ms / 1000,
+            calls=self.writer_calls,
+            state=self.writer_state,
         )
-        self._writer_task = asyncio.create_task(self.writer.run())
-        self._writer_task.add_done_callback(_report_crash)
-        self.prompts = PromptWorker(self.spool, self.store, prices=self.prices)
-        self._prompts_task = asyncio.create_task(self.prompts.run())
-        self._prompts_task.add_done_callback(_report_crash)
-        if self.settings.funnel_walk_days:
-            self._start_funnel_walks()
+        await self.writer.run()
 
-    def _start_funnel_walks(self) -> None:
+    async def _run_prompts(self) -> None:
+        assert self.store is not None
+        self.prompts = PromptWorker(
+            self.spool, self.store, prices=self.prices, calls=self.background_calls,
+            clock=self.clock,
+        )  # fmt: skip
+        await self.prompts.run()
+
+    async def _run_funnel_walks(self) -> None:
         # Imported here: the reports import this module.
         from netra_analytics.reports.funnel_walks import FunnelWalkBuilder
         from netra_analytics.reports.funnels import load_funnels
@@ -127,8 +268,12 @@ class Service:
             self.clock,
             self.settings.funnel_walk_days,
         )
-        self._funnel_walks_task = asyncio.create_task(self.funnel_walks.run())
-        self._funnel_walks_task.add_done_callback(_report_crash)
+        await self.funnel_walks.run()
+
+    def writer_down(self) -> Supervisor | None:
+        """The writer's supervisor when the writer keeps crashing (ingestion must refuse)."""
+        supervisor = self.supervisors.get("writer")
+        return supervisor if supervisor is not None and supervisor.down else None
 
     def record_activity(self, activity: Activity) -> None:
         """Update the live state off the request path; skipped (and counted) under overload."""
@@ -139,31 +284,58 @@ class Service:
         self._live_updates.add(task)
         task.add_done_callback(self._live_updates.discard)
 
-    async def stop(self) -> None:
+    async def stop(self, budget: float | None = None) -> None:
+        """Stop everything within `budget` seconds (default: this process's share of
+        `ANALYTICS_SHUTDOWN_SECONDS`); the writer gets what the other steps leave."""
+        if budget is None:
+            budget = self.settings.shutdown_seconds * (1 - UVICORN_SHARE)
+        deadline = time.monotonic() + budget
+
+        def left(reserve: float = 0.0) -> float:
+            return max(0.1, deadline - time.monotonic() - reserve)
+
         if self._start_task is not None:
             self._start_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._start_task
-        await self.spool.wait_flushed()
-        if self.funnel_walks is not None and self._funnel_walks_task is not None:
-            await self.funnel_walks.stop(self._funnel_walks_task)
-        if self.prompts is not None and self._prompts_task is not None:
-            await self.prompts.stop(self._prompts_task)
-        if self.writer is not None and self._writer_task is not None:
-            await self.writer.stop(self._writer_task, SHUTDOWN_FLUSH_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.spool.wait_flushed(), left())
+        await self._stop_worker("funnel_walks", self.funnel_walks, min(5.0, left(3)))
+        await self._stop_worker("prompts", self.prompts, min(5.0, left(3)))
+        writer = self.supervisors.get("writer")
+        if writer is not None:
+
+            async def stop_writer(task: asyncio.Task[None]) -> None:
+                if self.writer is not None:
+                    await self.writer.stop(task, left(3))
+
+            await writer.stop(stop_writer)
             log.info(
                 "writer stopped",
-                extra={"events_written": self.writer.state.events_written,
+                extra={"events_written": self.writer_state.events_written,
                        "spool_backlog_bytes": self.spool.durable_end - self.spool.checkpoint},
             )  # fmt: skip
         self.spool.close()
         if self._live_updates:
-            await asyncio.wait(self._live_updates, timeout=2)
-        await self.live.close()
+            await asyncio.wait(self._live_updates, timeout=min(2.0, left(1)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.live.close(), min(2.0, left(0.5)))
+        for calls in (self.writer_calls, self.background_calls, self.health_calls):
+            calls.close()
         if self.store is not None and self._own_store:
-            await asyncio.to_thread(self.store.close)
+            # A daemon thread: closing a client whose server hangs must not hold the exit.
+            closing = StoreCalls("store-close", workers=1, timeout=left())
+            with contextlib.suppress(Exception):
+                await closing.run(self.store.close)
 
+    async def _stop_worker(self, name: str, worker: Any, timeout: float) -> None:
+        supervisor = self.supervisors.get(name)
+        if supervisor is None:
+            return
 
-def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("a background worker stopped on an error", exc_info=task.exception())
+        async def stop(task: asyncio.Task[None]) -> None:
+            if worker is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(worker.stop(task), timeout)
+
+        await supervisor.stop(stop)

@@ -4,6 +4,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from netra_analytics.errors import SpoolFull
 from netra_analytics.ingest.spool import Spool
@@ -16,7 +18,7 @@ def _append_all(spool: Spool, payloads: list[bytes]) -> None:
     asyncio.run(run())
 
 
-def _payloads(spool: Spool, start: int | None = None) -> list[bytes]:
+def _payloads(spool: Spool, start: int | None = None) -> list[bytes | None]:
     return [r.payload for r in spool.read(spool.checkpoint if start is None else start, 10_000)]
 
 
@@ -54,7 +56,8 @@ def test_torn_tail_is_truncated_on_open(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_corrupt_byte_in_tail_record_drops_that_record(tmp_path: Path) -> None:
+def test_corrupt_byte_in_tail_record_quarantines_it(tmp_path: Path) -> None:
+    """A whole record whose checksum fails is damage, not a torn write: set aside, not cut."""
     spool = Spool(tmp_path, max_bytes=1 << 20)
     _append_all(spool, [b"keep", b"flipped"])
     spool.close()
@@ -63,7 +66,77 @@ def test_corrupt_byte_in_tail_record_drops_that_record(tmp_path: Path) -> None:
     data[-1] ^= 0xFF
     segment.write_bytes(bytes(data))
     reopened = Spool(tmp_path, max_bytes=1 << 20)
-    assert _payloads(reopened) == [b"keep"]
+    assert _payloads(reopened) == [b"keep", None]
+    [quarantined] = (tmp_path / "quarantine").glob("*.bad")
+    assert quarantined.read_bytes()[8:] == b"flipped"[:-1] + bytes([ord("d") ^ 0xFF])
+    _append_all(reopened, [b"next"])
+    assert _payloads(reopened) == [b"keep", None, b"next"]
+    reopened.close()
+
+
+def _damage(segment: Path, offset: int) -> None:
+    data = bytearray(segment.read_bytes())
+    data[offset] ^= 0x5A
+    segment.write_bytes(bytes(data))
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sizes=st.lists(st.integers(1, 300), min_size=3, max_size=12),
+    victim=st.integers(0, 11),
+    where=st.floats(0, 0.999),
+    last_segment=st.booleans(),
+)
+def test_one_damaged_record_is_quarantined_and_every_other_one_kept(
+    tmp_path_factory: pytest.TempPathFactory,
+    sizes: list[int],
+    victim: int,
+    where: float,
+    last_segment: bool,
+) -> None:
+    """A flipped byte anywhere in one record (its length, checksum or payload), in the last
+    segment (read at start-up) or an earlier one (read by the writer): only that record is
+    lost, set aside in the quarantine, and every record after it is read."""
+    directory = tmp_path_factory.mktemp("spool")
+    victim %= len(sizes)
+    payloads = [bytes([65 + i % 26]) * n for i, n in enumerate(sizes)]
+    spool = Spool(directory, max_bytes=1 << 20, segment_bytes=1 << 20 if last_segment else 200)
+    for payload in payloads:
+        _append_all(spool, [payload])
+    ends = [r.end for r in spool.read(0, 100)]
+    spool.close()
+    start = ends[victim - 1] if victim else 0
+    offset = start + int(where * (ends[victim] - start))
+    # The last record with a length promising more than the file holds is a torn tail (cut).
+    assume(victim < len(sizes) - 1 or offset - start >= 4)
+    base = max(int(p.stem) for p in directory.glob("*.wal") if int(p.stem) <= offset)
+    _damage(directory / f"{base:020d}.wal", offset - base)
+
+    reopened = Spool(directory, max_bytes=1 << 20, segment_bytes=1 << 20 if last_segment else 200)
+    read = reopened.read(0, 100)
+    assert [r.payload for r in read] == [p if i != victim else None for i, p in enumerate(payloads)]
+    assert [r.end for r in read] == ends
+    assert list(reopened.quarantined) == [start]
+    assert len(list((directory / "quarantine").glob("*.bad"))) == 1
+    reopened.close()
+
+
+def test_a_scan_finds_the_next_record_after_a_damaged_length(tmp_path: Path) -> None:
+    """A length turned into a plausible but wrong value: the record it points to is not valid,
+    so the scan finds the real next record."""
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    _append_all(spool, [b"a" * 50])
+    _append_all(spool, [b"b" * 50])
+    _append_all(spool, [b"c" * 50])
+    spool.close()
+    [segment] = tmp_path.glob("*.wal")
+    data = bytearray(segment.read_bytes())
+    data[0] = 20  # the first record now claims 20 bytes
+    segment.write_bytes(bytes(data))
+    reopened = Spool(tmp_path, max_bytes=1 << 20)
+    assert _payloads(reopened) == [None, b"b" * 50, b"c" * 50]
     reopened.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -160,3 +161,40 @@ def test_events_already_stored_are_left_out(store: ChdbStore, tmp_path: Path) ->
         spool.close()
 
     asyncio.run(scenario())
+
+
+def test_arrivals_do_not_cut_the_backoff_short(
+    store: ChdbStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While inserts fail (the table detached: the store refuses them), events keep arriving a
+    hundred times a second; the writer still waits out its backoff between attempts and logs
+    the outage once. Once the table is back, everything is stored once."""
+
+    async def scenario() -> BatchWriter:
+        spool = Spool(tmp_path, max_bytes=1 << 26)
+        writer = BatchWriter(spool, store, batch_size=1, flush_interval=0.01)
+        store.execute("DETACH TABLE analytics.frontend_events")
+        try:
+            task = asyncio.create_task(writer.run())
+            for _ in range(300):  # 3 s of arrivals
+                await _spool(spool, [_record(1)])
+                await asyncio.sleep(0.01)
+            failures = writer.state.consecutive_failures
+        finally:
+            store.execute("ATTACH TABLE analytics.frontend_events")
+        # 0.2 s doubling (±20 %): attempts at about 0, 0.2, 0.6, 1.4 and 3.0 s.
+        assert 2 <= failures <= 6, failures
+        for _ in range(600):
+            if spool.checkpoint == spool.durable_end:
+                break
+            await asyncio.sleep(0.025)
+        await writer.stop(task, timeout=5)
+        spool.close()
+        return writer
+
+    with caplog.at_level(logging.INFO, logger="netra_analytics.ingest.writer"):
+        writer = asyncio.run(scenario())
+    assert _counts(store) == (300, 300)
+    assert writer.state.consecutive_failures == 0
+    messages = [r.getMessage() for r in caplog.records if r.name.endswith("writer")]
+    assert messages == ["store write failed; retrying with backoff", "store write works again"]

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from netra_analytics import metrics
-from netra_analytics.errors import NetraError, PayloadTooLarge, UnsupportedMedia
+from netra_analytics.errors import NetraError, PayloadTooLarge, UnsupportedMedia, WriterDown
 from netra_analytics.ingest.body import charset_of, decompress, to_utf8
 from netra_analytics.ingest.bots import is_bot
 from netra_analytics.ingest.consent import refusal
@@ -47,6 +47,8 @@ async def post_events(request: Request) -> Response:
 
 async def _ingest(request: Request) -> Response:
     service: Service = request.app.state.service
+    if (writer := service.writer_down()) is not None:  # a 202 would promise what none keeps
+        raise WriterDown(writer.retry_after())
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in ACCEPTED_MEDIA_TYPES:
         raise UnsupportedMedia(

@@ -9,13 +9,23 @@ Contract:
   fsync is running are written together by the next one (group commit), so one fsync serves
   many requests under load.
 - Only the tail of the last segment can be incomplete after a crash (nothing after it was ever
-  acknowledged); opening the spool truncates it.
+  acknowledged); opening the spool truncates it, and nothing else. A record whose checksum
+  fails anywhere else (a flipped bit on disk) is quarantined: its bytes are copied to
+  `quarantine/<offset>.bad`, it is logged and counted (`netra_spool_quarantined_records_total`,
+  `quarantined` for health), readers receive it as a record without payload, and every record
+  after it is read as before. The next record is found again from the bad record's length when
+  a valid record follows it there, else by scanning forward for the first offset holding a
+  plausible length (at most `MAX_RECORD_BYTES`) and a payload with a matching CRC-32 (a false
+  match has a chance of 2^-32 per offset tried). The record format is unchanged, so spools
+  written by earlier versions read as before.
 - `read` returns durable records from an offset; `commit` advances the checkpoint (atomically:
   temp file, fsync, rename) and deletes segments wholly below it.
 - Other readers (prompt intelligence) keep their own offsets (`consumer_offset`,
   `commit_consumer`); a segment is deleted only once every reader has passed it. A reader that
-  falls more than the cap behind is moved up to the writer's checkpoint (`skipped_bytes` says
-  how much it lost) rather than let the disk fill.
+  falls more than the cap behind (`consumer_over_cap`) must move up to the writer's checkpoint
+  (`skip_consumer`; `skipped_bytes` says how much it passed over) rather than let the disk fill;
+  the reader says so and recovers what it skipped from the store. Readers keep small notes of
+  their own in the spool directory (`write_note`, `read_note`).
 - The writer records the batch it is inserting (`save_in_flight`: where it ends, which event
   ids it leaves out) so that after a crash the same batch can be retried as it was; the
   record is void once the checkpoint passes it.
@@ -23,8 +33,11 @@ Contract:
   cap: the client is told 503 and keeps its events, rather than the disk filling up.
 - One process owns a spool directory (an exclusive `flock`); a second one fails at start-up.
 
-Everything except `read` runs on the event loop's thread; file writes and fsync run in a worker
-thread so the loop keeps serving while the disk works.
+Everything except `read` runs on the event loop's thread (`read_async` runs `read` in the
+spool's reader threads); file writes and fsync run in the
+spool's own thread (not asyncio's shared pool, where calls to a hung store could queue ahead of
+them) so the loop keeps serving while the disk works, and acknowledging an event depends on
+the disk alone.
 """
 
 from __future__ import annotations
@@ -34,22 +47,38 @@ import dataclasses
 import fcntl
 import itertools
 import json
+import logging
 import os
 import struct
+import threading
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from netra_analytics import metrics
 from netra_analytics.errors import SpoolFull
+
+log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<II")
 SEGMENT_BYTES = 64 << 20
+# No record is larger (a request body is at most 1 MiB, its rows a few times that): a length
+# above it is damage, not a record.
+MAX_RECORD_BYTES = 16 << 20
 _SUFFIX = ".wal"
+QUARANTINE = "quarantine"
 
 
 @dataclasses.dataclass(frozen=True)
 class Record:
     end: int  # offset just after this record: commit(end) marks it stored
-    payload: bytes
+    payload: bytes | None  # None: the record was damaged and is quarantined
+
+
+@dataclasses.dataclass(frozen=True)
+class Quarantined:
+    offset: int  # where the damaged bytes began
+    length: int  # how many bytes were set aside, up to the next valid record
 
 
 IN_FLIGHT_FORMAT = 2  # entries (event id, user id, why); inserts deduplicated by their rows
@@ -75,6 +104,15 @@ class Spool:
             for p in directory.glob("consumer.*")
         }
         self.skipped_bytes = 0
+        self._quarantine_lock = threading.Lock()
+        self.quarantined: dict[int, Quarantined] = {
+            int(p.stem): Quarantined(int(p.stem), p.stat().st_size)
+            for p in (directory / QUARANTINE).glob("*.bad")
+        }
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-fsync")
+        # Readers (writer, prompt worker) have threads of their own too: not behind the fsyncs,
+        # and not in asyncio's shared pool, where report queries to a hung store can queue.
+        self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spool-read")
         self.durable_end = self._recover()
         self._segment_base = self._segments()[-1]
         self._fd = os.open(self._segment_path(self._segment_base), os.O_WRONLY | os.O_APPEND)
@@ -99,6 +137,8 @@ class Spool:
 
     async def append(self, payload: bytes) -> None:
         frame = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        if len(payload) > MAX_RECORD_BYTES:
+            raise ValueError(f"a spool record of {len(payload)} bytes (at most {MAX_RECORD_BYTES})")
         if self.backlog_bytes + len(frame) > self._max_bytes:
             raise SpoolFull(
                 f"the spool holds {self.backlog_bytes} bytes not yet stored (cap {self._max_bytes})"
@@ -116,7 +156,9 @@ class Spool:
             group, self._pending = self._pending, []
             data = b"".join(frame for frame, _ in group)
             try:
-                await asyncio.to_thread(self._write_durably, data)
+                await asyncio.get_running_loop().run_in_executor(
+                    self._io, self._write_durably, data
+                )
             except OSError as exc:
                 for _, future in group:
                     future.set_exception(exc)
@@ -161,28 +203,68 @@ class Spool:
     # --- reading and committing --------------------------------------------------------------
 
     def read(self, start: int, max_records: int) -> list[Record]:
-        """Durable records from offset `start`, at most `max_records` (safe in a worker thread)."""
+        """Durable records from offset `start`, at most `max_records` (safe in a worker thread).
+
+        A damaged record is quarantined and returned without payload, spanning the bytes up to
+        the next valid record (or the segment's end).
+        """
         records: list[Record] = []
         end = self.durable_end
         position = start
         while position < end and len(records) < max_records:
-            before = position
-            base = self._segment_containing(position)
+            base, limit = self._segment_bounds(position, end)
             with open(self._segment_path(base), "rb") as handle:
                 handle.seek(position - base)
-                while position < end and len(records) < max_records:
+                while position < limit and len(records) < max_records:
                     header = handle.read(_HEADER.size)
-                    if len(header) < _HEADER.size:
-                        break  # end of this segment: the next one starts here
-                    length, crc = _HEADER.unpack(header)
-                    payload = handle.read(length)
-                    if len(payload) != length or zlib.crc32(payload) != crc:
-                        raise RuntimeError(f"spool record at offset {position} is corrupt")
-                    position += _HEADER.size + length
-                    records.append(Record(position, payload))
-            if position == before:
-                raise RuntimeError(f"spool has no record at offset {position}")
+                    length, crc = _HEADER.unpack(header) if len(header) == _HEADER.size else (0, 0)
+                    fits = len(header) == _HEADER.size and position + _HEADER.size + length <= limit
+                    payload = handle.read(length) if fits and length <= MAX_RECORD_BYTES else b""
+                    if fits and len(payload) == length and zlib.crc32(payload) == crc:
+                        position += _HEADER.size + length
+                        records.append(Record(position, payload))
+                        continue
+                    # Damaged: load the rest of the segment to find the next valid record.
+                    handle.seek(position - base)
+                    rest = handle.read(limit - position)
+                    following = _resynchronise(rest, 0)
+                    self._quarantine(position, rest[:following])
+                    position += following
+                    records.append(Record(position, None))
+                    handle.seek(position - base)
         return records
+
+    async def read_async(self, start: int, max_records: int) -> list[Record]:
+        """`read` in the spool's reader threads."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reads, self.read, start, max_records
+        )
+
+    def _segment_bounds(self, position: int, end: int) -> tuple[int, int]:
+        """(start, end) offsets of the segment holding `position`, its end capped at `end`."""
+        segments = self._segments()
+        base = max(b for b in segments if b <= position)
+        later = [b for b in segments if b > base]
+        return base, min(later[0], end) if later else end
+
+    def _quarantine(self, offset: int, data: bytes) -> None:
+        """Set a damaged record's bytes aside (once), log it and count it."""
+        with self._quarantine_lock:
+            if offset in self.quarantined:
+                return
+            folder = self._dir / QUARANTINE
+            folder.mkdir(exist_ok=True)
+            path = folder / f"{offset:020d}.bad"
+            with open(path, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            self.quarantined[offset] = Quarantined(offset, len(data))
+        metrics.SPOOL_QUARANTINED.inc()
+        log.error(
+            "spool record failed its checksum; quarantined, the records after it are kept",
+            extra={"offset": offset, "bytes": len(data), "file": str(path)},
+        )
 
     def commit(self, offset: int) -> None:
         """Everything below `offset` is stored: move the checkpoint and drop old segments."""
@@ -198,11 +280,28 @@ class Spool:
         """Where reader `name` is; a new reader starts at what the spool still holds."""
         if name not in self._consumers:
             self._consumers[name] = self._segments()[0]
-        offset = self._consumers[name]
-        if self.durable_end - offset > self._max_bytes:
-            self.skipped_bytes += self.checkpoint - offset
-            offset = self._consumers[name] = self.checkpoint
-        return offset
+        return self._consumers[name]
+
+    def consumer_over_cap(self, name: str) -> bool:
+        """Whether reader `name` holds more than the cap of spool on disk behind it."""
+        return self.durable_end - self.consumer_offset(name) > self._max_bytes
+
+    def skip_consumer(self, name: str) -> int:
+        """Move reader `name` up to the writer's checkpoint; the bytes it passes over."""
+        skipped = max(0, self.checkpoint - self.consumer_offset(name))
+        self.skipped_bytes += skipped
+        self.commit_consumer(name, max(self.checkpoint, self.consumer_offset(name)))
+        return skipped
+
+    def write_note(self, name: str, data: bytes) -> None:
+        """Keep `data` as note `name` (atomically, fsynced); for readers' own bookkeeping."""
+        self._write_atomically(f"note.{name}", data)
+
+    def read_note(self, name: str) -> bytes | None:
+        try:
+            return (self._dir / f"note.{name}").read_bytes()
+        except FileNotFoundError:
+            return None
 
     def commit_consumer(self, name: str, offset: int) -> None:
         self._write_atomically(f"consumer.{name}", str(offset).encode())
@@ -251,6 +350,8 @@ class Spool:
         self._fsync_dir()
 
     def close(self) -> None:
+        self._io.shutdown()
+        self._reads.shutdown()
         os.close(self._fd)
         os.close(self._lock_fd)
 
@@ -263,7 +364,8 @@ class Spool:
             return 0
 
     def _recover(self) -> int:
-        """Find the durable end, truncating a torn record at the tail of the last segment."""
+        """Find the durable end: cut a torn record at the tail of the last segment (written,
+        never acknowledged), and only that. Damaged records before it are quarantined."""
         segments = self._segments()
         if not segments:
             self._segment_path(self.checkpoint).touch(mode=0o600)
@@ -271,18 +373,24 @@ class Spool:
             return self.checkpoint
         last = segments[-1]
         path = self._segment_path(last)
-        valid = 0
         with open(path, "rb") as handle:
-            while True:
-                header = handle.read(_HEADER.size)
-                if len(header) < _HEADER.size:
-                    break
-                length, crc = _HEADER.unpack(header)
-                payload = handle.read(length)
-                if len(payload) != length or zlib.crc32(payload) != crc:
-                    break
+            data = handle.read()
+        valid = 0
+        while valid < len(data):
+            length = _valid_record_at(data, valid)
+            if length is not None:
                 valid += _HEADER.size + length
-        if valid != path.stat().st_size:
+                continue
+            following = _resynchronise(data, valid)
+            if following == len(data) and _torn(data, valid):
+                break
+            self._quarantine(last + valid, data[valid:following])
+            valid = following
+        if valid != len(data):
+            log.info(
+                "spool: cut a torn record at the tail (written, never acknowledged)",
+                extra={"offset": last + valid, "bytes": len(data) - valid},
+            )
             with open(path, "r+b") as handle:
                 handle.truncate(valid)
                 handle.flush()
@@ -291,9 +399,6 @@ class Spool:
 
     def _segments(self) -> list[int]:
         return sorted(int(p.stem) for p in self._dir.glob(f"*{_SUFFIX}"))
-
-    def _segment_containing(self, offset: int) -> int:
-        return max(base for base in self._segments() if base <= offset)
 
     def _segment_path(self, base: int) -> Path:
         return self._dir / f"{base:020d}{_SUFFIX}"
@@ -304,3 +409,47 @@ class Spool:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _valid_record_at(data: bytes, at: int) -> int | None:
+    """The payload length of the valid record at `at` in `data`, or None."""
+    if at + _HEADER.size > len(data):
+        return None
+    length, crc = _HEADER.unpack_from(data, at)
+    start = at + _HEADER.size
+    if length > MAX_RECORD_BYTES or start + length > len(data):
+        return None
+    return length if zlib.crc32(data[start : start + length]) == crc else None
+
+
+def _resynchronise(data: bytes, at: int) -> int:
+    """Where the first valid record after the damaged one at `at` starts (`len(data)`: none).
+
+    First where the damaged record's own length says its successor starts, if a valid record
+    is there (a flipped bit in the payload or checksum leaves the length right); else the first
+    offset after `at` holding a valid record. Lengths are little-endian below 16 MiB, so a
+    candidate's fourth byte is zero: `find` skips to those, which keeps the scan fast over text.
+    """
+    if at + _HEADER.size <= len(data):
+        length: int = struct.unpack_from("<I", data, at)[0]
+        following = at + _HEADER.size + length
+        if length <= MAX_RECORD_BYTES and _valid_record_at(data, following) is not None:
+            return following
+    candidate = at + 1
+    while True:
+        zero = data.find(b"\x00", candidate + 3)
+        if zero < 0:
+            return len(data)
+        candidate = zero - 3
+        if _valid_record_at(data, candidate) is not None:
+            return candidate
+        candidate += 1
+
+
+def _torn(data: bytes, at: int) -> bool:
+    """Whether the bytes from `at` to the end are a record cut short by a crash: a header
+    promising more bytes than follow, or less than a header."""
+    if len(data) - at < _HEADER.size:
+        return True
+    length: int = struct.unpack_from("<I", data, at)[0]
+    return at + _HEADER.size + length > len(data)

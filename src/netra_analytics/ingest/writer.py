@@ -25,10 +25,17 @@ duplicate and the view receives what it missed. Hence a batch is never re-prepar
 failure or a crash: on start-up the in-flight batch is rebuilt from the spool and the file, and
 retried as it was.
 
-Failures: any store error keeps the batch, waits with exponential backoff (jittered, capped at
-30 s) and tries again; new events keep arriving in the spool meanwhile. `stop()` flushes what is
-waiting; if the store is still down when its deadline passes, the events stay in the spool for
-the next start.
+Failures: any store error (or no answer within the store timeout) keeps the batch, waits with
+exponential backoff (jittered, capped at 30 s) and tries again; new events keep arriving in the
+spool meanwhile and do not cut the wait short, so an outage costs a bounded number of attempts
+per minute however busy ingestion is. The outage is logged when it starts, then once a minute
+with a count, and when it ends. `stop()` flushes what is waiting; if the store is still down
+when its deadline passes, the events stay in the spool for the next start.
+
+Store calls run in the writer's own bounded pool (`StoreCalls`), never in the threads the
+spool's fsync or the request handlers use. A spool record whose checksum fails has been
+quarantined by the spool; it reaches the writer as an empty record (`Record.payload is None`),
+which it steps over.
 """
 
 from __future__ import annotations
@@ -51,10 +58,12 @@ from netra_analytics.errors import public_error
 from netra_analytics.ingest.process import rejected_row
 from netra_analytics.ingest.spool import Record, Spool
 from netra_analytics.store.base import Store
+from netra_analytics.store.calls import OutageLog, StoreCalls
 from netra_analytics.taxonomy import FieldError
 
 log = logging.getLogger(__name__)
 
+MAX_BACKOFF_SECONDS = 30.0
 LOOKUP_CHUNK = 5000  # ids per lookup query: bounds the size of one query's parameters
 ERROR_TEXT_LIMIT = 500  # ClickHouse's messages can quote whole rows: keep logs and health short
 
@@ -78,6 +87,19 @@ def encode_record(record: SpoolRecord) -> bytes:
 
 def decode_record(payload: bytes) -> SpoolRecord:
     return _decoder.decode(payload)
+
+
+def decode_spooled(record: Record, received_at: float) -> SpoolRecord:
+    """A spool record decoded; a quarantined one (no payload) as an empty one at `received_at`."""
+    if record.payload is None:
+        return SpoolRecord(received_at, [], [])
+    return _decoder.decode(record.payload)
+
+
+def next_backoff(previous: float) -> float:
+    """Seconds before the next attempt after a failure: doubling from 0.2 s, capped at 30 s.
+    Callers apply ±20 % jitter, so that several workers do not retry in step."""
+    return min(MAX_BACKOFF_SECONDS, max(0.2, previous * 2))
 
 
 @dataclasses.dataclass
@@ -202,9 +224,15 @@ class BatchWriter:
         flush_interval: float,
         max_batch_events: int = 20_000,
         clock: Callable[[], float] = time.time,
+        calls: StoreCalls | None = None,
+        state: WriterState | None = None,
     ) -> None:
+        """`calls`: the pool (and timeout) for store calls, by default 1 thread and 30 s (one:
+        a call that timed out must end before the next starts, as both write the in-flight file);
+        `state`: counters to carry on (a restarted writer keeps its predecessor's)."""
         self._spool = spool
         self._store = store
+        self._calls = calls or StoreCalls("store-writer", workers=1, timeout=30.0)
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._max_batch_events = max(max_batch_events, batch_size)
@@ -214,8 +242,10 @@ class BatchWriter:
         self._staged_events = 0
         self._prepared: PreparedBatch | None = None
         self._stopping = asyncio.Event()
+        self._stop_requested = asyncio.Event()  # wakes a backoff once, when a stop begins
         self._deadline: float | None = None
-        self.state = WriterState()
+        self.state = state or WriterState()
+        self._outage = OutageLog(log, "store write")
 
     async def run(self) -> None:
         await self._resume_in_flight()
@@ -229,10 +259,10 @@ class BatchWriter:
                 if await self._flush():
                     backoff = 0.0
                     continue
-                backoff = min(30.0, max(0.2, backoff * 2))
+                backoff = next_backoff(backoff)
                 if self._past_deadline():
                     return
-                await self._wait(backoff * random.uniform(0.8, 1.2))
+                await self._back_off(backoff * random.uniform(0.8, 1.2))
                 continue
             if self._stopping.is_set() and self._read_position >= self._spool.durable_end:
                 return
@@ -242,6 +272,7 @@ class BatchWriter:
         """Flush what is waiting, for at most `timeout` seconds, then return."""
         self._deadline = self._clock() + timeout
         self._stopping.set()
+        self._stop_requested.set()
         self._spool.new_data.set()
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout + 1)
@@ -258,9 +289,9 @@ class BatchWriter:
             self._staged_events < self._max_batch_events
             and self._read_position < self._spool.durable_end
         ):
-            records = await asyncio.to_thread(self._spool.read, self._read_position, 256)
+            records = await self._spool.read_async(self._read_position, 256)
             for record in records:
-                decoded = _decoder.decode(record.payload)
+                decoded = decode_spooled(record, self._clock())
                 self._staged.append((record, decoded))
                 self._staged_events += len(decoded.events) + len(decoded.rejected)
                 self._read_position = record.end
@@ -285,6 +316,15 @@ class BatchWriter:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._spool.new_data.wait(), timeout)
 
+    async def _back_off(self, seconds: float) -> None:
+        """Sleep after a failure. New events do not wake it (they would make every append a
+        retry); a stop does, once, and no sleep runs past the stop's deadline."""
+        if self._deadline is not None:
+            seconds = min(seconds, max(0.0, self._deadline - self._clock()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), seconds)
+        self._stop_requested.clear()
+
     async def _resume_in_flight(self) -> None:
         """Rebuild the batch a previous run was inserting when it stopped, to retry it as it was."""
         in_flight = self._spool.load_in_flight()
@@ -293,10 +333,14 @@ class BatchWriter:
         end, excluded, file_format = in_flight
         records: list[SpoolRecord] = []
         while self._read_position < end:
-            for record in await asyncio.to_thread(self._spool.read, self._read_position, 256):
+            for record in await self._spool.read_async(self._read_position, 256):
                 if record.end > end:
-                    raise RuntimeError(f"the in-flight batch ends inside a spool record ({end})")
-                records.append(_decoder.decode(record.payload))
+                    if record.payload is not None:
+                        raise RuntimeError(
+                            f"the in-flight batch ends inside a spool record ({end})"
+                        )
+                    end = record.end  # it ended in what was quarantined since
+                records.append(decode_spooled(record, self._clock()))
                 self._read_position = record.end
                 if record.end == end:
                     break
@@ -312,23 +356,17 @@ class BatchWriter:
         started = time.perf_counter()
         try:
             if self._prepared is None:
-                self._prepared = await asyncio.to_thread(self._prepare)
+                self._prepared = await self._calls.run(self._prepare)
             prepared = self._prepared
-            await asyncio.to_thread(self._insert, prepared)
+            await self._calls.run(self._insert, prepared)
         except Exception as exc:
             self.state.consecutive_failures += 1
-            detail = str(exc)[:ERROR_TEXT_LIMIT]
             # Health is public: ClickHouse's text can quote rows, so it shows the kind only.
             self.state.last_error = public_error(exc)
             metrics.STORE_WRITE_FAILURES.inc()
-            if self.state.consecutive_failures == 1 or self.state.consecutive_failures % 20 == 0:
-                log.warning(
-                    "store write failed; events stay in the spool and will be retried",
-                    extra={
-                        "error": detail,
-                        "failures": self.state.consecutive_failures,
-                    },
-                )
+            self._outage.failed(
+                str(exc)[:ERROR_TEXT_LIMIT], spool_backlog_bytes=self._spool.backlog_bytes
+            )
             return False
         self._spool.commit(prepared.end)
         now = self._clock()
@@ -345,6 +383,7 @@ class BatchWriter:
         self.state.last_success = now
         self.state.last_error = None
         self.state.consecutive_failures = 0
+        self._outage.succeeded()
         return True
 
     def _prepare(self) -> PreparedBatch:

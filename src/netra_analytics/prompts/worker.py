@@ -16,6 +16,23 @@ Recent threads are kept in memory; a thread that is not (after a restart, or evi
 loaded back from `prompt_analytics`, whose `signals` column keeps what was known about each
 prompt's answer, so a late signal still lands on the right scores. The similarity index is
 rebuilt from `prompt_analytics` at start-up.
+
+Falling behind: a worker more than the spool's cap behind the newest record is moved up to the
+writer's checkpoint so that the disk does not fill (`Spool.skip_consumer`). It says so (a
+warning, `netra_prompt_spool_skipped_bytes_total`, `prompts` in `/health/ready`) and notes the
+time window it skipped (from the first skipped record's receipt, less `RECOVERY_MARGIN_MS`, to the
+moment of the skip) in the spool (`note.prompts-recovery`, so a restart resumes it). Those
+events are stored in `frontend_events` (they were below the checkpoint), with the sanitised
+prompt text: the worker reads them back slice by slice (`RECOVER_EVENTS`), analyses the user
+prompts that have no `prompt_analytics` row yet with the events that follow them in their
+threads, and writes their rows. Limits: a prompt whose event time is more than
+`RECOVERY_MARGIN_MS` before its receipt (sent late from the tag's offline queue) is outside the
+window; a slice holding more than `RECOVERY_LIMIT` events is recovered up to that many;
+recovered prompts are versioned by their event time, and do not mark earlier prompts of their
+thread as followed up.
+
+Store calls run in the worker's own bounded pool with a timeout (`StoreCalls`); failures back
+off (jittered, up to 30 s) and are logged once, then once a minute.
 """
 
 from __future__ import annotations
@@ -29,14 +46,15 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 
+from netra_analytics import metrics
 from netra_analytics.errors import StoreError
 from netra_analytics.ingest.spool import Spool
-from netra_analytics.ingest.writer import SpoolRecord, decode_record
+from netra_analytics.ingest.writer import SpoolRecord, decode_spooled, next_backoff
 from netra_analytics.prompts.classify import PromptClassifier, default_classifier
 from netra_analytics.prompts.complexity import complexity
 from netra_analytics.prompts.cost import PriceTable, Tokens
@@ -44,6 +62,7 @@ from netra_analytics.prompts.normalise import prompt_hash
 from netra_analytics.prompts.quality import Signals, scores
 from netra_analytics.prompts.similarity import MAX_SIMILAR, SimilarityIndex
 from netra_analytics.store.base import Store
+from netra_analytics.store.calls import OutageLog, StoreCalls
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +70,7 @@ CONSUMER = "prompts"
 # The analysis is Python, and shares the interpreter with the request handlers: after each
 # chunk the worker rests in proportion to the time it worked, so that at most this share of a
 # core goes to it and ingestion keeps the rest. Under sustained peak load it falls behind and
-# catches up afterwards (the spool keeps the records; see `Spool.consumer_offset`).
+# catches up afterwards (the spool keeps the records, up to its cap; see the module's docstring).
 DUTY_CYCLE = 0.3
 MAX_THREADS = 100_000  # recent threads kept in memory
 PROMPTS_PER_THREAD = 20
@@ -73,6 +92,39 @@ SELECT toString(prompt_id) AS id, user_id, toUnixTimestamp64Milli(timestamp) AS 
 FROM analytics.prompt_analytics FINAL
 WHERE timestamp >= now64(3) - INTERVAL {days:UInt32} DAY AND prompt_text != ''
 ORDER BY timestamp
+LIMIT {limit:UInt32}
+"""
+
+ANALYSE_WAIT = 3600.0  # seconds: in effect no timeout (see `_analysed`)
+RECOVERY_NOTE = "prompts-recovery"
+RECOVERY_MARGIN_MS = 5 * 60_000  # event time before receipt still inside a recovery window
+RECOVERY_SLICE_MS = 10 * 60_000  # event time read back per recovery step
+ANSWER_MARGIN_MS = 30 * 60_000  # answers, feedback and thread ends read past a slice's end
+RECOVERY_LIMIT = 50_000  # events per recovery step
+
+# Events of the people who asked, in a slice of event time, for prompts that have no row yet.
+# Aliases differ from column names: ClickHouse lets WHERE see SELECT aliases.
+RECOVER_EVENTS = """
+SELECT toString(event_id) AS id, user_id, session_id, toString(event_type) AS kind, properties,
+       formatDateTime(timestamp, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') AS ts,
+       toUnixTimestamp64Milli(timestamp) AS ms,
+       event_type = 'chat_interaction'
+         AND JSONExtractString(properties, 'message_type') = 'user_prompt' AS is_prompt,
+       is_prompt AND timestamp < {end:DateTime64(3)} AND event_id NOT IN (
+           SELECT prompt_id FROM analytics.prompt_analytics
+           WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+       ) AS missing
+FROM analytics.frontend_events
+WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {until:DateTime64(3)}
+  AND event_type IN ('chat_interaction', 'thread_lifecycle', 'feedback_submission',
+                     'error_tracking')
+  AND user_id IN (
+      SELECT user_id FROM analytics.frontend_events
+      WHERE timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+        AND event_type = 'chat_interaction'
+        AND JSONExtractString(properties, 'message_type') = 'user_prompt'
+  )
+ORDER BY timestamp, event_id
 LIMIT {limit:UInt32}
 """
 
@@ -298,6 +350,21 @@ class PromptAnalyser:
         return thread
 
 
+# (spool row field, RECOVER_EVENTS column): a stored event as the analyser reads a spooled one.
+_RECOVERED = (
+    ("event_id", "id"),
+    ("user_id", "user_id"),
+    ("session_id", "session_id"),
+    ("event_type", "kind"),
+    ("properties", "properties"),
+    ("timestamp", "ts"),
+)
+
+
+def _iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
 def _ms(timestamp: str) -> int:
     return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
 
@@ -311,31 +378,53 @@ class PromptWorker:
         prices: PriceTable,
         chunk: int = 50,
         duty: float = DUTY_CYCLE,
+        calls: StoreCalls | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`calls`: the pool (and timeout) for its store calls, by default 1 thread and 30 s."""
         self._spool = spool
         self._duty = duty
         self._store = store
         self._prices = prices
         self._chunk = chunk
+        self._calls = calls or StoreCalls("store-prompts", workers=1, timeout=30.0)
+        self._clock = clock
         self._stopping = asyncio.Event()
+        self._outage = OutageLog(log, "prompt analysis (store)")
         self.index = SimilarityIndex()
         self.analyser: PromptAnalyser | None = None
         self.rows_written = 0
         self.records_skipped = 0
+        self.skipped_bytes = 0
+        self.prompts_recovered = 0
+        self.recovery: list[list[int]] = []  # [start ms, end ms] windows of event time to recover
+        self._recovering_to = 0  # where the recovery step in hand ends (ms)
+
+    def status(self) -> dict[str, Any]:
+        """For /health/ready: `recovering` while a skipped window is still being recovered."""
+        return {
+            "status": "recovering" if self.recovery else "ok",
+            "rows_written": self.rows_written,
+            "skipped_spool_bytes": self.skipped_bytes,
+            "prompts_recovered": self.prompts_recovered,
+            "recovery_windows": [[_iso_ms(start), _iso_ms(end)] for start, end in self.recovery],
+        }
 
     async def run(self) -> None:
-        await asyncio.to_thread(self._start)
+        await self._calls.run(self._start)
+        note = self._spool.read_note(RECOVERY_NOTE)
+        self.recovery = orjson.loads(note) if note else []
         pending: tuple[int, bytes, int] | None = None  # (end offset, rows, count) to insert
         backoff = 0.0
         while not self._stopping.is_set():
             if pending is None:
                 try:
                     pending = await self._next()
+                    if pending is None and self.recovery:
+                        pending = await self._recover_slice()
                 except StoreError as exc:  # a lookup failed: the same records are read again
-                    backoff = min(30.0, max(0.2, backoff * 2))
-                    log.warning(
-                        "prompt analysis waits for the store", extra={"error": str(exc)[:300]}
-                    )
+                    backoff = next_backoff(backoff)
+                    self._outage.failed(str(exc)[:300])
                     await self._wait(backoff * random.uniform(0.8, 1.2))
                     continue
                 if pending is None:
@@ -344,16 +433,20 @@ class PromptWorker:
             end, rows, count = pending
             try:
                 if rows:
-                    await asyncio.to_thread(self._insert, rows)
+                    await self._calls.run(self._insert, rows)
             except Exception as exc:
-                backoff = min(30.0, max(0.2, backoff * 2))
-                log.warning(
-                    "prompt_analytics insert failed; will retry", extra={"error": str(exc)[:300]}
-                )
+                backoff = next_backoff(backoff)
+                self._outage.failed(str(exc)[:300])
                 await self._wait(backoff * random.uniform(0.8, 1.2))
                 continue
             backoff = 0.0
-            self._spool.commit_consumer(CONSUMER, end)
+            self._outage.succeeded()
+            if end >= 0:
+                self._spool.commit_consumer(CONSUMER, end)
+            else:
+                self._recovered_slice()
+                self.prompts_recovered += count
+                metrics.PROMPTS_RECOVERED.inc(count)
             self.rows_written += count
             pending = None
 
@@ -379,18 +472,30 @@ class PromptWorker:
         return [Prompt.from_row(row) for row in rows][-PROMPTS_PER_THREAD:]
 
     async def _next(self) -> tuple[int, bytes, int] | None:
+        if self._spool.consumer_over_cap(CONSUMER):
+            await self._skip()
         offset = self._spool.consumer_offset(CONSUMER)
         stored_until = self._spool.checkpoint  # only what the writer has stored
         if offset >= stored_until:
             return None
-        records = await asyncio.to_thread(self._spool.read, offset, self._chunk)
-        chosen = [(r.end, decode_record(r.payload)) for r in records if r.end <= stored_until]
+        records = await self._spool.read_async(offset, self._chunk)
+        now = self._clock()
+        chosen = [(r.end, decode_spooled(r, now)) for r in records if r.end <= stored_until]
         if not chosen:
             return None
+        return await self._analysed(chosen, chosen[-1][0])
+
+    async def _analysed(
+        self, chosen: list[tuple[int, SpoolRecord]], end: int, keep: set[str] | None = None
+    ) -> tuple[int, bytes, int]:
+        """(end, rows, count) for records; `keep`: write rows of these prompt ids only."""
         assert self.analyser is not None
         started = time.perf_counter()
         try:
-            prompts = await asyncio.to_thread(self.analyser.analyse, chosen)
+            # The analysis may load threads from the store: in the store's pool. Not cut short
+            # by the pool's timeout: a retry beside a late first run would apply the same
+            # events twice to the analyser's state; the store client's own timeout ends it.
+            prompts = await self._calls.run(self.analyser.analyse, chosen, timeout=ANALYSE_WAIT)
             worked = time.perf_counter() - started
             if self._duty < 1:
                 await asyncio.sleep(worked * (1 - self._duty) / self._duty)
@@ -399,9 +504,66 @@ class PromptWorker:
         except Exception:  # a record the analysis cannot handle must not stop it for good
             log.exception("prompt analysis skipped records it could not handle")
             self.records_skipped += len(chosen)
-            return chosen[-1][0], b"", 0
+            return end, b"", 0
+        if keep is not None:
+            prompts = [p for p in prompts if p.prompt_id in keep]
         rows = b"\n".join(orjson.dumps(p.row(self._prices)) for p in prompts)
-        return chosen[-1][0], rows, len(prompts)
+        return end, rows, len(prompts)
+
+    async def _skip(self) -> None:
+        """Move up to the writer's checkpoint, noting the skipped window to recover it."""
+        offset = self._spool.consumer_offset(CONSUMER)
+        now = self._clock()
+        first = await self._spool.read_async(offset, 1)
+        since = decode_spooled(first[0], now).received_at if first else now
+        window = [int(since * 1000) - RECOVERY_MARGIN_MS, int(now * 1000)]
+        self.recovery.append(window)
+        self._spool.write_note(RECOVERY_NOTE, orjson.dumps(self.recovery))
+        skipped = self._spool.skip_consumer(CONSUMER)
+        self.skipped_bytes += skipped
+        metrics.PROMPT_SPOOL_SKIPPED.inc(skipped)
+        log.warning(
+            "prompt analysis fell more than the spool's cap behind: moved up to the stored "
+            "events; the skipped prompts will be recovered from frontend_events",
+            extra={"skipped_bytes": skipped, "window_from": _iso_ms(window[0]),
+                   "window_to": _iso_ms(window[1])},
+        )  # fmt: skip
+
+    async def _recover_slice(self) -> tuple[int, bytes, int]:
+        """Analyse the next slice of the first recovery window (end -1: a recovery step)."""
+        start, end = self.recovery[0]
+        slice_end = min(end, start + RECOVERY_SLICE_MS)
+        params = {
+            "start": datetime.fromtimestamp(start / 1000, UTC),
+            "end": datetime.fromtimestamp(slice_end / 1000, UTC),
+            "until": datetime.fromtimestamp((slice_end + ANSWER_MARGIN_MS) / 1000, UTC),
+            "limit": RECOVERY_LIMIT,
+        }
+        rows = await self._calls.run(self._store.query_rows, RECOVER_EVENTS, params)
+        missing = {row["id"] for row in rows if row["missing"]}
+        self._recovering_to = slice_end
+        if not missing:
+            return -1, b"", 0
+        records = [
+            (0, SpoolRecord(int(row["ms"]) / 1000, [(row["id"], row["user_id"], line)], []))
+            for row in rows
+            if not row["is_prompt"] or row["missing"]
+            for line in [orjson.dumps({field: row[column] for field, column in _RECOVERED})]
+        ]
+        # A fresh analyser: threads start from the recovered prompts, not from stored rows.
+        recovering = PromptAnalyser(default_classifier(), self.index)
+        analyser, self.analyser = self.analyser, recovering
+        try:
+            result = await self._analysed(records, -1, missing)
+        finally:
+            self.analyser = analyser
+        return result
+
+    def _recovered_slice(self) -> None:
+        self.recovery[0][0] = self._recovering_to
+        if self.recovery[0][0] >= self.recovery[0][1]:
+            self.recovery.pop(0)
+        self._spool.write_note(RECOVERY_NOTE, orjson.dumps(self.recovery))
 
     def _insert(self, rows: bytes) -> None:
         token = hashlib.sha256(rows).hexdigest()

@@ -11,7 +11,9 @@ def open_store(settings: Settings) -> Store:
     if settings.clickhouse is not None:
         from netra_analytics.store.http_backend import HttpStore
 
-        return HttpStore(settings.clickhouse)
+        # The client's own socket timeout frees a thread a hung server holds; callers time out
+        # sooner (`StoreCalls`). Never below a minute: reports and builds run long queries.
+        return HttpStore(settings.clickhouse, timeout=max(60.0, settings.store_timeout_seconds))
     from netra_analytics.store.chdb_backend import ChdbStore
 
     return ChdbStore(settings.data_dir / "chdb")

@@ -7,6 +7,7 @@ the tests run this backend against a ClickHouse-compatible HTTP endpoint served 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,11 @@ from netra_analytics.store.base import (
     parse_json_each_row,
     settings_clause,
 )
+
+# clickhouse-connect logs a warning for every request that fails to connect, before raising:
+# during an outage that is a line per attempt and per health probe. The failure reaches the
+# caller as StoreUnavailable, which the writer and health report (once, then periodically).
+logging.getLogger("clickhouse_connect").setLevel(logging.ERROR)
 
 
 class HttpStore:
