@@ -27,6 +27,7 @@ from netra_analytics.live import open_live_state
 from netra_analytics.live.base import Activity
 from netra_analytics.privacy.iphash import IpHasher, load_or_create_secret
 from netra_analytics.prompts.cost import PriceTable
+from netra_analytics.prompts.similarity import SimilarityIndex
 from netra_analytics.prompts.worker import PromptWorker
 from netra_analytics.store import Store, open_store
 from netra_analytics.store.migrations import migrate
@@ -109,7 +110,11 @@ class Service:
         )
         self._writer_task = asyncio.create_task(self.writer.run())
         self._writer_task.add_done_callback(_report_crash)
-        self.prompts = PromptWorker(self.spool, self.store, prices=self.prices)
+        index = SimilarityIndex(
+            max_texts=self.settings.similarity_max_prompts,
+            max_age_ms=self.settings.similarity_max_age_days * 86_400_000,
+        )
+        self.prompts = PromptWorker(self.spool, self.store, prices=self.prices, index=index)
         self._prompts_task = asyncio.create_task(self.prompts.run())
         self._prompts_task.add_done_callback(_report_crash)
         if self.settings.funnel_walk_days:

@@ -311,6 +311,7 @@ class PromptWorker:
         prices: PriceTable,
         chunk: int = 50,
         duty: float = DUTY_CYCLE,
+        index: SimilarityIndex | None = None,
     ) -> None:
         self._spool = spool
         self._duty = duty
@@ -318,7 +319,7 @@ class PromptWorker:
         self._prices = prices
         self._chunk = chunk
         self._stopping = asyncio.Event()
-        self.index = SimilarityIndex()
+        self.index = index if index is not None else SimilarityIndex()
         self.analyser: PromptAnalyser | None = None
         self.rows_written = 0
         self.records_skipped = 0
