@@ -9,7 +9,8 @@ Memory is bounded by time and by size, and sweeping it costs amortised O(1) per 
   touched, so the least recently used is always first; every `take` and `record` frees up to
   SWEEP_STEP expired ones from the front (each entry is freed once, so the sweep keeps pace
   with any rate of new users: at most one entry is added per call);
-- per-second counters and 10-second user sets are dropped once older than their window;
+- per-second counters and 10-second user sets are dropped once older than their window
+  (ten minutes: they are read over five);
 - hot prompts are counted per 5-minute bucket, at most 2 x `hot_prompts_tracked` distinct
   ones per bucket (a full bucket keeps its most asked half), with a running total over the
   window, so a read ranks a bounded number of prompts, off the event loop (see `hot_prompts`);
@@ -31,13 +32,13 @@ import anyio.to_thread
 
 from netra_analytics.live.base import (
     ACTIVITY_BUCKET_SECONDS,
+    ACTIVITY_TTL,
     COUNTERS,
     ENGAGEMENT_WINDOW_SECONDS,
     HOT_BUCKET_SECONDS,
     HOT_PROMPTS_MAX_LIMIT,
     HOT_PROMPTS_RECENT,
     HOT_PROMPTS_TRACKED,
-    METRICS_TTL,
     RATE_WINDOW_MS,
     SESSION_TTL,
     Activity,
@@ -50,6 +51,9 @@ from netra_analytics.live.base import (
 from netra_analytics.live.cache import DEFAULT_MAX_BYTES, ReportCache
 
 SWEEP_STEP = 64  # expired windows or sessions freed per call, at most
+# Per-second counters are read over the last five minutes only (`totals`): Redis keeps them
+# the spec's day for whoever else reads them, this process keeps what it reads.
+SECONDS_KEPT = ACTIVITY_TTL
 
 
 @dataclasses.dataclass
@@ -223,7 +227,7 @@ class InProcessLiveState:
         self._last_prune_s = now_s
         oldest_activity = min(activity_buckets(now_s * 1000))
         for table, oldest in (
-            (self._seconds, now_s - METRICS_TTL),
+            (self._seconds, now_s - SECONDS_KEPT),
             (self._users, oldest_activity),
             (self._chat_sessions, oldest_activity),
         ):
