@@ -213,10 +213,14 @@ def _events_operation(schema: dict[str, Any]) -> dict[str, Any]:
             "responses": {
                 "202": {"description": "Accepted (possibly with per-event rejections)", **error},
                 "400": {"description": "Malformed body or envelope", **error},
+                "408": {"description": "Head or body not received in time", **error},
                 "413": {"description": "Body over 1 MiB or more than 500 events", **error},
                 "415": {"description": "Not JSON", **error},
                 "429": {"description": "Every valid event was over the user's limit", **error},
-                "503": {"description": "Spool full; retry later", **error},
+                "503": {
+                    "description": "Spool full, or too many bodies in flight; retry later",
+                    **error,
+                },
             },
         }
     }

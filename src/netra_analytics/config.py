@@ -56,7 +56,7 @@ class Settings:
     report_cache_seconds: int = 60  # 0: never cache reports
     report_cache_max_bytes: int = 64 << 20  # in-process report cache (Redis: Redis's maxmemory)
     hot_prompts_tracked: int = 2000  # distinct prompts counted per 5-minute bucket (x2 at most)
-    similarity_max_prompts: int = 50_000  # distinct prompt texts in the similarity index
+    similarity_max_prompts: int = 20_000  # distinct prompt texts in the similarity index
     similarity_max_age_days: int = 30  # texts not asked for longer leave the index
     request_timeout_seconds: float = 30.0  # a request's head, and its body, must arrive within
     max_inflight_body_bytes: int = 64 << 20  # request bodies being read at once, all together

@@ -14,8 +14,9 @@ there are more than `max_texts` of them, or when their text has not been asked f
 night, does not empty it). `remove(user_id)` forgets a user's asks (a privacy deletion); a
 text nobody else asked leaves the index with them.
 
-Memory: ~2.5 KB per distinct text (the 64-value signature, its LSH band keys and the asks),
-so the default 50,000 texts (`ANALYTICS_SIMILARITY_MAX_PROMPTS`) is ~125 MB at most.
+Memory: ~4.5 KB per distinct text (measured, `bench/memory_bench.py`: the signature, and for
+each of the LSH's 8 bands a key and a set), so the default 20,000 texts
+(`ANALYTICS_SIMILARITY_MAX_PROMPTS`) is ~90 MB at most.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ THRESHOLD = 0.7
 NUM_PERM = 64
 MAX_SIMILAR = 10
 ASKS_PER_TEXT = 32  # asks of one text remembered (prompt ids answered by `similar`)
-DEFAULT_MAX_TEXTS = 50_000
+DEFAULT_MAX_TEXTS = 20_000
 DEFAULT_MAX_AGE_MS = 30 * 86_400_000
 SWEEP_STEP = 64  # aged entries freed per add, at most (amortised: one is added per add)
 
@@ -125,7 +126,7 @@ class SimilarityIndex:
     def remove(self, user_id: str) -> int:
         """Forget every ask of `user_id` (for a privacy deletion); a text only they asked
         leaves the index. Returns the number of asks forgotten. Costs one pass over the index
-        (~0.1 s at 50,000 texts): meant for rare deletions, not the request path."""
+        (~0.05 s at 20,000 texts): meant for rare deletions, not the request path."""
         forgotten = 0
         for prompt_hash in list(self._texts):
             entry = self._texts[prompt_hash]
