@@ -210,3 +210,30 @@ def test_old_hot_prompt_buckets_are_dropped_with_their_texts() -> None:
         return state.sizes()
 
     assert asyncio.run(scenario())["hot_prompts"] == 1
+
+
+def test_what_a_redis_outage_left_in_process_is_freed_once_redis_answers(
+    redis_server: Any, redis_db: Any
+) -> None:
+    from netra_analytics.live import LiveStateGuard
+    from tests.support.processes import free_port
+
+    async def scenario() -> tuple[dict[str, int], dict[str, int], bool]:
+        down = RedisLiveState(f"redis://127.0.0.1:{free_port()}/2", timeout=0.2)
+        guard = LiveStateGuard(down, clock=lambda: now[0])
+        for i in range(500):
+            await guard.take(f"u{i}", ["e"], T0, 1000)
+            await guard.record(_activity(T0, f"u{i}", f"s{i}", [(f"h{i}", "q")]))
+        during = guard.local.sizes()
+        await down.close()
+        guard.primary = RedisLiveState(redis_server.url, prefix="outage:")
+        now[0] += 2  # past the retry delay
+        await guard.take("back", ["e"], T0 + 1000, 1000)
+        after = guard.local.sizes()
+        await guard.close()
+        return during, after, guard.degraded
+
+    now = [0.0]
+    during, after, degraded = asyncio.run(scenario())
+    assert during["windows"] == 500 and during["sessions"] == 500
+    assert not degraded and after["windows"] == after["sessions"] == after["hot_prompts"] == 0

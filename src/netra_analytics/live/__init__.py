@@ -76,6 +76,9 @@ class LiveStateGuard:
 
     def _recovered(self) -> None:
         if self._down_since is not None:
+            # What the outage left in process is Redis's job again: free it now rather than
+            # keep it until the next outage.
+            self.local.clear()
             log.info(
                 "Redis answers again",
                 extra={"down_seconds": round(self._clock() - self._down_since, 1)},

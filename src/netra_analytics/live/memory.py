@@ -90,23 +90,31 @@ class InProcessLiveState:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`clock`: seconds, for the report cache's expiry (the rest takes `now_ms`)."""
+        self._hot_tracked = hot_prompts_tracked
+        self._cache_max_bytes = cache_max_bytes
+        self._clock = clock
+        # Its own limiter (one thread): rankings never queue behind, or fill, the default pool.
+        self._ranking_limiter: anyio.CapacityLimiter | None = None
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (the fallback state, once Redis answers again)."""
         self._windows: OrderedDict[str, _Window] = OrderedDict()
         self._seconds: dict[int, dict[str, float]] = {}
         self._users: dict[int, set[str]] = {}
         self._chat_sessions: dict[int, set[str]] = {}
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._recent_prompts: deque[str] = deque(maxlen=HOT_PROMPTS_RECENT)
-        self._hot_tracked = hot_prompts_tracked
         self._hot_counts: dict[int, Counter[str]] = {}
         self._hot_total: Counter[str] = Counter()  # the sum of the buckets in _hot_counts
         self._hot_text: dict[str, str] = {}  # for each prompt in _hot_total
-        self._hot_version = 0  # changes whenever _hot_total does
+        # Changes whenever _hot_total does; never goes back, so a ranking from before a clear
+        # cannot pass for a current one.
+        self._hot_version = getattr(self, "_hot_version", 0) + 1
         self._ranked: tuple[int, list[tuple[str, int]]] = (-1, [])  # (version, top prompts)
         self._ranking: asyncio.Future[list[tuple[str, int]]] | None = None
-        # Its own limiter (one thread): rankings never queue behind, or fill, the default pool.
-        self._ranking_limiter: anyio.CapacityLimiter | None = None
         self._last_prune_s = 0
-        self.cache = ReportCache(cache_max_bytes, clock=clock)
+        self.cache = ReportCache(self._cache_max_bytes, clock=self._clock)
         self._tags: dict[str, tuple[int, str]] = {}
 
     def sizes(self) -> dict[str, int]:
