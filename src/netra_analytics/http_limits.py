@@ -81,14 +81,19 @@ class BodyLimits:
         started = False
         failed: _BodyLimit | None = None
 
+        body_done = False
+
         async def receiving() -> Message:
-            nonlocal held, failed
+            nonlocal held, failed, body_done
+            if body_done:  # waiting for a disconnect (a streaming reply): not a slow body
+                return await receive()
             try:
                 async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
                 failed = _TooSlow(f"request body not received within {self.timeout:g} s")
                 raise failed from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             size = len(message.get("body", b""))
             if size and self.inflight_bytes + size > self.max_inflight_bytes:
                 failed = _Overloaded("too many request bodies are being received; retry")
