@@ -151,3 +151,11 @@ def test_bodies_in_flight_are_bounded(tmp_path: Path) -> None:
         assert reply.status_code == 400
     finally:
         process.kill()
+
+
+def test_malformed_requests_are_logged_once_not_per_request(service: ServiceProcess) -> None:
+    for _ in range(30):
+        with _connect(service) as sock:
+            sock.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            assert _reply(sock).startswith(b"HTTP/1.1 400 ")
+    assert service.log().count("Invalid HTTP request received.") == 1
