@@ -237,3 +237,21 @@ def test_what_a_redis_outage_left_in_process_is_freed_once_redis_answers(
     during, after, degraded = asyncio.run(scenario())
     assert during["windows"] == 500 and during["sessions"] == 500
     assert not degraded and after["windows"] == after["sessions"] == after["hot_prompts"] == 0
+
+
+def test_both_backends_keep_the_same_prompts_when_a_bucket_is_trimmed(
+    redis_server: Any, redis_db: Any
+) -> None:
+    prompts = [(f"h{i % 450:04d}", f"q{i % 450}") for i in range(600)]  # ties at 1 and 2
+
+    async def top(state: Any) -> list[tuple[str, str, int]]:
+        state._hot_tracked = 100
+        for i in range(0, len(prompts), 30):
+            await state.record(_activity(T0 + i, "u", "s", prompts[i : i + 30]))
+        ranked: list[tuple[str, str, int]] = await state.hot_prompts(T0 + 1000, 100)
+        await state.close()
+        return ranked
+
+    local = asyncio.run(top(InProcessLiveState()))
+    shared = asyncio.run(top(RedisLiveState(redis_server.url, prefix="same:")))
+    assert local == shared and len(local) == 100

@@ -193,8 +193,10 @@ class InProcessLiveState:
         self._hot_version += 1
         if len(hot) >= 2 * self._hot_tracked:
             # Keep the most asked half: O(n log n) once per n new prompts, amortised O(log n).
-            dropped = sorted(hot.items(), key=lambda item: (-item[1], item[0]))[self._hot_tracked :]
-            self._forget(bucket, dict(dropped))
+            # Least asked first, ties by hash: the order of a Redis sorted set, so that both
+            # backends keep the same prompts.
+            ranked = sorted(hot.items(), key=lambda item: (item[1], item[0]))
+            self._forget(bucket, dict(ranked[: len(hot) - self._hot_tracked]))
 
     def _forget(self, bucket: int, counts: dict[str, int]) -> None:
         """Take `counts` out of the bucket and the running total."""
