@@ -80,12 +80,11 @@ class BodyLimits:
         held = 0  # this request's body bytes read so far
         started = False
         failed: _BodyLimit | None = None
-
-        body_done = False
+        body_done = False  # past it, receive() only waits for a disconnect
 
         async def receiving() -> Message:
             nonlocal held, failed, body_done
-            if body_done:  # waiting for a disconnect (a streaming reply): not a slow body
+            if body_done:  # a streaming reply listening for a disconnect: not a slow body
                 return await receive()
             try:
                 async with asyncio.timeout_at(deadline):
