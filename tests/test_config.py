@@ -54,6 +54,18 @@ def test_spec_example_values_parse() -> None:
     assert settings.data_dir == Path("/var/lib/netra")
 
 
+def test_the_memory_and_timeout_bounds_parse() -> None:
+    settings = Settings.from_env(
+        {"ANALYTICS_REPORT_CACHE_MAX_BYTES": "16777216", "ANALYTICS_HOT_PROMPTS_TRACKED": "500",
+         "ANALYTICS_SIMILARITY_MAX_PROMPTS": "5000", "ANALYTICS_SIMILARITY_MAX_AGE_DAYS": "7",
+         "ANALYTICS_REQUEST_TIMEOUT_SECONDS": "12.5",
+         "ANALYTICS_MAX_INFLIGHT_BODY_BYTES": "8388608"}
+    )  # fmt: skip
+    assert (settings.report_cache_max_bytes, settings.hot_prompts_tracked) == (16 << 20, 500)
+    assert (settings.similarity_max_prompts, settings.similarity_max_age_days) == (5000, 7)
+    assert (settings.request_timeout_seconds, settings.max_inflight_body_bytes) == (12.5, 8 << 20)
+
+
 def test_https_clickhouse_defaults_to_8443() -> None:
     settings = Settings.from_env({"CLICKHOUSE_ANALYTICS_URL": "https://ch.example.com"})
     assert settings.clickhouse is not None and settings.clickhouse.secure
@@ -78,6 +90,13 @@ def test_https_clickhouse_defaults_to_8443() -> None:
         ("ANALYTICS_STORE_TIMEOUT_SECONDS", "0"),
         ("ANALYTICS_STORE_TIMEOUT_SECONDS", "soon"),
         ("ANALYTICS_SHUTDOWN_SECONDS", "600"),
+        ("ANALYTICS_REPORT_CACHE_MAX_BYTES", "1000"),
+        ("ANALYTICS_HOT_PROMPTS_TRACKED", "ten"),
+        ("ANALYTICS_SIMILARITY_MAX_PROMPTS", "0"),
+        ("ANALYTICS_SIMILARITY_MAX_AGE_DAYS", "-1"),
+        ("ANALYTICS_REQUEST_TIMEOUT_SECONDS", "0.1"),
+        ("ANALYTICS_REQUEST_TIMEOUT_SECONDS", "soon"),
+        ("ANALYTICS_MAX_INFLIGHT_BODY_BYTES", "1e9"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:

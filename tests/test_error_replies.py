@@ -333,3 +333,37 @@ def test_public_errors_never_carry_the_exceptions_text() -> None:
     assert public_error(StoreUnavailable("SELECT 1")) == StoreUnavailable.public_message
     assert public_error(ValueError("SELECT secret FROM analytics.x")) == "ValueError"
     assert public_error(TimeoutError()) == "no answer in time"
+
+
+def test_a_bug_a_request_triggers_is_logged_once_a_minute_not_per_request(
+    failing: tuple[TestClient, _Failing], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _ = failing
+    with caplog.at_level(logging.INFO, logger="netra_analytics.app"):
+        replies = [client.get("/boom", headers=ORIGIN) for _ in range(50)]
+    assert {r.status_code for r in replies} == {500}
+    records = [r for r in caplog.records if r.name == "netra_analytics.app"]
+    assert len(records) == 1 and records[0].exc_info is not None  # once, with its stack
+    assert records[0].__dict__["suppressed"] == 0
+
+
+def test_client_errors_are_logged_once_per_kind_and_minute(
+    failing: tuple[TestClient, _Failing], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, _ = failing
+    with caplog.at_level(logging.INFO, logger="netra_analytics.app"):
+        for _ in range(30):
+            client.post(
+                "/api/analytics/events",
+                content=b"{not json",
+                headers={"content-type": "application/json"},
+            )
+            client.post(
+                "/api/analytics/events", content=b"{}", headers={"content-type": "image/png"}
+            )
+    records = [r for r in caplog.records if r.name == "netra_analytics.app"]
+    assert sorted(r.__dict__["kind"] for r in records) == [
+        "400 BadRequest /api/analytics/events",
+        "415 UnsupportedMedia /api/analytics/events",
+    ]
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in records)

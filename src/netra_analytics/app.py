@@ -12,6 +12,8 @@ first:
                             exception after a reply has started
     CORSMiddleware          adds the CORS headers to every reply below it, errors included
     CatchUnexpected         any exception a route lets out -> 500 InternalError, logged
+    BodyLimits              a body not received in time -> 408, too many bodies in flight
+                            -> 503 (`http_limits`)
     ExceptionMiddleware     NetraError -> its status (`_error_response`); HTTPException, 422
     routes
 """
@@ -42,7 +44,9 @@ from netra_analytics.errors import (
     StoreUnavailable,
     WriterDown,
 )
+from netra_analytics.http_limits import BodyLimits
 from netra_analytics.ingest.routes import post_events
+from netra_analytics.logs import RateLimitedLog
 from netra_analytics.privacy import routes as privacy_routes
 from netra_analytics.reports import activity, engagement, journeys, prompts, spend
 from netra_analytics.service import Service
@@ -75,7 +79,14 @@ def create_app(
         description="Frontend analytics and event capture for AI products.",
         lifespan=lifespan,
     )
-    # Added first, so that it sits inside CORSMiddleware: its 500s carry the CORS headers.
+    # Innermost: its own exceptions (raised from `receive` into a route) are answered by it,
+    # never seen by CatchUnexpected as a bug.
+    app.add_middleware(
+        BodyLimits,
+        timeout=settings.request_timeout_seconds,
+        max_inflight_bytes=settings.max_inflight_body_bytes,
+    )
+    # Added before CORSMiddleware, so that it sits inside it: its 500s carry the CORS headers.
     app.add_middleware(CatchUnexpected)
     app.add_middleware(
         CORSMiddleware,
@@ -90,6 +101,7 @@ def create_app(
         ],
         max_age=86400,
     )
+    app.state.client_errors = RateLimitedLog(log)
     app.add_exception_handler(NetraError, _error_response)  # type: ignore[arg-type]
     app.add_route("/api/analytics/events", post_events, methods=["POST"])
     app.add_route("/health", health.live, methods=["GET"])
@@ -138,6 +150,13 @@ async def _error_response(request: Request, exc: NetraError) -> Response:
             "store error answered %d", exc.status_code,
             extra={"path": request.url.path, "error": detail[:LOGGED_DETAIL_CHARS]},
         )  # fmt: skip
+    elif exc.status_code < 500:
+        # What clients cause: once a minute per kind, with a count of the rest.
+        request.app.state.client_errors.log(
+            logging.INFO, f"{exc.status_code} {type(exc).__name__} {request.url.path}",
+            "client error answered %d", exc.status_code,
+            extra={"path": request.url.path, "error": str(exc)[:LOGGED_DETAIL_CHARS]},
+        )  # fmt: skip
     retry = isinstance(exc, SpoolFull | StoreUnavailable)
     headers = {"retry-after": "5"} if retry else None
     if isinstance(exc, WriterDown):
@@ -152,13 +171,15 @@ async def _error_response(request: Request, exc: NetraError) -> Response:
 
 class CatchUnexpected:
     """Turns any exception a route (or an exception handler) lets out into a JSON 500
-    `InternalError` with a fixed message, and logs it with its traceback (a bug to fix). It
+    `InternalError` with a fixed message, and logs it with its traceback (a bug to fix): once
+    a minute per exception type and path, as requests may trigger it by the thousand. It
     sits inside CORSMiddleware, so that the reply carries the route's CORS headers; a browser
     otherwise sees a network error. An exception after the reply has started cannot be
     answered: it goes on to the server, which closes the connection."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.log = RateLimitedLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -176,9 +197,11 @@ class CatchUnexpected:
         except Exception as exc:
             if started:
                 raise
-            log.error(
+            path = scope.get("path", "")
+            self.log.log(
+                logging.ERROR, f"{type(exc).__name__} {path}",
                 "unexpected %s answered 500", type(exc).__name__,
-                extra={"path": scope.get("path", "")}, exc_info=exc,
+                extra={"path": path}, exc_info=exc,
             )  # fmt: skip
             await _error_reply(500, "InternalError", INTERNAL_MESSAGE)(scope, receive, send)
 
@@ -201,11 +224,15 @@ def _events_operation(schema: dict[str, Any]) -> dict[str, Any]:
             "responses": {
                 "202": {"description": "Accepted (possibly with per-event rejections)", **error},
                 "400": {"description": "Malformed body or envelope", **error},
+                "408": {"description": "Head or body not received in time", **error},
                 "413": {"description": "Body over 1 MiB or more than 500 events", **error},
                 "415": {"description": "Not JSON", **error},
                 "429": {"description": "Every valid event was over the user's limit", **error},
                 "503": {
-                    "description": "Spool full, or the batch writer keeps crashing; retry later",
+                    "description": (
+                        "Spool full, the batch writer keeps crashing, or too many bodies in "
+                        "flight; retry later"
+                    ),
                     **error,
                 },
             },

@@ -59,6 +59,7 @@ def _serve(settings: Settings) -> int:
 
     from netra_analytics import logs
     from netra_analytics.app import create_app
+    from netra_analytics.http_limits import head_timeout_protocol
     from netra_analytics.service import UVICORN_SHARE
 
     logs.configure(settings.log_level)
@@ -67,7 +68,7 @@ def _serve(settings: Settings) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=head_timeout_protocol(settings.request_timeout_seconds),
         access_log=False,
         log_config=None,
         proxy_headers=True,

@@ -54,6 +54,12 @@ class Settings:
     funnels_file: Path | None = None  # None: the journeys report's default funnels
     funnel_walk_days: int = 90  # start days of funnel walks computed ahead; 0: none
     report_cache_seconds: int = 60  # 0: never cache reports
+    report_cache_max_bytes: int = 64 << 20  # in-process report cache (Redis: Redis's maxmemory)
+    hot_prompts_tracked: int = 2000  # distinct prompts counted per 5-minute bucket (x2 at most)
+    similarity_max_prompts: int = 20_000  # distinct prompt texts in the similarity index
+    similarity_max_age_days: int = 30  # texts not asked for longer leave the index
+    request_timeout_seconds: float = 30.0  # a request's head, and its body, must arrive within
+    max_inflight_body_bytes: int = 64 << 20  # request bodies being read at once, all together
     max_event_age_days: int = 7  # older events are refused (the tag keeps events 7 days)
     bot_filter: bool = True  # known bots' events go to bot_events, out of the reports
     privacy_signals: bool = True  # DNT: 1 and Sec-GPC: 1 drop a request's events, unstored
@@ -110,6 +116,36 @@ class Settings:
                 "ANALYTICS_FUNNEL_WALK_DAYS", _int_in(0, 366), defaults.funnel_walk_days
             ),
             report_cache_seconds=get("ANALYTICS_REPORT_CACHE_SECONDS", _int_in(0, 86_400), 60),
+            report_cache_max_bytes=get(
+                "ANALYTICS_REPORT_CACHE_MAX_BYTES",
+                _int_in(1 << 20, 1 << 40),
+                defaults.report_cache_max_bytes,
+            ),
+            hot_prompts_tracked=get(
+                "ANALYTICS_HOT_PROMPTS_TRACKED",
+                _int_in(100, 1_000_000),
+                defaults.hot_prompts_tracked,
+            ),
+            similarity_max_prompts=get(
+                "ANALYTICS_SIMILARITY_MAX_PROMPTS",
+                _int_in(1000, 10_000_000),
+                defaults.similarity_max_prompts,
+            ),
+            similarity_max_age_days=get(
+                "ANALYTICS_SIMILARITY_MAX_AGE_DAYS",
+                _int_in(1, 3650),
+                defaults.similarity_max_age_days,
+            ),
+            request_timeout_seconds=get(
+                "ANALYTICS_REQUEST_TIMEOUT_SECONDS",
+                _seconds_in(1, 3600),
+                defaults.request_timeout_seconds,
+            ),
+            max_inflight_body_bytes=get(
+                "ANALYTICS_MAX_INFLIGHT_BODY_BYTES",
+                _int_in(1 << 20, 1 << 40),
+                defaults.max_inflight_body_bytes,
+            ),
             # Under the events' 90-day TTL, so an accepted event is never expired on arrival.
             max_event_age_days=get(
                 "ANALYTICS_MAX_EVENT_AGE_DAYS", _int_in(1, 80), defaults.max_event_age_days

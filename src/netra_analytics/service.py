@@ -44,6 +44,7 @@ from netra_analytics.live import open_live_state
 from netra_analytics.live.base import Activity
 from netra_analytics.privacy.iphash import IpHasher, load_or_create_secret
 from netra_analytics.prompts.cost import PriceTable
+from netra_analytics.prompts.similarity import SimilarityIndex
 from netra_analytics.prompts.worker import PromptWorker
 from netra_analytics.store import Store, open_store
 from netra_analytics.store.calls import StoreCalls
@@ -250,9 +251,13 @@ class Service:
 
     async def _run_prompts(self) -> None:
         assert self.store is not None
+        index = SimilarityIndex(
+            max_texts=self.settings.similarity_max_prompts,
+            max_age_ms=self.settings.similarity_max_age_days * 86_400_000,
+        )
         self.prompts = PromptWorker(
             self.spool, self.store, prices=self.prices, calls=self.background_calls,
-            clock=self.clock,
+            clock=self.clock, index=index,
         )  # fmt: skip
         await self.prompts.run()
 

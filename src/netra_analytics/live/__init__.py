@@ -17,6 +17,7 @@ from typing import TypeVar
 from netra_analytics import metrics
 from netra_analytics.config import Settings
 from netra_analytics.live.base import Activity, LiveState, RateDecision, Totals
+from netra_analytics.live.cache import LARGEST_SHARE
 from netra_analytics.live.memory import InProcessLiveState
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,14 @@ RETRY_AFTER_FAILURE = 1.0  # seconds before Redis is tried again
 
 class LiveStateGuard:
     def __init__(
-        self, primary: LiveState | None, *, clock: Callable[[], float] = time.monotonic
+        self,
+        primary: LiveState | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        local: InProcessLiveState | None = None,
     ) -> None:
         self.primary = primary
-        self.local = InProcessLiveState()
+        self.local = local if local is not None else InProcessLiveState()
         self._clock = clock
         self._down_since: float | None = None
         self._retry_at = 0.0
@@ -71,6 +76,9 @@ class LiveStateGuard:
 
     def _recovered(self) -> None:
         if self._down_since is not None:
+            # What the outage left in process is Redis's job again: free it now rather than
+            # keep it until the next outage.
+            self.local.clear()
             log.info(
                 "Redis answers again",
                 extra={"down_seconds": round(self._clock() - self._down_since, 1)},
@@ -127,8 +135,18 @@ class LiveStateGuard:
 
 
 def open_live_state(settings: Settings) -> LiveStateGuard:
+    local = InProcessLiveState(
+        hot_prompts_tracked=settings.hot_prompts_tracked,
+        cache_max_bytes=settings.report_cache_max_bytes,
+    )
     if settings.redis_url is None:
-        return LiveStateGuard(None)
+        return LiveStateGuard(None, local=local)
     from netra_analytics.live.redis_backend import RedisLiveState
 
-    return LiveStateGuard(RedisLiveState(settings.redis_url, prefix=settings.redis_key_prefix))
+    primary = RedisLiveState(
+        settings.redis_url,
+        prefix=settings.redis_key_prefix,
+        hot_prompts_tracked=settings.hot_prompts_tracked,
+        cache_max_value_bytes=settings.report_cache_max_bytes // LARGEST_SHARE,
+    )
+    return LiveStateGuard(primary, local=local)

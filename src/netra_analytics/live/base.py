@@ -11,7 +11,14 @@ names and TTLs:
   `real_time_metrics:users:{10 s}` and `real_time_metrics:chat_sessions:{10 s}` HyperLogLogs;
   TTL 86400 s.
 - `hot_prompts_cache`: list of recent prompt hashes, with `hot_prompts_cache:counts:{5 min}`
-  sorted sets and the `hot_prompts_cache:text` hash of sanitised texts; TTL 1800 s.
+  sorted sets and `hot_prompts_cache:text:{5 min}` hashes of sanitised texts; TTL 1800 s. Each
+  bucket counts at most 2 x HOT_PROMPTS_TRACKED distinct prompts (see there), so reading the
+  hot prompts costs the same whatever the traffic.
+
+The users and chat-sessions HyperLogLogs of `real_time_metrics` are read over five minutes
+only, so they live ACTIVITY_TTL (10 minutes), not a day: a day of 10-second HyperLogLogs of up
+to 12 KB each would be ~100 MB of Redis for nothing. Every key has a TTL: nothing outlives its
+use, whatever the traffic.
 
 Beside them: `report_cache:{key}` (cached reports) and `tag_heartbeats`, a hash of GTM
 container id -> "{epoch ms} {tag version}" of the browser tag's last heartbeat; TTL 30 days.
@@ -35,9 +42,14 @@ METRICS_TTL = 86_400
 HOT_PROMPTS_TTL = 1800
 HOT_PROMPTS_RECENT = 1000  # length of the recent-prompts list
 HOT_BUCKET_SECONDS = 300
+# Distinct prompts counted per 5-minute bucket: between this and twice this; when a bucket
+# reaches twice, it keeps its most asked half (ANALYTICS_HOT_PROMPTS_TRACKED).
+HOT_PROMPTS_TRACKED = 2000
+HOT_PROMPTS_MAX_LIMIT = 100  # the most a hot-prompts read may ask for
 ACTIVITY_BUCKET_SECONDS = 10  # resolution of the active-user and active-session windows
 ENGAGEMENT_WINDOW_SECONDS = 300
 TAG_HEARTBEATS_TTL = 30 * 86_400
+ACTIVITY_TTL = 600
 
 # Counters kept per second in real_time_metrics.
 COUNTERS = ("events", "chat_messages", "ai_response_ms_sum", "ai_response_count", "errors")

@@ -1,25 +1,44 @@
 """The live state in this process: the embedded default, and the fallback when Redis is down.
 
 Same contract and TTLs as the Redis backend; distinct counts are exact here (sets), where Redis
-uses HyperLogLogs. Runs on the event loop's thread only, so it needs no locks; expired entries
-are dropped as time passes (on writes).
+uses HyperLogLogs. Runs on the event loop's thread only, so it needs no locks.
+
+Memory is bounded by time and by size, and sweeping it costs amortised O(1) per request:
+
+- rate-limit windows and sessions sit in insertion-ordered dicts, moved to the end when
+  touched, so the least recently used is always first; every `take` and `record` frees up to
+  SWEEP_STEP expired ones from the front (each entry is freed once, so the sweep keeps pace
+  with any rate of new users: at most one entry is added per call);
+- per-second counters and 10-second user sets are dropped once older than their window
+  (ten minutes: they are read over five);
+- hot prompts are counted per 5-minute bucket, at most 2 x `hot_prompts_tracked` distinct
+  ones per bucket (a full bucket keeps its most asked half), with a running total over the
+  window, so a read ranks a bounded number of prompts, off the event loop (see `hot_prompts`);
+- the report cache is bounded in bytes and swept on every request (`live/cache.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import dataclasses
+import heapq
 import time
-from collections import Counter, deque
-from collections.abc import Sequence
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Sequence
+
+import anyio
+import anyio.to_thread
 
 from netra_analytics.live.base import (
     ACTIVITY_BUCKET_SECONDS,
+    ACTIVITY_TTL,
     COUNTERS,
     ENGAGEMENT_WINDOW_SECONDS,
     HOT_BUCKET_SECONDS,
+    HOT_PROMPTS_MAX_LIMIT,
     HOT_PROMPTS_RECENT,
-    METRICS_TTL,
+    HOT_PROMPTS_TRACKED,
     RATE_WINDOW_MS,
     SESSION_TTL,
     Activity,
@@ -29,6 +48,12 @@ from netra_analytics.live.base import (
     hot_buckets,
     window_seconds,
 )
+from netra_analytics.live.cache import DEFAULT_MAX_BYTES, ReportCache
+
+SWEEP_STEP = 64  # expired windows or sessions freed per call, at most
+# Per-second counters are read over the last five minutes only (`totals`): Redis keeps them
+# the spec's day for whoever else reads them, this process keeps what it reads.
+SECONDS_KEPT = ACTIVITY_TTL
 
 
 @dataclasses.dataclass
@@ -51,24 +76,62 @@ class _Session:
     expires_ms: int
 
 
+def _rank(items: list[tuple[str, int]], limit: int) -> list[tuple[str, int]]:
+    """The `limit` most asked, ties by hash (pure, for a worker thread)."""
+    return heapq.nsmallest(limit, items, key=lambda item: (-item[1], item[0]))
+
+
 class InProcessLiveState:
-    def __init__(self) -> None:
-        self._windows: dict[str, _Window] = {}
+    def __init__(
+        self,
+        *,
+        hot_prompts_tracked: int = HOT_PROMPTS_TRACKED,
+        cache_max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`clock`: seconds, for the report cache's expiry (the rest takes `now_ms`)."""
+        self._hot_tracked = hot_prompts_tracked
+        self._cache_max_bytes = cache_max_bytes
+        self._clock = clock
+        # Its own limiter (one thread): rankings never queue behind, or fill, the default pool.
+        self._ranking_limiter: anyio.CapacityLimiter | None = None
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (the fallback state, once Redis answers again)."""
+        self._windows: OrderedDict[str, _Window] = OrderedDict()
         self._seconds: dict[int, dict[str, float]] = {}
         self._users: dict[int, set[str]] = {}
         self._chat_sessions: dict[int, set[str]] = {}
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._recent_prompts: deque[str] = deque(maxlen=HOT_PROMPTS_RECENT)
         self._hot_counts: dict[int, Counter[str]] = {}
-        self._hot_text: dict[str, str] = {}
+        self._hot_total: Counter[str] = Counter()  # the sum of the buckets in _hot_counts
+        self._hot_text: dict[str, str] = {}  # for each prompt in _hot_total
+        # Changes whenever _hot_total does; never goes back, so a ranking from before a clear
+        # cannot pass for a current one.
+        self._hot_version = getattr(self, "_hot_version", 0) + 1
+        self._ranked: tuple[int, list[tuple[str, int]]] = (-1, [])  # (version, top prompts)
+        self._ranking: asyncio.Future[list[tuple[str, int]]] | None = None
         self._last_prune_s = 0
-        self._cache: dict[str, tuple[float, bytes]] = {}
+        self.cache = ReportCache(self._cache_max_bytes, clock=self._clock)
         self._tags: dict[str, tuple[int, str]] = {}
+
+    def sizes(self) -> dict[str, int]:
+        """How many entries each structure holds (for tests and the soak benchmark)."""
+        return {
+            "windows": len(self._windows),
+            "sessions": len(self._sessions),
+            "seconds": len(self._seconds),
+            "hot_prompts": len(self._hot_total),
+            "cache_entries": len(self.cache),
+            "cache_bytes": self.cache.bytes,
+        }
 
     async def take(
         self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int
     ) -> RateDecision:
-        window = self._windows.setdefault(user_id, _Window())
+        window = self._windows.pop(user_id, None) or _Window()
         window.expire(now_ms - RATE_WINDOW_MS)
         admitted = []
         for event_id in event_ids:
@@ -82,9 +145,25 @@ class InProcessLiveState:
             else:
                 admitted.append(False)
         reset = (window.scores[0] if window.scores else now_ms) + RATE_WINDOW_MS
-        if not window.ids:
-            del self._windows[user_id]
+        if window.ids:
+            self._windows[user_id] = window  # at the end: the most recently used
+        self._sweep_windows(now_ms)
+        self.cache.sweep()
         return RateDecision(tuple(admitted), limit, max(0, limit - len(window.ids)), reset)
+
+    def _sweep_windows(self, now_ms: int) -> None:
+        for _ in range(SWEEP_STEP):
+            oldest = next(iter(self._windows.values()), None)
+            if oldest is None or oldest.scores[-1] > now_ms - RATE_WINDOW_MS:
+                return
+            self._windows.popitem(last=False)
+
+    def _sweep_sessions(self, now_ms: int) -> None:
+        for _ in range(SWEEP_STEP):
+            oldest = next(iter(self._sessions.values()), None)
+            if oldest is None or oldest.expires_ms > now_ms:
+                return
+            self._sessions.popitem(last=False)
 
     async def record(self, activity: Activity) -> None:
         second = activity.at_ms // 1000
@@ -100,17 +179,44 @@ class InProcessLiveState:
         if activity.counters.get("chat_messages"):
             self._chat_sessions.setdefault(bucket, set()).add(activity.session_id)
         self._record_session(activity)
-        hot = self._hot_counts.setdefault(second // HOT_BUCKET_SECONDS, Counter())
-        for digest, text in activity.prompts:
+        self._sweep_sessions(activity.at_ms)
+        if activity.prompts:
+            self._count_prompts(second // HOT_BUCKET_SECONDS, activity.prompts)
+
+    def _count_prompts(self, bucket: int, prompts: Sequence[tuple[str, str]]) -> None:
+        hot = self._hot_counts.setdefault(bucket, Counter())
+        for digest, text in prompts:
             self._recent_prompts.appendleft(digest)
             hot[digest] += 1
+            self._hot_total[digest] += 1
             self._hot_text[digest] = text
+        self._hot_version += 1
+        if len(hot) >= 2 * self._hot_tracked:
+            # Keep the most asked half: O(n log n) once per n new prompts, amortised O(log n).
+            # Least asked first, ties by hash: the order of a Redis sorted set, so that both
+            # backends keep the same prompts.
+            ranked = sorted(hot.items(), key=lambda item: (item[1], item[0]))
+            self._forget(bucket, dict(ranked[: len(hot) - self._hot_tracked]))
+
+    def _forget(self, bucket: int, counts: dict[str, int]) -> None:
+        """Take `counts` out of the bucket and the running total."""
+        hot = self._hot_counts.get(bucket)
+        for digest, count in counts.items():
+            if hot is not None:
+                del hot[digest]
+            left = self._hot_total[digest] - count
+            if left > 0:
+                self._hot_total[digest] = left
+            else:
+                del self._hot_total[digest]
+                self._hot_text.pop(digest, None)
+        self._hot_version += 1
 
     def _record_session(self, activity: Activity) -> None:
-        session = self._sessions.get(activity.session_id)
+        session = self._sessions.pop(activity.session_id, None)
         if session is None or session.expires_ms <= activity.at_ms:
             session = _Session({"first_seen": str(activity.at_ms), "event_count": "0"}, set(), 0)
-            self._sessions[activity.session_id] = session
+        self._sessions[activity.session_id] = session  # at the end: the most recently used
         fields = session.fields
         fields["user_id"] = activity.user_id
         fields["last_seen"] = str(activity.at_ms)
@@ -123,22 +229,25 @@ class InProcessLiveState:
         session.expires_ms = activity.at_ms + SESSION_TTL * 1000
 
     def _prune(self, now_s: int) -> None:
+        """Drop what is older than its window (every 10 s: the tables are keyed by time, so
+        this touches a few dozen keys, not one per user)."""
+        self._expire_hot(now_s)
         if now_s - self._last_prune_s < 10:
             return
         self._last_prune_s = now_s
         oldest_activity = min(activity_buckets(now_s * 1000))
-        oldest_hot = min(hot_buckets(now_s * 1000))
         for table, oldest in (
-            (self._seconds, now_s - METRICS_TTL),
+            (self._seconds, now_s - SECONDS_KEPT),
             (self._users, oldest_activity),
             (self._chat_sessions, oldest_activity),
-            (self._hot_counts, oldest_hot),
         ):
             for key in [k for k in table if k < oldest]:
                 del table[key]
-        kept = {digest for counts in self._hot_counts.values() for digest in counts}
-        self._hot_text = {d: t for d, t in self._hot_text.items() if d in kept}
-        self._sessions = {k: s for k, s in self._sessions.items() if s.expires_ms > now_s * 1000}
+
+    def _expire_hot(self, now_s: int) -> None:
+        oldest = min(hot_buckets(now_s * 1000))
+        for bucket in [b for b in self._hot_counts if b < oldest]:
+            self._forget(bucket, self._hot_counts.pop(bucket))
 
     async def totals(self, now_ms: int) -> Totals:
         window = dict.fromkeys(COUNTERS, 0.0)
@@ -162,27 +271,41 @@ class InProcessLiveState:
         return {**session.fields, "pages_visited": str(len(session.pages))}
 
     async def hot_prompts(self, now_ms: int, limit: int) -> list[tuple[str, str, int]]:
-        counts: Counter[str] = Counter()
-        for bucket in hot_buckets(now_ms):
-            counts.update(self._hot_counts.get(bucket, Counter()))
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        return [(digest, self._hot_text.get(digest, ""), count) for digest, count in ranked]
+        """The running total holds at most 2 x tracked x 6 buckets prompts. Ranking them is
+        done in a worker thread on a copy (taking the copy is one C-level pass), one ranking at
+        a time: readers that come while one runs share it, and an unchanged state is not
+        ranked again. So a burst of reads costs the event loop a copy, not a sort each."""
+        self._expire_hot(now_ms // 1000)
+        version, ranked = self._ranked
+        if version != self._hot_version:
+            if self._ranking is None:
+                self._ranking = asyncio.ensure_future(self._rank_now())
+            ranking = self._ranking
+            ranked = await asyncio.shield(ranking)
+        return [(digest, self._hot_text.get(digest, ""), count) for digest, count in ranked][:limit]
+
+    async def _rank_now(self) -> list[tuple[str, int]]:
+        version = self._hot_version
+        items = list(self._hot_total.items())
+        if self._ranking_limiter is None:
+            self._ranking_limiter = anyio.CapacityLimiter(1)  # made inside the running loop
+        try:
+            ranked = await anyio.to_thread.run_sync(
+                _rank, items, HOT_PROMPTS_MAX_LIMIT, limiter=self._ranking_limiter
+            )
+        finally:
+            self._ranking = None
+        self._ranked = (version, ranked)
+        return ranked
 
     async def recent_prompts(self) -> list[str]:
         return list(self._recent_prompts)
 
     async def cache_get(self, key: str) -> bytes | None:
-        found = self._cache.get(key)
-        if found is None or found[0] <= time.monotonic():
-            self._cache.pop(key, None)
-            return None
-        return found[1]
+        return self.cache.get(key)
 
     async def cache_put(self, key: str, value: bytes, ttl_seconds: int) -> None:
-        now = time.monotonic()
-        if len(self._cache) > 1000:  # keep it small: drop what has expired
-            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
-        self._cache[key] = (now + ttl_seconds, value)
+        self.cache.put(key, value, ttl_seconds)
 
     async def tag_fired(self, container: str, version: str, now_ms: int) -> None:
         self._tags[container] = (now_ms, version)

@@ -8,6 +8,7 @@ Cluster they would also need a common hash tag, which this layout does not give.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,10 +18,12 @@ from redis.backoff import NoBackoff
 
 from netra_analytics.live.base import (
     ACTIVITY_BUCKET_SECONDS,
+    ACTIVITY_TTL,
     COUNTERS,
     ENGAGEMENT_WINDOW_SECONDS,
     HOT_BUCKET_SECONDS,
     HOT_PROMPTS_RECENT,
+    HOT_PROMPTS_TRACKED,
     HOT_PROMPTS_TTL,
     METRICS_TTL,
     RATE_LIMITER_TTL,
@@ -71,27 +74,32 @@ return {table.concat(flags), count, reset}
 """
 
 # KEYS: second counters, users HLL, chat-sessions HLL, session hash, session pages set,
-#       recent prompts list, prompt counts (5-minute bucket), prompt texts.
+#       recent prompts list, prompt counts (5-minute bucket), prompt texts (same bucket).
 # ARGV: user, session, page, thread, at_ms, has_chat, n counter pairs, ttls (metrics, session,
-#       hot, recent length), then n (field, increment) pairs, then (hash, text) prompt pairs.
+#       hot, recent length, activity), tracked prompts per bucket, then n (field, increment)
+#       pairs, then (hash, text) prompt pairs.
+# A bucket that reaches twice the tracked number keeps its most asked half (and their texts):
+# one trim per `tracked` new prompts, so amortised O(log n) per prompt.
 RECORD = """
 local user, session, page, thread, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local has_chat = ARGV[6] == '1'
 local n = tonumber(ARGV[7])
 local ttl_metrics, ttl_session, ttl_hot = ARGV[8], ARGV[9], ARGV[10]
 local recent_length = tonumber(ARGV[11])
+local ttl_activity = ARGV[12]
+local tracked = tonumber(ARGV[13])
 local events = 0
 for i = 0, n - 1 do
-  local field, value = ARGV[12 + 2 * i], ARGV[13 + 2 * i]
+  local field, value = ARGV[14 + 2 * i], ARGV[15 + 2 * i]
   redis.call('HINCRBYFLOAT', KEYS[1], field, value)
   if field == 'events' then events = tonumber(value) end
 end
 redis.call('EXPIRE', KEYS[1], ttl_metrics)
 redis.call('PFADD', KEYS[2], user)
-redis.call('EXPIRE', KEYS[2], ttl_metrics)
+redis.call('EXPIRE', KEYS[2], ttl_activity)
 if has_chat then
   redis.call('PFADD', KEYS[3], session)
-  redis.call('EXPIRE', KEYS[3], ttl_metrics)
+  redis.call('EXPIRE', KEYS[3], ttl_activity)
 end
 redis.call('HSETNX', KEYS[4], 'first_seen', at)
 redis.call('HSET', KEYS[4], 'user_id', user, 'last_seen', at)
@@ -105,12 +113,20 @@ if thread ~= '' then
   redis.call('HSET', KEYS[4], 'current_thread', thread)
 end
 redis.call('EXPIRE', KEYS[4], ttl_session)
-local first_prompt = 12 + 2 * n
+local first_prompt = 14 + 2 * n
 if #ARGV >= first_prompt then
   for i = first_prompt, #ARGV, 2 do
     redis.call('LPUSH', KEYS[6], ARGV[i])
     redis.call('ZINCRBY', KEYS[7], 1, ARGV[i])
     redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1])
+  end
+  local size = redis.call('ZCARD', KEYS[7])
+  if size >= 2 * tracked then
+    local dropped = redis.call('ZRANGE', KEYS[7], 0, size - tracked - 1)
+    redis.call('ZREMRANGEBYRANK', KEYS[7], 0, size - tracked - 1)
+    for j = 1, #dropped, 1000 do
+      redis.call('HDEL', KEYS[8], unpack(dropped, j, math.min(j + 999, #dropped)))
+    end
   end
   redis.call('LTRIM', KEYS[6], 0, recent_length - 1)
   redis.call('EXPIRE', KEYS[6], ttl_hot)
@@ -120,23 +136,41 @@ end
 return 1
 """
 
-# KEYS[1] prompt texts, KEYS[2..] prompt count buckets. ARGV[1] how many.
+# KEYS[1] a scratch key for the union, KEYS[2..k+1] prompt count buckets, KEYS[k+2..] their
+# texts, newest first. ARGV[1] how many. Ranks by count, ties by hash, like the in-process
+# state; each bucket holds at most 2 x tracked prompts, so the union is bounded.
 HOT = """
-local totals = {}
-for k = 2, #KEYS do
-  local pairs_ = redis.call('ZRANGE', KEYS[k], 0, -1, 'WITHSCORES')
-  for j = 1, #pairs_, 2 do
-    totals[pairs_[j]] = (totals[pairs_[j]] or 0) + tonumber(pairs_[j + 1])
-  end
-end
-local items = {}
-for digest, count in pairs(totals) do items[#items + 1] = {digest, count} end
-table.sort(items, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[1] < b[1]) end)
+local k = (#KEYS - 1) / 2
+local limit = tonumber(ARGV[1])
+local buckets = {}
+for i = 2, k + 1 do buckets[#buckets + 1] = KEYS[i] end
+redis.call('ZUNIONSTORE', KEYS[1], #buckets, unpack(buckets))
 local out = {}
-for i = 1, math.min(tonumber(ARGV[1]), #items) do
-  out[#out + 1] = items[i][1]
-  out[#out + 1] = redis.call('HGET', KEYS[1], items[i][1]) or ''
-  out[#out + 1] = items[i][2]
+local last = redis.call('ZREVRANGE', KEYS[1], limit - 1, limit - 1, 'WITHSCORES')
+local items = {}
+local floor = '-inf'
+if last[2] then
+  floor = last[2]
+  local above = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. floor, '+inf', 'WITHSCORES')
+  for j = 1, #above, 2 do items[#items + 1] = {above[j], tonumber(above[j + 1])} end
+  table.sort(items, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[1] < b[1]) end)
+  local ties = redis.call('ZRANGEBYSCORE', KEYS[1], floor, floor, 'LIMIT', 0, limit - #items)
+  for j = 1, #ties do items[#items + 1] = {ties[j], tonumber(floor)} end
+else
+  local all = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  for j = 1, #all, 2 do items[#items + 1] = {all[j], tonumber(all[j + 1])} end
+  table.sort(items, function(a, b) return a[2] > b[2] or (a[2] == b[2] and a[1] < b[1]) end)
+end
+redis.call('DEL', KEYS[1])
+for _, item in ipairs(items) do
+  local text = false
+  for i = k + 2, #KEYS do
+    text = redis.call('HGET', KEYS[i], item[1])
+    if text then break end
+  end
+  out[#out + 1] = item[1]
+  out[#out + 1] = text or ''
+  out[#out + 1] = item[2]
 end
 return out
 """
@@ -151,7 +185,11 @@ class RedisLiveState:
         timeout: float = 0.5,
         connections: int = 64,
         pool_wait: float = 2.0,
+        hot_prompts_tracked: int = HOT_PROMPTS_TRACKED,
+        cache_max_value_bytes: int = 8 << 20,
     ) -> None:
+        """`cache_max_value_bytes`: larger reports are not cached (Redis's own `maxmemory`
+        bounds the rest; every cached report has its TTL)."""
         # A blocking pool: under a burst, callers wait (up to `pool_wait`) for one of a bounded
         # number of connections instead of failing with "Too many connections"; `timeout`
         # bounds each connect and each reply, so a dead Redis is noticed within it.
@@ -169,6 +207,8 @@ class RedisLiveState:
         )
         self._client: Any = redis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self._prefix = prefix
+        self._hot_tracked = hot_prompts_tracked
+        self._cache_max_value_bytes = cache_max_value_bytes
         self._take = self._client.register_script(TAKE)
         self._record = self._client.register_script(RECORD)
         self._hot = self._client.register_script(HOT)
@@ -194,7 +234,8 @@ class RedisLiveState:
         args: list[str | int | float] = [
             activity.user_id, activity.session_id, activity.page_path, activity.thread_id or "",
             activity.at_ms, "1" if activity.counters.get("chat_messages") else "0", len(fields),
-            METRICS_TTL, SESSION_TTL, HOT_PROMPTS_TTL, HOT_PROMPTS_RECENT,
+            METRICS_TTL, SESSION_TTL, HOT_PROMPTS_TTL, HOT_PROMPTS_RECENT, ACTIVITY_TTL,
+            self._hot_tracked,
         ]  # fmt: skip
         for name, value in fields.items():
             args += [name, repr(float(value))]
@@ -209,7 +250,7 @@ class RedisLiveState:
                 self.key("user_session_cache", activity.session_id, "pages"),
                 self.key("hot_prompts_cache"),
                 self.key("hot_prompts_cache", "counts", second // HOT_BUCKET_SECONDS),
-                self.key("hot_prompts_cache", "text"),
+                self.key("hot_prompts_cache", "text", second // HOT_BUCKET_SECONDS),
             ],
             args=args,
         )
@@ -242,8 +283,12 @@ class RedisLiveState:
         return {**fields, "pages_visited": str(pages)}
 
     async def hot_prompts(self, now_ms: int, limit: int) -> list[tuple[str, str, int]]:
-        keys = [self.key("hot_prompts_cache", "text")]
-        keys += [self.key("hot_prompts_cache", "counts", b) for b in hot_buckets(now_ms)]
+        buckets = hot_buckets(now_ms)
+        # A scratch key per call (a worker's reads may overlap); deleted by the script, and
+        # never left behind without a TTL: the script runs atomically.
+        keys = [self.key("hot_prompts_cache", "union", uuid.uuid4().hex)]
+        keys += [self.key("hot_prompts_cache", "counts", b) for b in buckets]
+        keys += [self.key("hot_prompts_cache", "text", b) for b in reversed(buckets)]
         flat = await self._hot(keys=keys, args=[limit])
         return [(flat[i], flat[i + 1], int(flat[i + 2])) for i in range(0, len(flat), 3)]
 
@@ -256,6 +301,8 @@ class RedisLiveState:
         return value.encode() if value is not None else None
 
     async def cache_put(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        if len(value) > self._cache_max_value_bytes:
+            return
         await self._client.set(self.key("report_cache", key), value.decode(), ex=ttl_seconds)
 
     async def tag_fired(self, container: str, version: str, now_ms: int) -> None:

@@ -380,6 +380,7 @@ class PromptWorker:
         duty: float = DUTY_CYCLE,
         calls: StoreCalls | None = None,
         clock: Callable[[], float] = time.time,
+        index: SimilarityIndex | None = None,
     ) -> None:
         """`calls`: the pool (and timeout) for its store calls, by default 1 thread and 30 s."""
         self._spool = spool
@@ -391,7 +392,7 @@ class PromptWorker:
         self._clock = clock
         self._stopping = asyncio.Event()
         self._outage = OutageLog(log, "prompt analysis (store)")
-        self.index = SimilarityIndex()
+        self.index = index if index is not None else SimilarityIndex()
         self.analyser: PromptAnalyser | None = None
         self.rows_written = 0
         self.records_skipped = 0
