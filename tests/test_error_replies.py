@@ -54,6 +54,8 @@ USABLE = {
     "paths": "5",
     "container": "GTM-ABCD12",
     "version": "1.0.0",
+    "since": str(TODAY - timedelta(days=9)) + "T00:00:00Z",
+    "action": "user_deleted",
 }
 
 
