@@ -215,3 +215,38 @@ def test_redis_keys_carry_the_specs_ttls(redis_server: Any, redis_db: Any) -> No
     assert redis_db.type("ttl:user_session_cache:s1") == "hash"
     assert redis_db.type("ttl:hot_prompts_cache") == "list"
     assert redis_db.lrange("ttl:hot_prompts_cache", 0, -1) == ["h"]
+
+
+def test_forget_drops_a_person_and_their_prompts_and_every_cached_report(
+    backend_factory: Any,
+) -> None:
+    """An erasure's part in the live state: nothing of the person is left (Redis: the bytes of
+    every key and value are searched), another person's state is untouched."""
+
+    async def scenario(state: LiveState) -> tuple[int, list[str], dict[str, str] | None]:
+        for user, session, text in (("gone-7", "s-gone", "quokka tariff"), ("kept", "s-kept", "x")):
+            await state.take(user, [f"{user}-e1"], T0, 100)
+            await state.record(_activity(T0, user, session, prompts=[(f"h-{user}", text)]))
+        await state.cache_put("user-activity:gone-7", b'{"user_id": "gone-7"}', 60)
+        removed = await state.forget(["gone-7"], ["h-gone-7"])
+        assert await state.session("s-gone", T0) is None
+        assert await state.cache_get("user-activity:gone-7") is None
+        hot = await state.hot_prompts(T0, 10)
+        assert [h for h, _, _ in hot] == ["h-kept"]
+        assert "h-gone-7" not in await state.recent_prompts()
+        decision = await state.take("gone-7", ["gone-7-e2"], T0, 1)  # a fresh window
+        assert decision.allowed == 1
+        left: list[str] = []
+        if isinstance(state, RedisLiveState):
+            client = state._client
+            async for key in client.scan_iter(match="test:*"):
+                dump = await client.dump(key)
+                if b"gone-7" in key.encode() + (dump or b"") or b"quokka" in (dump or b""):
+                    left.append(key)
+        return removed, left, await state.session("s-kept", T0)
+
+    removed, left, kept = _run(backend_factory, scenario)
+    assert removed >= 4  # window, session, the prompt (bucket, recent), the cached report
+    # The fresh window taken after the forget is the only key naming the person again.
+    assert left in ([], ["test:event_rate_limiter:gone-7"])
+    assert kept is not None and kept["user_id"] == "kept"

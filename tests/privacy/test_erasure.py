@@ -30,6 +30,7 @@ PERSON, BROWSER, OTHER = "erase-me-5c1d", "browser-of-erase-me", "keep-me-9a2e"
 TEXT = "quokka zeppelin tariff question"  # plain words: the sanitiser keeps them
 OTHER_TEXT = "wombat dirigible budget question"
 URL = "/api/analytics/events"
+LIVE = "/api/analytics/reports"
 PEOPLE_TABLES = """
 SELECT t.name AS name FROM system.tables AS t
 INNER JOIN system.columns AS c ON c.database = t.database AND c.table = t.name
@@ -115,6 +116,11 @@ def test_a_person_is_exported_then_erased_everywhere(
     assert b"".join(export_lines(store, PERSON, page=3)).splitlines()[1:-1] == \
         reply.content.splitlines()[1:-1]  # fmt: skip
 
+    # A damaged spool record naming the person, set aside by the spool (quarantine).
+    quarantine = data_dir / "spool" / "quarantine"
+    quarantine.mkdir(exist_ok=True)
+    (quarantine / "12345.bad").write_bytes(b"\x00garbled " + PERSON.encode() + b" garbled")
+    assert client.get(f"{LIVE}/sessions/s-p").json()["user_id"] == PERSON
     # Events still in the spool when the erasure is asked for go too.
     late = _post_all(client, [event("feature_usage")], user_id=PERSON, session_id="s-p")
     assert late
@@ -134,6 +140,13 @@ def test_a_person_is_exported_then_erased_everywhere(
     assert result["browsers"] == 1 and result["purged_from_disk"] is True
     assert result["removed"]["frontend_events"] == len(sent) + 1
     assert set(result["removed"]) == set(tables)
+    outside = result["outside_the_store"]
+    assert outside["similarity_index"] == 2  # the person's two prompts (one as the browser)
+    assert outside["live_state"] >= 3  # their sessions and rate-limit window at least
+    assert outside["quarantined_spool_records"] == 1
+    assert client.get(f"{LIVE}/sessions/s-p").status_code == 404
+    service = client.app.state.service  # type: ignore[attr-defined]
+    assert service.prompts.index.remove(PERSON) == 0  # nothing of theirs left to remove
 
     for table in tables:
         assert _count(store, table, [PERSON, BROWSER]) == 0, table

@@ -52,6 +52,7 @@ import os
 import struct
 import threading
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -199,6 +200,19 @@ class Spool:
         if self.durable_end > self._segment_base:
             self._roll_segment()
         self._drop_read_segments()
+
+    def drop_quarantined_with(self, needles: Sequence[bytes]) -> int:
+        """Delete the quarantined records whose bytes contain any of `needles` (an erasure:
+        a damaged record may still hold a person's id in clear); they stay counted. Returns
+        how many files were deleted."""
+        dropped = 0
+        with self._quarantine_lock:
+            for path in (self._dir / QUARANTINE).glob("*.bad"):
+                data = path.read_bytes()
+                if any(needle and needle in data for needle in needles):
+                    path.unlink()
+                    dropped += 1
+        return dropped
 
     # --- reading and committing --------------------------------------------------------------
 

@@ -118,6 +118,14 @@ class LiveStateGuard:
     async def cache_put(self, key: str, value: bytes, ttl_seconds: int) -> None:
         await self._use(lambda s: s.cache_put(key, value, ttl_seconds), counter="record")
 
+    async def forget(self, user_ids: Sequence[str], prompt_hashes: Sequence[str]) -> int:
+        """Both the shared state and this process's fallback (it may hold what an outage of
+        Redis left): see LiveState.forget. Raises when Redis cannot be reached."""
+        removed = await self.local.forget(user_ids, prompt_hashes)
+        if self.primary is not None:
+            removed += await self.primary.forget(user_ids, prompt_hashes)
+        return removed
+
     async def tag_fired(self, container: str, version: str, now_ms: int) -> None:
         await self._use(lambda s: s.tag_fired(container, version, now_ms), counter="record")
 

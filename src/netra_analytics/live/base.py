@@ -134,6 +134,13 @@ class LiveState(Protocol):
 
     async def cache_put(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
 
+    async def forget(self, user_ids: Sequence[str], prompt_hashes: Sequence[str]) -> int:
+        """An erasure: drop these people's rate-limit windows and sessions, the prompts they
+        asked (by hash) from hot prompts and the recent list, and every cached report (one may
+        show a person's activity). The active-user sets of the last minutes keep them in
+        Redis (HyperLogLogs cannot drop a member) until their 10-minute TTL; in process they
+        are dropped too. Returns how many entries were removed."""
+
     async def tag_fired(self, container: str, version: str, now_ms: int) -> None:
         """The browser tag of this GTM container ran (its heartbeat)."""
 

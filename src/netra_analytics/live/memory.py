@@ -117,6 +117,29 @@ class InProcessLiveState:
         self.cache = ReportCache(self._cache_max_bytes, clock=self._clock)
         self._tags: dict[str, tuple[int, str]] = {}
 
+    async def forget(self, user_ids: Sequence[str], prompt_hashes: Sequence[str]) -> int:
+        ids, digests = set(user_ids), set(prompt_hashes)
+        removed = sum(self._windows.pop(user, None) is not None for user in ids)
+        gone = [key for key, session in self._sessions.items()
+                if session.fields.get("user_id") in ids]  # fmt: skip
+        for key in gone:
+            del self._sessions[key]
+        removed += len(gone)
+        for users in self._users.values():
+            removed += len(users & ids)
+            users -= ids
+        for bucket, hot in list(self._hot_counts.items()):
+            asked = {digest: hot[digest] for digest in digests if digest in hot}
+            if asked:
+                self._forget(bucket, asked)
+                removed += len(asked)
+        kept = [digest for digest in self._recent_prompts if digest not in digests]
+        removed += len(self._recent_prompts) - len(kept)
+        self._recent_prompts = deque(kept, maxlen=HOT_PROMPTS_RECENT)
+        removed += len(self.cache)
+        self.cache = ReportCache(self._cache_max_bytes, clock=self._clock)
+        return removed
+
     def sizes(self) -> dict[str, int]:
         """How many entries each structure holds (for tests and the soak benchmark)."""
         return {

@@ -305,6 +305,31 @@ class RedisLiveState:
             return
         await self._client.set(self.key("report_cache", key), value.decode(), ex=ttl_seconds)
 
+    async def forget(self, user_ids: Sequence[str], prompt_hashes: Sequence[str]) -> int:
+        ids, removed = set(user_ids), 0
+        if ids:
+            removed += await self._client.delete(
+                *(self.key("event_rate_limiter", user) for user in ids)
+            )
+        # Sessions are keyed by session id: every session hash is looked at (an erasure is
+        # rare; SCAN walks the keys without blocking Redis).
+        async for key in self._client.scan_iter(match=self.key("user_session_cache", "*")):
+            if key.endswith(":pages"):
+                continue
+            if await self._client.hget(key, "user_id") in ids:
+                removed += await self._client.delete(key, f"{key}:pages")
+        digests = list(prompt_hashes)
+        async for key in self._client.scan_iter(match=self.key("hot_prompts_cache", "*")):
+            if digests and ":counts:" in key:
+                removed += await self._client.zrem(key, *digests)
+            elif digests and ":text:" in key:
+                removed += await self._client.hdel(key, *digests)
+        for digest in digests:
+            removed += await self._client.lrem(self.key("hot_prompts_cache"), 0, digest)
+        async for key in self._client.scan_iter(match=self.key("report_cache", "*")):
+            removed += await self._client.delete(key)
+        return int(removed)
+
     async def tag_fired(self, container: str, version: str, now_ms: int) -> None:
         key = self.key("tag_heartbeats")
         async with self._client.pipeline(transaction=True) as pipe:

@@ -57,6 +57,10 @@ COUNT_LINKS = (
     "SELECT count() AS n FROM analytics.identity_links "
     "WHERE user_id IN {ids:Array(String)} OR anonymous_id IN {ids:Array(String)}"
 )
+PROMPT_HASHES = (
+    "SELECT DISTINCT prompt_hash FROM analytics.prompt_analytics "
+    "WHERE user_id IN {ids:Array(String)} AND prompt_hash != ''"
+)
 ACTIVE_DAYS = (
     "SELECT DISTINCT toDate(timestamp) AS day FROM analytics.frontend_events "
     "WHERE user_id IN {ids:Array(String)} ORDER BY day"
@@ -106,6 +110,8 @@ class ErasureResult:
     browsers: int = 0  # anonymous ids erased with the person
     rollup_days: list[str] = field(default_factory=list)  # days whose user sets were rebuilt
     purged_from_disk: bool = False  # the outdated parts holding deleted rows are gone
+    ids: list[str] = field(default_factory=list)  # the person's and their browsers' ids
+    prompt_hashes: list[str] = field(default_factory=list)  # of the prompts they asked
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +137,9 @@ def erase(
     browsers = [row["anonymous_id"] for row in store.query_rows(BROWSERS, {"user_id": user_id})]
     ids = [user_id, *browsers]
     result.browsers = len(browsers)
+    result.ids = ids
+    hashes_asked = store.query_rows(PROMPT_HASHES, {"ids": ids})
+    result.prompt_hashes = [str(row["prompt_hash"]) for row in hashes_asked]
     [row] = store.query_rows(HASHES, {"ids": ids})
     hashes = [int(h) for h in row["h"]]
     days = [date.fromisoformat(str(r["day"])) for r in store.query_rows(ACTIVE_DAYS, {"ids": ids})]

@@ -31,7 +31,7 @@ from starlette.concurrency import iterate_in_threadpool
 
 from netra_analytics.errors import StoreError, public_error
 from netra_analytics.privacy import audit
-from netra_analytics.privacy.erasure import erase
+from netra_analytics.privacy.erasure import ErasureResult, erase
 from netra_analytics.privacy.export import export_lines
 from netra_analytics.privacy.iphash import load_or_create_secret
 from netra_analytics.prompts.worker import CONSUMER as PROMPTS_CONSUMER
@@ -154,6 +154,7 @@ async def _run_erasure(
             await asyncio.to_thread(store.insert_json_rows, "erasures", row)
         return
     done = result.as_dict()
+    done["outside_the_store"] = await _forget_outside_the_store(service, result)
     await asyncio.to_thread(
         store.insert_json_rows, "erasures", _job_row(job_id, subject, requested, "done", 2, done)
     )
@@ -161,6 +162,23 @@ async def _run_erasure(
         audit.record, store, actor=actor, action="user_deleted", subject=subject,
         detail={"job_id": job_id, **done}, request_id=request_id,
     )  # fmt: skip
+
+
+async def _forget_outside_the_store(service: Service, result: ErasureResult) -> dict[str, int]:
+    """What the process holds of the person besides the store: the prompt worker's similarity
+    index (changed in its own thread, where the analysis runs), the live state (sessions,
+    rate-limit windows, hot prompts, cached reports) and damaged spool records."""
+    out = {"similarity_index": 0, "live_state": 0, "quarantined_spool_records": 0}
+    if service.prompts is not None:
+        index = service.prompts.index
+        for one in result.ids:
+            out["similarity_index"] += await service.background_calls.run(index.remove, one)
+    out["live_state"] = await service.live.forget(result.ids, result.prompt_hashes)
+    needles = [one.encode() for one in result.ids]
+    out["quarantined_spool_records"] = await asyncio.to_thread(
+        service.spool.drop_quarantined_with, needles
+    )
+    return out
 
 
 async def _spool_stored(service: Service, timeout: float) -> bool:
