@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from netra_analytics import __version__, health, metrics
 from netra_analytics.config import Settings
 from netra_analytics.errors import NetraError, SpoolFull, StoreError, StoreUnavailable
-from netra_analytics.ingest.routes import post_events
+from netra_analytics.ingest.routes import post_events, post_import
 from netra_analytics.reports import activity, engagement, journeys, prompts, spend
 from netra_analytics.service import Service
 from netra_analytics.store import Store
@@ -85,6 +85,7 @@ def create_app(
     )
     app.add_exception_handler(NetraError, _error_response)  # type: ignore[arg-type]
     app.add_route("/api/analytics/events", post_events, methods=["POST"])
+    app.add_route("/api/analytics/import", post_import, methods=["POST"])
     app.add_route("/health", health.live, methods=["GET"])
     app.add_route("/health/ready", health.ready, methods=["GET"])
     app.add_route("/metrics", _metrics, methods=["GET"])

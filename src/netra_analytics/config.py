@@ -56,6 +56,7 @@ class Settings:
     report_cache_seconds: int = 60  # 0: never cache reports
     max_event_age_days: int = 7  # older events are refused (the tag keeps events 7 days)
     bot_filter: bool = True  # known bots' events go to bot_events, out of the reports
+    import_events_per_second: int = 10_000  # the historical import's bound, per process
     log_level: str = "info"
 
     @property
@@ -112,6 +113,11 @@ class Settings:
                 "ANALYTICS_MAX_EVENT_AGE_DAYS", _int_in(1, 80), defaults.max_event_age_days
             ),
             bot_filter=get("ANALYTICS_BOT_FILTER", _on_off, defaults.bot_filter),
+            import_events_per_second=get(
+                "ANALYTICS_IMPORT_EVENTS_PER_SECOND",
+                _int_in(1, 10_000_000),
+                defaults.import_events_per_second,
+            ),
         )
 
 
