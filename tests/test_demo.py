@@ -134,7 +134,9 @@ def test_the_progress_bar_and_a_service_that_keeps_refusing() -> None:
 def test_demo_on_a_real_service_matches_the_generated_events(tmp_path: Path) -> None:
     users, days, seed = 60, 10, 3
     now = datetime.now(UTC)
-    service = ServiceProcess(tmp_path / "data", env={"EVENT_FLUSH_INTERVAL_MS": "100"})
+    # No report cache: the reports are read while the prompt worker catches up.
+    env = {"EVENT_FLUSH_INTERVAL_MS": "100", "ANALYTICS_REPORT_CACHE_SECONDS": "0"}
+    service = ServiceProcess(tmp_path / "data", env=env)
     service.start()
     try:
         summary = demo.run(service.url, users=users, days=days, seed=seed, now=now, progress=None)

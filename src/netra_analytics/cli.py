@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="send realistic synthetic traffic to a running service (historical import)"
     )
     demo.add_argument("--url", required=True, help="the service, e.g. http://localhost:8090")
-    demo.add_argument("--users", type=_positive, default=300, help="people (default 300)")
+    demo.add_argument("--users", type=_positive, default=500, help="people (default 500)")
     demo.add_argument("--days", type=_days, default=30, help="UTC days up to today (default 30)")
     demo.add_argument("--seed", type=int, default=1, help="same seed, same traffic (default 1)")
     demo.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")

@@ -227,7 +227,7 @@ class Summary:
 
 
 def demo_events(
-    *, users: int = 300, days: int = 30, seed: int = 1, now: datetime | None = None
+    *, users: int = 500, days: int = 30, seed: int = 1, now: datetime | None = None
 ) -> Iterator[dict[str, Any]]:
     """The demo's events, person after person, each in the import's shape: `event_type`,
     `event_id`, `timestamp` (ISO 8601, UTC), `properties`, `context`. Only events at or before
@@ -238,7 +238,7 @@ def demo_events(
 
 
 def generate(
-    *, users: int = 300, days: int = 30, seed: int = 1, now: datetime | None = None
+    *, users: int = 500, days: int = 30, seed: int = 1, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Every event of `demo_events` as a list (for tests and small runs)."""
     return list(demo_events(users=users, days=days, seed=seed, now=now))
@@ -522,7 +522,7 @@ class DemoError(Exception):
 def run(
     url: str,
     *,
-    users: int = 300,
+    users: int = 500,
     days: int = 30,
     seed: int = 1,
     timeout: float = 300.0,
