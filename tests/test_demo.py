@@ -11,15 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import orjson
 import pytest
 
 from netra_analytics import demo
+from netra_analytics.app import import_schema
 from netra_analytics.ingest.bots import is_bot
 from netra_analytics.ingest.process import EVENT_RETENTION, IMPORT, RequestInfo, process
 from netra_analytics.prompts.classify import CATEGORIES, default_classifier
 from netra_analytics.prompts.complexity import complexity
 from netra_analytics.reports.funnels import load_funnels
+from netra_analytics.taxonomy import json_schema
 from tests.support.processes import CLI, ServiceProcess, wait_until
 
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
@@ -40,6 +43,12 @@ def test_every_event_validates_under_the_import(events: list[dict[str, Any]]) ->
         assert [r.reply() for r in batch.rejected] == []
         assert len(batch.accepted) == len(chunk)
     assert not any(is_bot(e["context"]["user_agent"]) for e in events)
+
+
+def test_every_event_matches_the_published_import_schema(events: list[dict[str, Any]]) -> None:
+    validator = jsonschema.Draft202012Validator(import_schema(json_schema()))
+    assert list(validator.iter_errors({"events": events[: IMPORT.max_events]})) == []
+    assert list(validator.iter_errors({"events": [{**events[0], "timestamp": None}]}))
 
 
 def test_the_same_seed_gives_the_same_events_and_another_seed_others(

@@ -228,6 +228,13 @@ def test_import_takes_larger_requests_than_browsers(client: TestClient) -> None:
     assert reply.status_code == 413 and str(IMPORT.max_events) in reply.json()["message"]
 
 
+def test_the_import_is_in_the_openapi_document(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    body = paths[URL]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["events"]["maxItems"] == IMPORT.max_events
+    assert "timestamp" in body["$defs"]["Event"]["required"]
+
+
 def test_the_retention_bound_is_the_tables_ttl() -> None:
     migration = (
         resources.files("netra_analytics.store") / "migrations" / "0001_frontend_events.sql"
