@@ -158,14 +158,21 @@ def test_each_event_carries_its_own_context_and_browser(
                      "user_agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"}},
         {**event("feature_usage"), "timestamp": when,
          "context": {"user_id": "undefined", "session_id": "s4"}},
+        {**event("feature_usage"), "timestamp": when, "properties": {"feature_name": "x"},
+         "context": {"user_id": "carol", "session_id": "s5"}},
     ]  # fmt: skip
     reply = _post(client, body(events, user_id="bob")).json()
     assert reply["accepted"] == 4
-    [(index, reason, field)] = [
-        (r["index"], r["reason"], r["errors"][0]["field"]) for r in reply["rejected"]
+    assert [(r["index"], r["reason"], r["errors"][0]["field"]) for r in reply["rejected"]] == [
+        (4, "invalid_event", "context.user_id"),
+        (5, "invalid_properties", "properties.action"),
     ]
-    assert (index, reason, field) == (4, "invalid_event", "context.user_id")
     wait_until(lambda: _count(store) == 3 and _count(store, "bot_events") == 1, timeout=20)
+    wait_until(lambda: _count(store, "rejected_events") == 2, timeout=20)
+    rejected = store.query_rows(
+        "SELECT user_id FROM analytics.rejected_events ORDER BY event_index"
+    )
+    assert [r["user_id"] for r in rejected] == ["", "carol"]  # whose event it was, if known
     rows = store.query_rows(
         "SELECT user_id, session_id, page_path, user_agent FROM analytics.frontend_events "
         "ORDER BY user_id"

@@ -288,6 +288,15 @@ def _one_event(
             else [FieldError("", f"not valid JSON: {exc}")]
         )
         return _rejection(index, raw, _peek_event_type(raw), "invalid_event", errors, context, info)
+    if isinstance(wire, ImportWireEvent):
+        try:
+            context = _event_context(wire.context, context)
+        except BadRequest as exc:
+            field, _, message = str(exc).partition(": ")
+            errors = [FieldError(field, message)]
+            # Not the envelope's person's event: whose it is, is what could not be read.
+            return _rejection(index, raw, wire.event_type, "invalid_event", errors,
+                              NO_CONTEXT, info)  # fmt: skip
     event_type = EVENT_TYPES.get(wire.event_type)
     if event_type is None:
         known = ", ".join(EVENT_TYPES)
@@ -303,13 +312,6 @@ def _one_event(
     except msgspec.ValidationError:
         errors = properties_errors(event_type, bytes(wire.properties))
         return _rejection(index, raw, wire.event_type, "invalid_properties", errors, context, info)
-    if isinstance(wire, ImportWireEvent):
-        try:
-            context = _event_context(wire.context, context)
-        except BadRequest as exc:
-            field, _, message = str(exc).partition(": ")
-            errors = [FieldError(field, message)]
-            return _rejection(index, raw, wire.event_type, "invalid_event", errors, context, info)
     if wire.timestamp is None and policy.require_timestamp:
         errors = [FieldError("timestamp", f"required by the {policy.name} endpoint")]
         return _rejection(index, raw, wire.event_type, "invalid_event", errors, context, info)
