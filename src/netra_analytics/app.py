@@ -21,6 +21,7 @@ first:
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -45,7 +46,8 @@ from netra_analytics.errors import (
     WriterDown,
 )
 from netra_analytics.http_limits import BodyLimits
-from netra_analytics.ingest.routes import post_events
+from netra_analytics.ingest.process import IMPORT
+from netra_analytics.ingest.routes import post_events, post_import
 from netra_analytics.logs import RateLimitedLog
 from netra_analytics.privacy import routes as privacy_routes
 from netra_analytics.reports import activity, engagement, journeys, prompts, spend
@@ -104,6 +106,7 @@ def create_app(
     app.state.client_errors = RateLimitedLog(log)
     app.add_exception_handler(NetraError, _error_response)  # type: ignore[arg-type]
     app.add_route("/api/analytics/events", post_events, methods=["POST"])
+    app.add_route("/api/analytics/import", post_import, methods=["POST"])
     app.add_route("/health", health.live, methods=["GET"])
     app.add_route("/health/ready", health.ready, methods=["GET"])
     app.add_route("/metrics", _metrics, methods=["GET"])
@@ -126,6 +129,7 @@ def create_app(
             document = get_openapi(title=app.title, version=app.version, routes=app.routes,
                                    description=app.description)  # fmt: skip
             document["paths"]["/api/analytics/events"] = _events_operation(schema)
+            document["paths"]["/api/analytics/import"] = _import_operation(schema)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -238,3 +242,39 @@ def _events_operation(schema: dict[str, Any]) -> dict[str, Any]:
             },
         }
     }
+
+
+def _import_operation(schema: dict[str, Any]) -> dict[str, Any]:
+    """The historical import's operation (`ingest.routes.post_import`)."""
+    operation = _events_operation(import_schema(schema))["post"]
+    responses = operation["responses"]
+    responses["413"] = {**responses["413"], "description": "Body over 8 MiB or 5,000 events"}
+    responses["429"] = {**responses["429"], "description": "Over the import's events per second"}
+    return {
+        "post": {
+            **operation,
+            "summary": "Import historical events (backfills, server-side sources; admin-only "
+            "once access control exists)",
+            "description": (
+                "The events body; each event needs a timestamp, kept as sent back to 90 days "
+                "(older: `beyond_retention`), and may carry its own `context` with the browser's "
+                "`user_agent`. Event ids make a re-run a no-op. See the README."
+            ),
+        }
+    }
+
+
+def import_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The import's body as JSON Schema, from the events body's (`taxonomy.json_schema`)."""
+    body = copy.deepcopy(schema)
+    body["title"] = "Netra Analytics historical import"
+    body["required"] = ["events"]
+    body["properties"]["events"]["maxItems"] = IMPORT.max_events
+    event = body["$defs"]["Event"]
+    event["required"] = [*event["required"], "timestamp"]
+    event["properties"]["context"] = {
+        "allOf": [{"$ref": "#/$defs/Context"}],
+        "properties": {"user_agent": {"type": "string", "maxLength": 256}},
+    }
+    body["properties"]["context"] = event["properties"]["context"]
+    return body

@@ -1,4 +1,4 @@
-"""`netra-analytics`: serve, migrate, query."""
+"""`netra-analytics`: serve, migrate, query, demo."""
 
 from __future__ import annotations
 
@@ -25,7 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("sql")
     query.add_argument("--format", choices=["tsv", "json"], default="tsv")
     query.add_argument("--data-dir", type=Path)
+    demo = commands.add_parser(
+        "demo", help="send realistic synthetic traffic to a running service (historical import)"
+    )
+    demo.add_argument("--url", required=True, help="the service, e.g. http://localhost:8090")
+    demo.add_argument("--users", type=_positive, default=500, help="people (default 500)")
+    demo.add_argument("--days", type=_days, default=30, help="UTC days up to today (default 30)")
+    demo.add_argument("--seed", type=int, default=1, help="same seed, same traffic (default 1)")
+    demo.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return _demo(args.url, args.users, args.days, args.seed, args.timeout)
 
     try:
         settings = Settings.from_env(os.environ)
@@ -102,3 +112,43 @@ def _query(settings: Settings, sql: str, output: str) -> int:
         store.close()
     sys.stdout.buffer.write(data)
     return 0
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _days(raw: str) -> int:
+    from netra_analytics.ingest.process import EVENT_RETENTION
+
+    value = _positive(raw)
+    if value > EVENT_RETENTION.days:
+        limit = EVENT_RETENTION.days
+        raise argparse.ArgumentTypeError(f"{value} is beyond the events' retention, {limit} days")
+    return value
+
+
+def _demo(url: str, users: int, days: int, seed: int, timeout: float) -> int:
+    from netra_analytics import demo
+
+    try:
+        summary = demo.run(url, users=users, days=days, seed=seed, timeout=timeout)
+    except demo.DemoError as exc:
+        print(f"netra-analytics demo: {exc}", file=sys.stderr)
+        return 1
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.rejections.items()))
+    print(
+        f"sent {summary.events:,} events of {users:,} people over {days} days in "
+        f"{summary.seconds:.1f} s ({summary.requests} requests, {summary.retries} retries): "
+        f"{summary.accepted:,} accepted, {summary.rejected:,} rejected"
+        + (f" ({reasons})" if reasons else "")
+    )
+    stored = demo.wait_stored(url, max(timeout - summary.seconds, 10.0))
+    if stored is None:
+        print("netra-analytics demo: the service has not stored every event yet", file=sys.stderr)
+        return 1
+    print(f"stored in ClickHouse {stored:.1f} s later; open {url.rstrip('/')}/")
+    return 0 if summary.rejected == 0 else 1

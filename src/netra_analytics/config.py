@@ -65,6 +65,7 @@ class Settings:
     privacy_signals: bool = True  # DNT: 1 and Sec-GPC: 1 drop a request's events, unstored
     store_timeout_seconds: float = 30.0  # a background store call without answer fails
     shutdown_seconds: float = 20.0  # SIGTERM to exit, at most (under a 30 s grace period)
+    import_events_per_second: int = 10_000  # the historical import's bound, per process
     log_level: str = "info"
 
     @property
@@ -159,6 +160,11 @@ class Settings:
             ),
             shutdown_seconds=get(
                 "ANALYTICS_SHUTDOWN_SECONDS", _seconds_in(1, 300), defaults.shutdown_seconds
+            ),
+            import_events_per_second=get(
+                "ANALYTICS_IMPORT_EVENTS_PER_SECOND",
+                _int_in(1, 10_000_000),
+                defaults.import_events_per_second,
             ),
         )
 

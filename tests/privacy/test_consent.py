@@ -131,3 +131,19 @@ def test_an_unknown_consent_value_is_a_400_naming_the_field(client: TestClient) 
     reply = _post(client, body([event("feature_usage")], consent="maybe"))
     assert reply.status_code == 400
     assert "context.consent" in reply.text
+
+
+def test_the_import_honours_each_events_own_consent_not_its_clients_headers(
+    make_client: Callable[..., TestClient], store: ChdbStore
+) -> None:
+    client = make_client()
+    denied, granted = event("feature_usage"), event("feature_usage")
+    denied["context"] = {"user_id": "refused", "session_id": "s1", "consent": "denied"}
+    granted["context"] = {"user_id": "agreed", "session_id": "s2"}
+    reply = client.post("/api/analytics/import", content=orjson.dumps({"events": [denied, granted]}),
+                        headers={"content-type": "application/json", "DNT": "1"})  # fmt: skip
+    assert reply.status_code == 202, reply.text
+    assert (reply.json()["accepted"], reply.json()["not_stored"]) == (1, 1)
+    wait_until(lambda: _counts(store)["frontend_events"] == 1)
+    [row] = store.query_rows("SELECT user_id FROM analytics.frontend_events")
+    assert row["user_id"] == "agreed"

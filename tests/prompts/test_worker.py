@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from netra_analytics.prompts.classify import CATEGORIES, INTENTS
+from netra_analytics.ingest.process import RequestInfo, process
+from netra_analytics.ingest.writer import SpoolRecord
+from netra_analytics.prompts.classify import CATEGORIES, INTENTS, default_classifier
 from netra_analytics.prompts.complexity import complexity
 from netra_analytics.prompts.cost import Tokens
 from netra_analytics.prompts.normalise import prompt_hash
 from netra_analytics.prompts.quality import Signals
+from netra_analytics.prompts.similarity import SimilarityIndex
+from netra_analytics.prompts.worker import PromptAnalyser, ThreadKey
 from netra_analytics.store.chdb_backend import ChdbStore
 from tests.factories import body, event
 from tests.support.processes import wait_until
@@ -187,3 +192,21 @@ def test_signals_json_keys_are_unique_for_the_reports_simple_json_reads() -> Non
     assert len(keys) == len(set(keys)), keys
     for read in ("output", "response_time_ms", "responded", "errors_after"):
         assert read in keys
+
+
+def test_a_chunk_loads_the_threads_it_does_not_hold_in_one_lookup() -> None:
+    calls: list[list[ThreadKey]] = []
+
+    def load(keys: list[ThreadKey]) -> dict[ThreadKey, list[Any]]:
+        calls.append(keys)
+        return {}
+
+    analyser = PromptAnalyser(default_classifier(), SimilarityIndex(), load)
+    events = [_prompt(Q1, f"t-{n}") for n in range(30)] + [_answer("t-3"), _prompt(Q2, "t-3")]
+    batch = process(orjson.dumps(body(events)), RequestInfo(received_at=datetime.now(UTC)))
+    record = SpoolRecord(1.0, [(e.event_id, "user-1", e.row) for e in batch.accepted], [])
+    prompts = analyser.analyse([(1, record)])
+    assert calls == [sorted(("user-1", f"t-{n}") for n in range(30))]
+    assert len(prompts) == 31
+    analyser.analyse([(2, record)])  # threads now in memory: no lookup
+    assert len(calls) == 1

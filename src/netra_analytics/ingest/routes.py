@@ -8,10 +8,20 @@ updated off the request path. A 202 means every accepted event is on disk; the b
 takes it from there. A known bot's events (`bots`) are accepted alike but stored apart, in
 `bot_events`, and leave the live state alone. A request without consent (`consent`: denied in
 the context, or the browser's DNT or Sec-GPC signal) stores nothing and is only counted.
+
+`POST /api/analytics/import` (historical import, backfills and server-side sources) shares
+every step but three, set by `process.IMPORT`: larger requests; timestamps kept as sent, back to
+the events' retention; each event may carry its own context. Instead of the per-user rate limit
+it has its own bound, `throttle.EventBudget` (429 with Retry-After, the request refused whole).
+A bot is judged by the user agent of the browser in the event's context, not by the import's
+client. Only events of the last LIVE_WINDOW reach the live state (the real-time panels).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,15 +34,26 @@ from netra_analytics.errors import NetraError, PayloadTooLarge, UnsupportedMedia
 from netra_analytics.ingest.body import charset_of, decompress, to_utf8
 from netra_analytics.ingest.bots import is_bot
 from netra_analytics.ingest.consent import refusal
-from netra_analytics.ingest.process import AcceptedEvent, RequestInfo, process
+from netra_analytics.ingest.process import (
+    EVENT_RETENTION,
+    EVENTS,
+    IMPORT,
+    AcceptedEvent,
+    Policy,
+    RejectedEvent,
+    RequestInfo,
+    process,
+)
+from netra_analytics.ingest.throttle import EventBudget
 from netra_analytics.ingest.writer import SpoolRecord, encode_record
 from netra_analytics.live.activity import activity_from
 from netra_analytics.service import Service
-from netra_analytics.taxonomy import MAX_BODY_BYTES
 
 # sendBeacon posts strings as text/plain, which also spares browsers a CORS preflight.
 ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
 USER_AGENT_LIMIT = 512
+# Imported events this recent also update the live state, as if they had just arrived.
+LIVE_WINDOW = timedelta(minutes=5)
 
 
 async def post_events(request: Request) -> Response:
@@ -49,16 +70,7 @@ async def _ingest(request: Request) -> Response:
     service: Service = request.app.state.service
     if (writer := service.writer_down()) is not None:  # a 202 would promise what none keeps
         raise WriterDown(writer.retry_after())
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in ACCEPTED_MEDIA_TYPES:
-        raise UnsupportedMedia(
-            f"content type {media_type or '(none)'!r} is not accepted; send application/json"
-        )
-    raw = await _read_body(request)
-    body = to_utf8(
-        decompress(raw, request.headers.get("content-encoding", ""), MAX_BODY_BYTES),
-        charset_of(request.headers.get("content-type", "")),
-    )
+    body = await _decoded_body(request, EVENTS)
     received = service.clock()
     now_ms = int(received * 1000)
     user_agent = request.headers.get("user-agent", "")[:USER_AGENT_LIMIT]
@@ -80,21 +92,10 @@ async def _ingest(request: Request) -> Response:
     )
     accepted = [e for e, ok in zip(batch.accepted, decision.admitted, strict=True) if ok]
     limited = [e for e, ok in zip(batch.accepted, decision.admitted, strict=True) if not ok]
-    if accepted or batch.rejected:
-        record = SpoolRecord(
-            received,
-            [(e.event_id, batch.context.user_id, e.row) for e in accepted],
-            [r.row for r in batch.rejected],
-            bot,
-        )
-        await service.spool.append(encode_record(record))
+    await _spool(service, received, accepted, batch.rejected, bot)
     if accepted and not bot:
         service.record_activity(activity_from(accepted, batch.context, now_ms))
-    outcome = "bot" if bot else "accepted"
-    for event in accepted:
-        metrics.EVENTS_RECEIVED.labels(event.event_type, outcome).inc()
-    for rejection in batch.rejected:
-        metrics.EVENTS_RECEIVED.labels(rejection.event_type or "", rejection.reason).inc()
+    _count(accepted, batch.rejected, "bot" if bot else "accepted")
     if limited:
         metrics.RATE_LIMITED.inc(len(limited))
     retry_after = decision.retry_after_seconds(now_ms)
@@ -129,6 +130,121 @@ def _not_stored(accepted: list[AcceptedEvent], invalid: int, why: str) -> Respon
     return Response(orjson.dumps(reply), 202, media_type="application/json")
 
 
+async def post_import(request: Request) -> Response:
+    """`POST /api/analytics/import`: historical events, for backfills and server-side sources.
+
+    Body: the events body (`POST /api/analytics/events`), each event with a `timestamp` and
+    optionally its own `context` (replacing the envelope's, which is then optional) with the
+    browser's `user_agent`; at most `IMPORT.max_events` events and `IMPORT.max_body_bytes`.
+    Replies: 202 `{"accepted": n, "rejected": [...]}` as the events endpoint (reasons also
+    `beyond_retention`, older than EVENT_RETENTION, and `in_future`); 429 with Retry-After when
+    the process's import bound (`ANALYTICS_IMPORT_EVENTS_PER_SECOND`) cannot take the request
+    now (nothing of it is kept); 400, 413, 415, 503 as the events endpoint. Events whose context
+    says `consent: denied` are not stored (`not_stored`); the import's own DNT or Sec-GPC
+    headers are not a visitor's and are not read. Will need the admin role once access control
+    exists.
+    """
+    service: Service = request.app.state.service
+    if (writer := service.writer_down()) is not None:
+        raise WriterDown(writer.retry_after())
+    body = await _decoded_body(request, IMPORT)
+    received = service.clock()
+    info = RequestInfo(
+        received_at=datetime.fromtimestamp(received, UTC), max_event_age=EVENT_RETENTION
+    )
+    # Up to 5,000 events take a while to check: off the event loop, so that the browsers'
+    # requests are served meanwhile.
+    batch = await asyncio.to_thread(process, body, info, IMPORT)
+    rate = service.settings.import_events_per_second
+    budget = getattr(request.app.state, "import_budget", None)
+    if budget is None:
+        budget = EventBudget(rate, max(rate, IMPORT.max_events))
+        request.app.state.import_budget = budget
+    retry_after = budget.take(len(batch.accepted), time.monotonic())
+    if retry_after:
+        message = f"over {rate} imported events per second; retry in {retry_after} s"
+        return Response(
+            orjson.dumps({"error": "RateLimited", "message": message}),
+            429,
+            {"retry-after": str(retry_after)},
+            media_type="application/json",
+        )
+    # A server-side source's own request headers say nothing of the visitors' wishes; their
+    # contexts' `consent` does.
+    refused = [e for e in batch.accepted if e.context.consent == "denied"]
+    consented = [e for e in batch.accepted if e.context.consent != "denied"]
+    for event in refused:
+        metrics.EVENTS_RECEIVED.labels(event.event_type, "no_consent").inc()
+    filter_bots = service.settings.bot_filter
+    bots = [e for e in consented if filter_bots and is_bot(e.user_agent)]
+    people = [e for e in consented if not (filter_bots and is_bot(e.user_agent))]
+    await _spool(service, received, people, batch.rejected, False)
+    await _spool(service, received, bots, [], True)
+    _record_recent(service, people, received)
+    _count(people, batch.rejected, "imported")
+    _count(bots, [], "bot")
+    reply: dict[str, Any] = {
+        "accepted": len(consented),
+        "rejected": [r.reply() for r in batch.rejected],
+    }
+    if refused:
+        reply["not_stored"] = len(refused)
+        reply["consent"] = "events not stored: their context.consent is denied"
+    return Response(orjson.dumps(reply), 202, media_type="application/json")
+
+
+def _record_recent(service: Service, events: list[AcceptedEvent], received: float) -> None:
+    """Imported events of the last LIVE_WINDOW update the live state, one update per page of a
+    session (what one browser request would have been)."""
+    since = datetime.fromtimestamp(received, UTC) - LIVE_WINDOW
+    pages: dict[tuple[str, str, str], list[AcceptedEvent]] = defaultdict(list)
+    for event in events:
+        if event.timestamp >= since:
+            key = (event.context.user_id, event.context.session_id, event.context.page_path)
+            pages[key].append(event)
+    for group in pages.values():
+        service.record_activity(activity_from(group, group[0].context, int(received * 1000)))
+
+
+async def _decoded_body(request: Request, policy: Policy) -> bytes:
+    """The body as UTF-8 JSON: content type (415), size (413), encoding and charset (`body`)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ACCEPTED_MEDIA_TYPES:
+        raise UnsupportedMedia(
+            f"content type {media_type or '(none)'!r} is not accepted; send application/json"
+        )
+    raw = await _read_body(request, policy.max_body_bytes)
+    return to_utf8(
+        decompress(raw, request.headers.get("content-encoding", ""), policy.max_body_bytes),
+        charset_of(request.headers.get("content-type", "")),
+    )
+
+
+async def _spool(
+    service: Service,
+    received: float,
+    accepted: list[AcceptedEvent],
+    rejected: list[RejectedEvent],
+    bot: bool,
+) -> None:
+    """Append one record of events (each under its own context's user id) to the spool."""
+    if accepted or rejected:
+        record = SpoolRecord(
+            received,
+            [(e.event_id, e.context.user_id, e.row) for e in accepted],
+            [r.row for r in rejected],
+            bot,
+        )
+        await service.spool.append(encode_record(record))
+
+
+def _count(accepted: list[AcceptedEvent], rejected: list[RejectedEvent], outcome: str) -> None:
+    for event in accepted:
+        metrics.EVENTS_RECEIVED.labels(event.event_type, outcome).inc()
+    for rejection in rejected:
+        metrics.EVENTS_RECEIVED.labels(rejection.event_type or "", rejection.reason).inc()
+
+
 def _rate_limited(event: AcceptedEvent, limit: int, retry_after: int) -> dict[str, Any]:
     message = f"over {limit} events per minute for this user; retry in {retry_after} s"
     return {
@@ -139,15 +255,15 @@ def _rate_limited(event: AcceptedEvent, limit: int, retry_after: int) -> dict[st
     }
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"body of {declared} bytes; the limit is {MAX_BODY_BYTES}")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes; the limit is {limit}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"body over {MAX_BODY_BYTES} bytes")
+        if size > limit:
+            raise PayloadTooLarge(f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -78,13 +78,16 @@ ERROR_WINDOW_MS = 60_000  # an error this soon after an answer counts against it
 REBUILD_DAYS = 30
 REBUILD_LIMIT = 200_000
 
-LOAD_THREAD = """
+# The stored prompts of many threads at once: one query per chunk of records, not per thread
+# (a backfill of thousands of threads made a query each). Pairs are matched in Python.
+LOAD_THREADS = """
 SELECT toString(prompt_id) AS id,
        formatDateTime(timestamp, '%Y-%m-%dT%H:%i:%S.%fZ', 'UTC') AS ts, *
 FROM analytics.prompt_analytics FINAL
-WHERE user_id = {user:String} AND thread_id = {thread:String}
+WHERE user_id IN {users:Array(String)} AND thread_id IN {threads:Array(String)}
 ORDER BY timestamp
 """
+LOAD_THREADS_CHUNK = 1000  # threads per lookup query
 
 REBUILD_INDEX = """
 SELECT toString(prompt_id) AS id, user_id, toUnixTimestamp64Milli(timestamp) AS ms, prompt_hash,
@@ -212,12 +215,14 @@ class Prompt:
         )  # fmt: skip
 
 
-ThreadLoader = Callable[[str, str], list["Prompt"]]
+ThreadKey = tuple[str, str]  # (user id, thread id)
+ThreadLoader = Callable[[list[ThreadKey]], dict[ThreadKey, list["Prompt"]]]
 
 
 class PromptAnalyser:
     """Events in, prompts touched out. Not thread-safe; one worker owns it. `load_thread` fetches
-    a thread's stored prompts when it is not in memory (no I/O without it)."""
+    the stored prompts of the threads not in memory, all of a call's at once (no I/O without
+    it)."""
 
     def __init__(
         self,
@@ -234,18 +239,37 @@ class PromptAnalyser:
     def analyse(self, records: list[tuple[int, SpoolRecord]]) -> list[Prompt]:
         touched: dict[str, Prompt] = {}
         new: list[Prompt] = []
+        rows: list[tuple[dict[str, Any], int]] = []
         for _, record in records:
             if record.bot:  # a bot's prompts are nobody's questions
                 continue
             received_ms = int(record.received_at * 1000)
             for i, (_, _, line) in enumerate(record.events):
                 if any(marker in line for marker in _INTERESTING):
-                    self._event(orjson.loads(line), received_ms * 1024 + i, touched, new)
+                    rows.append((orjson.loads(line), received_ms * 1024 + i))
+        self._prefetch(rows)
+        for row, version in rows:
+            self._event(row, version, touched, new)
         for prompt, (category, intent) in zip(
             new, self._classifier.predict([p.text or "(empty)" for p in new]), strict=True
         ):
             prompt.category, prompt.intent = category, intent
         return list(touched.values())
+
+    def _prefetch(self, rows: list[tuple[dict[str, Any], int]]) -> None:
+        """Load the threads these events name that are not in memory, in one lookup."""
+        if self._load_thread is None:
+            return
+        missing: set[ThreadKey] = set()
+        for row, _ in rows:
+            props = orjson.loads(row["properties"])
+            thread = props.get("thread_id") or props.get("context_thread_id")
+            if isinstance(thread, str) and (row["user_id"], thread) not in self._threads:
+                missing.add((row["user_id"], thread))
+        if missing:
+            loaded = self._load_thread(sorted(missing))
+            for key in sorted(missing):
+                self._threads[key] = loaded.get(key, [])
 
     def _event(
         self, row: dict[str, Any], version: int, touched: dict[str, Prompt], new: list[Prompt]
@@ -339,7 +363,8 @@ class PromptAnalyser:
     def _thread(self, user: str, thread_id: str) -> list[Prompt]:
         key = (user, thread_id)
         if key not in self._threads:
-            self._threads[key] = self._load_thread(user, thread_id) if self._load_thread else []
+            loaded = self._load_thread([key]) if self._load_thread else {}
+            self._threads[key] = loaded.get(key, [])
         thread = self._threads[key]
         self._threads.move_to_end(key)
         while len(self._threads) > MAX_THREADS:
@@ -468,9 +493,20 @@ class PromptWorker:
         self.analyser = PromptAnalyser(default_classifier(), self.index, self._load_thread)
         log.info("prompt intelligence ready", extra={"indexed_prompts": len(self.index)})
 
-    def _load_thread(self, user: str, thread_id: str) -> list[Prompt]:
-        rows = self._store.query_rows(LOAD_THREAD, {"user": user, "thread": thread_id})
-        return [Prompt.from_row(row) for row in rows][-PROMPTS_PER_THREAD:]
+    def _load_thread(self, keys: list[ThreadKey]) -> dict[ThreadKey, list[Prompt]]:
+        wanted = set(keys)
+        threads: dict[ThreadKey, list[Prompt]] = {}
+        for start in range(0, len(keys), LOAD_THREADS_CHUNK):
+            chunk = keys[start : start + LOAD_THREADS_CHUNK]
+            params = {
+                "users": sorted({u for u, _ in chunk}),
+                "threads": sorted({t for _, t in chunk}),
+            }
+            for row in self._store.query_rows(LOAD_THREADS, params):
+                key = (row["user_id"], row["thread_id"])
+                if key in wanted:
+                    threads.setdefault(key, []).append(Prompt.from_row(row))
+        return {key: prompts[-PROMPTS_PER_THREAD:] for key, prompts in threads.items()}
 
     async def _next(self) -> tuple[int, bytes, int] | None:
         if self._spool.consumer_over_cap(CONSUMER):
