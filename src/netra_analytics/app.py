@@ -10,14 +10,18 @@ first:
 
     ServerErrorMiddleware   Starlette's last resort (plain text, no CORS): only for an
                             exception after a reply has started
-    CORSMiddleware          adds the CORS headers to every reply below it, errors included
+    SecurityHeaders         nosniff, referrer policy, no framing, CSP: on every reply
+    BrowserCORS             CORS headers on ingestion and the tag only (`CORS_PATHS`), errors
+                            included; other routes answer no CORS at all
     CatchUnexpected         any exception a route lets out -> 500 InternalError, logged
     ExceptionMiddleware     NetraError -> its status (`_error_response`); HTTPException, 422
+    auth.guard              every FastAPI route: 401/403 outside `auth.PUBLIC` (`auth/access`)
     routes
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -25,7 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.cors import CORSMiddleware
@@ -33,10 +37,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from netra_analytics import __version__, health, metrics
+from netra_analytics import __version__, auth, health, metrics
+from netra_analytics.auth import routes as auth_routes
 from netra_analytics.config import Settings
 from netra_analytics.errors import NetraError, SpoolFull, StoreError, StoreUnavailable
 from netra_analytics.ingest.routes import post_events
+from netra_analytics.privacy.iphash import load_or_create_secret
 from netra_analytics.reports import activity, engagement, journeys, prompts, spend
 from netra_analytics.service import Service
 from netra_analytics.store import Store
@@ -45,6 +51,7 @@ from netra_analytics.taxonomy import json_schema
 
 log = logging.getLogger(__name__)
 
+SESSION_SECRET_FILE = "session.key"  # noqa: S105 (a file name, not a secret)
 LOGGED_DETAIL_CHARS = 300  # of a store error's text, in its one log line
 INTERNAL_MESSAGE = "an unexpected error occurred; it has been logged"
 
@@ -57,6 +64,10 @@ def create_app(
         service = Service(settings, store=store, clock=clock)
         app.state.service = service
         await service.start()
+        if store is None and settings.embedded and service.store is not None:
+            host = "localhost" if settings.host in {"0.0.0.0", "::"} else settings.host
+            dashboard = f"http://{host}:{settings.port}/"
+            await asyncio.to_thread(auth.bootstrap_admin_key, service.store, dashboard)
         try:
             yield
         finally:
@@ -67,22 +78,21 @@ def create_app(
         version=__version__,
         description="Frontend analytics and event capture for AI products.",
         lifespan=lifespan,
+        dependencies=[Depends(auth.guard)],
     )
-    # Added first, so that it sits inside CORSMiddleware: its 500s carry the CORS headers.
+
+    def current_store() -> Store | None:
+        service: Service | None = getattr(app.state, "service", None)
+        return None if service is None else service.store
+
+    session_secret = load_or_create_secret(
+        settings.session_secret, settings.data_dir, SESSION_SECRET_FILE
+    )
+    app.state.auth = auth.Authenticator(settings, current_store, session_secret)
+    # Added first, so that it sits inside the CORS middleware: its 500s carry the CORS headers.
     app.add_middleware(CatchUnexpected)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["GET", "POST"],
-        allow_headers=["content-type", "content-encoding"],
-        expose_headers=[
-            "retry-after",
-            "x-ratelimit-limit",
-            "x-ratelimit-remaining",
-            "x-ratelimit-reset",
-        ],
-        max_age=86400,
-    )
+    app.add_middleware(BrowserCORS, origins=settings.cors_origins)
+    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(NetraError, _error_response)  # type: ignore[arg-type]
     app.add_route("/api/analytics/events", post_events, methods=["POST"])
     app.add_route("/health", health.live, methods=["GET"])
@@ -94,6 +104,7 @@ def create_app(
     app.include_router(spend.router)
     app.include_router(journeys.router)
     app.include_router(tag_routes.router)
+    app.include_router(auth_routes.router)
 
     schema = json_schema()
 
@@ -106,6 +117,7 @@ def create_app(
             document = get_openapi(title=app.title, version=app.version, routes=app.routes,
                                    description=app.description)  # fmt: skip
             document["paths"]["/api/analytics/events"] = _events_operation(schema)
+            auth.document_security(document)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -170,6 +182,85 @@ class CatchUnexpected:
                 extra={"path": scope.get("path", "")}, exc_info=exc,
             )  # fmt: skip
             await _error_reply(500, "InternalError", INTERNAL_MESSAGE)(scope, receive, send)
+
+
+# Where browsers of other sites may call (CORS): ingestion, the tag and its heartbeat. Reports,
+# panels, dashboards and admin answer no CORS headers, so no other site's page can read them.
+CORS_PATHS = ("/api/analytics/events", "/api/analytics/tag/", "/tag/")
+
+
+class BrowserCORS:
+    """CORSMiddleware on `CORS_PATHS` only, from `ANALYTICS_CORS_ORIGINS` (default `*`)."""
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=list(origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "content-encoding", "authorization"],
+            expose_headers=[
+                "retry-after",
+                "x-ratelimit-limit",
+                "x-ratelimit-remaining",
+                "x-ratelimit-reset",
+            ],
+            max_age=86400,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(CORS_PATHS):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+# Pages carry no inline script (the demo's scripts are files), so scripts come from this site
+# only; inline styles are allowed (they cannot run code). OpenAPI's /docs and /redoc load
+# FastAPI's viewer from its CDN with an inline bootstrap script, so they keep only the
+# framing rule.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+VIEWER_PATHS = ("/docs", "/redoc")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+class SecurityHeaders:
+    """Security headers on every reply, errors included: no MIME sniffing, no referrer to
+    other sites beyond the origin, no framing (clickjacking), and a Content-Security-Policy:
+    PAGE_CSP for HTML, API_CSP (nothing may load) for everything else."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        viewer = str(scope.get("path", "")).startswith(VIEWER_PATHS)
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                html = any(n.lower() == b"content-type" and v.startswith(b"text/html")
+                           for n, v in headers)  # fmt: skip
+                csp = b"frame-ancestors 'none'" if viewer else PAGE_CSP.encode() if html else (
+                    API_CSP.encode())  # fmt: skip
+                extra = [*SECURITY_HEADERS, (b"content-security-policy", csp)]
+                headers.extend((n, v) for n, v in extra if n not in names)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 async def _metrics(request: Request) -> Response:

@@ -1,12 +1,13 @@
 """`POST /api/analytics/events`: a plain Starlette route, kept lean because it is the hot path.
 
-Order of work: content type (415) → size (413) → content encoding and charset (415, or
-repaired: see `body`) → envelope and identity (400) → each event (per-event rejections, event
-time) → per-user rate limit (one round trip; events over the limit are rejected as
-`rate_limited`, and 429 when none passed) → spool append with fsync → reply, with the live state
-updated off the request path. A 202 means every accepted event is on disk; the batch writer
-takes it from there. A known bot's events (`bots`) are accepted alike but stored apart, in
-`bot_events`, and leave the live state alone.
+Order of work: credentials, when sent or required (401/403: `auth.access`) → content type
+(415) → size (413) → content encoding and charset (415, or repaired: see `body`) → envelope and
+identity (400; 403 when a token's subject is not `context.user_id`) → each event (per-event
+rejections, event time) → per-user rate limit (one round trip; events over the limit are
+rejected as `rate_limited`, and 429 when none passed) → spool append with fsync → reply, with
+the live state updated off the request path. A 202 means every accepted event is on disk; the
+batch writer takes it from there. A known bot's events (`bots`) are accepted alike but stored
+apart, in `bot_events`, and leave the live state alone.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from netra_analytics import metrics
+from netra_analytics.auth.access import check_sender, ingest_principal
 from netra_analytics.errors import NetraError, PayloadTooLarge, UnsupportedMedia
 from netra_analytics.ingest.body import charset_of, decompress, to_utf8
 from netra_analytics.ingest.bots import is_bot
@@ -45,6 +47,7 @@ async def post_events(request: Request) -> Response:
 
 async def _ingest(request: Request) -> Response:
     service: Service = request.app.state.service
+    sender = await ingest_principal(request)  # 401/403; None for an anonymous browser
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in ACCEPTED_MEDIA_TYPES:
         raise UnsupportedMedia(
@@ -66,6 +69,7 @@ async def _ingest(request: Request) -> Response:
         max_event_age=timedelta(days=service.settings.max_event_age_days),
     )
     batch = process(body, info)
+    check_sender(sender, batch.context.user_id)  # a signed-in page sends as its user only
     bot = service.settings.bot_filter and is_bot(user_agent)
     limit = service.settings.max_events_per_user_per_minute
     decision = await service.live.take(

@@ -89,6 +89,17 @@ async def heartbeat(
     return Response(status_code=204)
 
 
+DEMO_SCRIPTS = frozenset({"demo-config.js", "demo.js"})  # files: the page runs no inline script
+
+
+@router.get("/demo/{name}", include_in_schema=False)
+async def demo_script(request: Request, name: str) -> Response:
+    service: Service = request.app.state.service
+    if not service.settings.embedded or name not in DEMO_SCRIPTS:
+        raise HTTPException(404, f"no {name} here")
+    return _script(name, "no-store")
+
+
 @router.get("/demo", include_in_schema=False)
 async def demo(request: Request) -> HTMLResponse:
     service: Service = request.app.state.service
