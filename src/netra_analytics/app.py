@@ -85,9 +85,11 @@ def create_app(
         service: Service | None = getattr(app.state, "service", None)
         return None if service is None else service.store
 
-    session_secret = load_or_create_secret(
-        settings.session_secret, settings.data_dir, SESSION_SECRET_FILE
-    )
+    def session_secret() -> bytes:
+        return load_or_create_secret(
+            settings.session_secret, settings.data_dir, SESSION_SECRET_FILE
+        )
+
     app.state.auth = auth.Authenticator(settings, current_store, session_secret)
     # Added first, so that it sits inside the CORS middleware: its 500s carry the CORS headers.
     app.add_middleware(CatchUnexpected)

@@ -91,7 +91,10 @@ class Authenticator:
     """Turns credentials into a Principal; held by the app (`app.state.auth`)."""
 
     def __init__(
-        self, settings: Settings, store: Callable[[], Store | None], session_secret: bytes
+        self,
+        settings: Settings,
+        store: Callable[[], Store | None],
+        session_secret: Callable[[], bytes],
     ) -> None:
         self.keys = KeyTable(store)
         self.tokens = TokenVerifier(settings)

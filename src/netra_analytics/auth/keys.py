@@ -32,7 +32,8 @@ ADMIN, ANALYST, INGEST = "admin", "analyst", "ingest"
 ROLES = (ADMIN, ANALYST, INGEST)
 KEY_PREFIX = "na_"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-CACHE_SECONDS = 2.0
+CACHE_SECONDS = 2.0  # a revoked key is refused everywhere within this
+MISS_SECONDS = 0.5  # an unknown key reads the table again at most this often
 
 # The newest row of each name: argMax rather than FINAL so that it is right on a cluster too,
 # and of one tuple because argMax of a Nullable column alone skips the NULLs (not revoked).
@@ -176,19 +177,24 @@ class KeyTable:
 
     async def lookup(self, key: str) -> ApiKey | None:
         """The key in force whose text is `key`, or None."""
-        await self._refresh()
-        return self._by_hash.get(hash_key(key))
+        return await self.by_hash(hash_key(key))
 
     async def by_hash(self, key_hash: str) -> ApiKey | None:
-        """The key in force with this hash (a session made with a key), or None."""
-        await self._refresh()
-        return self._by_hash.get(key_hash)
+        """The key in force with this hash (a session made with a key), or None. A miss reads
+        the table again if the last read is over MISS_SECONDS old: a key just created works
+        at once, while unknown keys cost at most a read of a few rows every MISS_SECONDS."""
+        await self._refresh(self.ttl)
+        found = self._by_hash.get(key_hash)
+        if found is None:
+            await self._refresh(MISS_SECONDS)
+            found = self._by_hash.get(key_hash)
+        return found
 
-    async def _refresh(self) -> None:
-        if self._read_at is not None and self._clock() - self._read_at < self.ttl:
+    async def _refresh(self, max_age: float) -> None:
+        if self._read_at is not None and self._clock() - self._read_at < max_age:
             return
         async with self._lock:
-            if self._read_at is not None and self._clock() - self._read_at < self.ttl:
+            if self._read_at is not None and self._clock() - self._read_at < max_age:
                 return  # another request refreshed it while this one waited
             store = self._store()
             if store is None:

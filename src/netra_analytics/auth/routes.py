@@ -1,18 +1,22 @@
 """The dashboard's sign-in: `GET /login` (the form), `POST /login` (a key or a token of the
 auth service, in the form body, never in a URL), `POST /logout`. See `sessions` for the cookie.
+And `GET /api/analytics/keys` (admin): the keys, never their text or hash.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 from functools import cache
 from importlib import resources
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from netra_analytics.auth.access import Authenticator
+from netra_analytics.auth.keys import list_keys
 from netra_analytics.auth.sessions import COOKIE
 
 router = APIRouter(tags=["sign-in"])
@@ -105,3 +109,24 @@ async def logout(request: Request) -> Response:
         COOKIE, path="/", secure=request.url.scheme == "https", httponly=True, samesite="strict"
     )
     return response
+
+
+@router.get(
+    "/api/analytics/keys",
+    tags=["admin"],
+    summary="The API keys (admin): name, role, created_at, revoked_at (ISO 8601, UTC or null)",
+    description="Never a key or its hash. Create and revoke keys with `netra-analytics keys`.",
+)
+async def keys(request: Request) -> list[dict[str, Any]]:
+    service = request.app.state.service
+    if service.store is None or not service.schema_ready.is_set():
+        raise HTTPException(503, "the store is not ready yet")
+    return [
+        {
+            "name": key.name,
+            "role": key.role,
+            "created_at": key.created_at.isoformat(),
+            "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+        }
+        for key in await asyncio.to_thread(list_keys, service.store)
+    ]

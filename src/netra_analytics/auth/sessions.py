@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -34,9 +35,19 @@ class Session:
 
 
 class SessionSigner:
-    def __init__(self, secret: bytes, max_age_seconds: int) -> None:
-        self._serializer = URLSafeTimedSerializer(secret, salt=SALT)
+    """`secret` is read on first use (it may be a file in the data directory, which the
+    service creates when it starts, not when the app is built)."""
+
+    def __init__(self, secret: Callable[[], bytes], max_age_seconds: int) -> None:
+        self._secret = secret
+        self._signer: URLSafeTimedSerializer | None = None
         self.max_age = max_age_seconds
+
+    @property
+    def _serializer(self) -> URLSafeTimedSerializer:
+        if self._signer is None:
+            self._signer = URLSafeTimedSerializer(self._secret(), salt=SALT)
+        return self._signer
 
     def sign(self, session: Session) -> str:
         payload: dict[str, Any] = {
