@@ -47,6 +47,7 @@ def _script(name: str, cache_control: str) -> Response:
     "/tag/{version}/netra-analytics.js",
     summary="The browser tag, minified, at a versioned path (cached for a year)",
     response_class=Response,
+    responses={404: {"description": "Not the version served here"}},
 )
 async def versioned_tag(version: str) -> Response:
     if version != tag_version():
@@ -65,6 +66,7 @@ LATEST = {  # served name -> file
     summary="The latest browser tag: minified (netra-analytics.js) or readable "
     "(netra-analytics.src.js), cached 5 minutes",
     response_class=Response,
+    responses={404: {"description": "No such file"}},
 )
 async def latest_tag(name: str) -> Response:
     if name not in LATEST:
