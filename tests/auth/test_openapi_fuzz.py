@@ -52,12 +52,12 @@ class AdminKey:
     """The admin key, given as schemathesis's own auth: its auth checks then know the
     credential is meant to be valid, and probe the route without it and with a wrong one."""
 
-    def get(self, case: schemathesis.Case, context: Any) -> str:
+    def get(self, case: schemathesis.Case[Any], context: Any) -> str:
         return ADMIN.get("key", "")  # asked while collecting too, before the service runs
 
-    def set(self, case: schemathesis.Case, data: str, context: Any) -> None:
+    def set(self, case: schemathesis.Case[Any], data: str, context: Any) -> None:
         key = ADMIN.get("key") or data
-        case.headers = {**(case.headers or {}), "authorization": f"Bearer {key}"}
+        case.headers["authorization"] = f"Bearer {key}"
 
 
 def test_the_document_is_the_one_served(service: ServiceProcess) -> None:
@@ -70,6 +70,6 @@ def test_the_document_is_the_one_served(service: ServiceProcess) -> None:
     max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
 )
 def test_the_service_keeps_to_its_own_openapi_document(
-    case: schemathesis.Case, service: ServiceProcess
+    case: schemathesis.Case[Any], service: ServiceProcess
 ) -> None:
     case.call_and_validate(base_url=service.url, timeout=30, excluded_checks=NOT_CHECKED)
