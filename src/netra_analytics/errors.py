@@ -6,6 +6,7 @@
     │   ├── PayloadTooLarge  413: over the byte or event cap
     │   └── UnsupportedMedia 415: not JSON
     ├── SpoolFull            503: the durable spool is at its cap; nothing was acknowledged
+    ├── QueryLimit           503: a report ran into its time or memory bound, or waited too long
     └── StoreError           500: ClickHouse refused a statement (the message says why)
         └── StoreUnavailable 503: ClickHouse did not answer; events wait in the spool
 
@@ -46,6 +47,12 @@ class UnsupportedMedia(BadRequest):
 
 
 class SpoolFull(NetraError):
+    status_code = 503
+
+
+class QueryLimit(NetraError):
+    """A report query stopped at a bound (`store.bounded`); the message names the bound."""
+
     status_code = 503
 
 

@@ -1,0 +1,89 @@
+"""Fair sharing and hostile input: a report query stopped at its time bound with a 503 while
+ingestion keeps answering, memory bounds, the report threads, and the input bounds."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from netra_analytics.errors import QueryLimit
+from netra_analytics.store.base import Params
+from netra_analytics.store.bounded import BoundedStore
+from netra_analytics.store.chdb_backend import ChdbStore
+from tests.factories import BROWSER_USER_AGENT, body, event
+
+FEEDBACK = "/api/analytics/reports/feedback?start_date=2026-11-01&end_date=2026-11-02"
+SLOW = "SELECT sum(sleepEachRow(0.05)) AS x FROM numbers(1000)"  # 50 s unbounded
+
+
+class _SlowReports:
+    """The session's chDB, where every bounded (report) query becomes SLOW, with its bounds."""
+
+    def __init__(self, store: ChdbStore) -> None:
+        self._store = store
+        self.slow = False
+
+    def query_rows(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        if self.slow and "max_execution_time" in sql:
+            bounds = sql[sql.rindex("\nSETTINGS") :]
+            return self._store.query_rows(SLOW + bounds + ", max_block_size = 1")
+        return self._store.query_rows(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def _ingest_seconds(client: TestClient, n: int) -> list[float]:
+    took = []
+    for i in range(n):
+        started = time.perf_counter()
+        reply = client.post(
+            "/api/analytics/events",
+            json=body([event("feature_usage")], user_id=f"u{i}"),
+            headers={"user-agent": BROWSER_USER_AGENT},
+        )
+        took.append(time.perf_counter() - started)
+        assert reply.status_code == 202, reply.text
+    return took
+
+
+def test_a_slow_report_ends_with_503_at_its_bound_while_ingestion_answers(
+    chdb_store: ChdbStore, make_client: Callable[..., TestClient], store: ChdbStore
+) -> None:
+    slow = _SlowReports(chdb_store)
+    client = make_client(report_timeout_seconds=1, report_cache_seconds=0)
+    client.app.state.service.store = slow  # type: ignore[attr-defined]
+    usual = statistics.median(_ingest_seconds(client, 20))
+    slow.slow = True
+    answer: dict[str, Any] = {}
+
+    def report() -> None:
+        started = time.monotonic()
+        answer["reply"] = client.get(FEEDBACK)
+        answer["seconds"] = time.monotonic() - started
+
+    running = threading.Thread(target=report)
+    running.start()
+    time.sleep(0.1)
+    during = _ingest_seconds(client, 20)  # while the report's query holds the embedded engine
+    running.join(30)
+    reply = answer["reply"]
+    assert reply.status_code == 503, reply.text
+    assert "time bound (1 s, ANALYTICS_REPORT_TIMEOUT_SECONDS)" in reply.json()["message"]
+    assert 0.9 < answer["seconds"] < 10
+    assert "SELECT" not in reply.text
+    # Ingestion answered as usual (spool, not the store): within 5x its median, or 100 ms.
+    assert statistics.median(during) < max(5 * usual, 0.1), (usual, during)
+
+
+def test_a_report_over_its_memory_bound_is_a_503_naming_it(chdb_store: ChdbStore) -> None:
+    bounded = BoundedStore(chdb_store, seconds=30, memory_bytes=20_000_000)
+    with pytest.raises(QueryLimit, match="memory bound \\(20000000 bytes"):
+        bounded.query_rows("SELECT groupArray(number) FROM numbers(10000000)\n-- a comment")
+    assert bounded.query_rows("SELECT 1 AS one") == [{"one": 1}]
