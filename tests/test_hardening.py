@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -87,3 +88,73 @@ def test_a_report_over_its_memory_bound_is_a_503_naming_it(chdb_store: ChdbStore
     with pytest.raises(QueryLimit, match="memory bound \\(20000000 bytes"):
         bounded.query_rows("SELECT groupArray(number) FROM numbers(10000000)\n-- a comment")
     assert bounded.query_rows("SELECT 1 AS one") == [{"one": 1}]
+
+
+# --- Input bounds: each refusal names its limit ---------------------------------------------
+
+EVENTS = "/api/analytics/events"
+BROWSER = {"user-agent": BROWSER_USER_AGENT}
+
+
+def _rejected(client: TestClient, sent: dict[str, Any]) -> list[dict[str, Any]]:
+    reply = client.post(EVENTS, json=sent, headers=BROWSER)
+    assert reply.status_code == 202, reply.text
+    rejected: list[dict[str, Any]] = reply.json()["rejected"]
+    return rejected
+
+
+def test_each_input_bound_is_named_in_its_refusal(client: TestClient) -> None:
+    long_prompt = event("chat_interaction", prompt_text="a" * 65_537)
+    [too_long] = _rejected(client, body([long_prompt, event("feature_usage")]))
+    assert too_long["errors"] == [
+        {"field": "properties.prompt_text", "message": "Expected `str` of length <= 65536"}
+    ]
+    many = event("feature_usage")
+    many["properties"].update({f"k{i}" * 200: i for i in range(100)})
+    [crowded] = _rejected(client, body([many]))
+    assert crowded["errors"] == [
+        {"field": "properties", "message": "104 properties; the limit is 64 per event"}
+    ]
+    stranger = event("feature_usage")
+    stranger["properties"]["x" * 10_000] = 1
+    [unknown] = _rejected(client, body([stranger]))
+    assert unknown["errors"] == [{"field": "properties." + "x" * 64, "message": "unknown field"}]
+    user = client.post(
+        EVENTS, json=body([event("feature_usage")], user_id="u" * 257), headers=BROWSER
+    )
+    assert (
+        user.status_code == 400 and "context.user_id: Expected `str` of length <= 256" in user.text
+    )
+
+
+def test_a_deeply_nested_event_is_rejected_alone(client: TestClient) -> None:
+    deep = event("feature_usage", feature_name="DEEP")
+    raw = orjson.dumps(body([deep, event("feature_usage")])).replace(
+        b'"DEEP"', b'{"a":' * 5000 + b"1" + b"}" * 5000
+    )
+    reply = client.post(EVENTS, content=raw, headers=BROWSER | {"content-type": "application/json"})
+    assert reply.status_code == 202 and reply.json()["accepted"] == 1
+    assert reply.json()["rejected"][0]["errors"][0]["message"] == "nested too deeply to be an event"
+
+
+@pytest.mark.parametrize(
+    ("headers", "says"),
+    [
+        ({f"x-h{i}": "v" * 1000 for i in range(17)}, "the limit is 16384"),
+        (
+            {"authorization": "Bearer " + "a" * 9000},
+            "a header value of 9007 bytes; the limit is 8192",
+        ),
+    ],
+)
+def test_headers_over_their_limits_are_a_431(
+    client: TestClient, headers: dict[str, str], says: str
+) -> None:
+    for path in (EVENTS, "/api/analytics/reports/engagement", "/health"):
+        reply = (
+            client.post(path, headers=headers)
+            if path == EVENTS
+            else client.get(path, headers=headers)
+        )
+        assert reply.status_code == 431, reply.text
+        assert reply.json()["error"] == "HeaderTooLarge" and says in reply.json()["message"]

@@ -13,6 +13,7 @@ first:
     SecurityHeaders         nosniff, referrer policy, no framing, CSP: on every reply
     BrowserCORS             CORS headers on ingestion and the tag only (`CORS_PATHS`), errors
                             included; other routes answer no CORS at all
+    BoundedHeaders          431 for headers over MAX_HEADER_BYTES (in all) or MAX_HEADER_VALUE
     CatchUnexpected         any exception a route lets out -> 500 InternalError, logged
     ExceptionMiddleware     NetraError -> its status (`_error_response`); HTTPException, 422
     auth.guard              every FastAPI route: 401/403 outside `auth.PUBLIC` (`auth/access`)
@@ -93,6 +94,7 @@ def create_app(
     app.state.auth = auth.Authenticator(settings, current_store, session_secret)
     # Added first, so that it sits inside the CORS middleware: its 500s carry the CORS headers.
     app.add_middleware(CatchUnexpected)
+    app.add_middleware(BoundedHeaders)
     app.add_middleware(BrowserCORS, origins=settings.cors_origins)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(NetraError, _error_response)  # type: ignore[arg-type]
@@ -184,6 +186,34 @@ class CatchUnexpected:
                 extra={"path": scope.get("path", "")}, exc_info=exc,
             )  # fmt: skip
             await _error_reply(500, "InternalError", INTERNAL_MESSAGE)(scope, receive, send)
+
+
+MAX_HEADER_BYTES = 16384  # all of a request's header names and values
+MAX_HEADER_VALUE = 8192  # one header's value (a JWT is well under 2 KB)
+
+
+class BoundedHeaders:
+    """Refuses requests whose headers are over the limits with a JSON 431 naming the limit,
+    before any route reads them (the HTTP server's own limit is far higher)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope.get("headers", [])
+            total = sum(len(name) + len(value) for name, value in headers)
+            longest = max((len(value) for _, value in headers), default=0)
+            problem = None
+            if total > MAX_HEADER_BYTES:
+                problem = f"request headers of {total} bytes; the limit is {MAX_HEADER_BYTES}"
+            elif longest > MAX_HEADER_VALUE:
+                problem = f"a header value of {longest} bytes; the limit is {MAX_HEADER_VALUE}"
+            if problem is not None:
+                reply = _error_reply(431, "HeaderTooLarge", problem)
+                await reply(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 # Where browsers of other sites may call (CORS): ingestion, the tag and its heartbeat. Reports,
