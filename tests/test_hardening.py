@@ -11,9 +11,11 @@ from typing import Any
 
 import orjson
 import pytest
+from bench.security_bench import adversarial_texts
 from fastapi.testclient import TestClient
 
 from netra_analytics.errors import QueryLimit
+from netra_analytics.prompts.sanitise import sanitise
 from netra_analytics.store.base import Params
 from netra_analytics.store.bounded import BoundedStore
 from netra_analytics.store.chdb_backend import ChdbStore
@@ -158,3 +160,14 @@ def test_headers_over_their_limits_are_a_431(
         )
         assert reply.status_code == 431, reply.text
         assert reply.json()["error"] == "HeaderTooLarge" and says in reply.json()["message"]
+
+
+@pytest.mark.parametrize(("name", "text"), sorted(adversarial_texts().items()))
+def test_the_sanitiser_is_linear_on_adversarial_text(name: str, text: str) -> None:
+    """60 KB (a prompt's limit is 64 KB) of each adversarial text: a few ms per 10 KB measured
+    (bench/README.md); before the bounded patterns, `a.a.a...` cost ~1 s per 10 KB and grew
+    with the square of the length (~37 s at 64 KB)."""
+    long_text = text * 6
+    started = time.perf_counter()
+    sanitise(long_text)
+    assert time.perf_counter() - started < 0.5, name

@@ -68,6 +68,25 @@ def test_every_other_route_refuses_an_anonymous_request(
     assert "access-control-allow-origin" not in reply.headers
 
 
+PUBLIC_ROUTES = [(m, p) for m, p in ROUTES if p in EXPECTED_PUBLIC]
+FILLED = {"version": "0.0.0", "name": "netra-analytics.js"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), PUBLIC_ROUTES, ids=[f"{m} {p}" for m, p in PUBLIC_ROUTES]
+)
+def test_every_public_route_answers_an_anonymous_request(
+    anonymous: Callable[..., TestClient], method: str, path: str
+) -> None:
+    client = anonymous()
+    url = path.format(**FILLED)
+    reply = client.request(
+        method, url, headers={"accept": "application/json"}, follow_redirects=False
+    )
+    assert reply.status_code not in (401, 403), (method, path, reply.text[:200])
+    assert len(PUBLIC_ROUTES) >= len(EXPECTED_PUBLIC)
+
+
 @pytest.mark.parametrize(("method", "path"), PROTECTED, ids=[f"{m} {p}" for m, p in PROTECTED])
 def test_every_other_route_is_documented_as_needing_a_credential(method: str, path: str) -> None:
     app = create_app(Settings(data_dir=Path("unused"), ip_hash_secret="test-secret-0123456789"))
