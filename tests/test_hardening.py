@@ -20,6 +20,8 @@ from netra_analytics.store.base import Params
 from netra_analytics.store.bounded import BoundedStore
 from netra_analytics.store.chdb_backend import ChdbStore
 from tests.factories import BROWSER_USER_AGENT, body, event
+from tests.support.processes import wait_until
+from tests.test_error_replies import HOSTILE, ROUTES, USABLE, _fill
 
 FEEDBACK = "/api/analytics/reports/feedback?start_date=2026-11-01&end_date=2026-11-02"
 SLOW = "SELECT sum(sleepEachRow(0.05)) AS x FROM numbers(1000)"  # 50 s unbounded
@@ -171,3 +173,65 @@ def test_the_sanitiser_is_linear_on_adversarial_text(name: str, text: str) -> No
     started = time.perf_counter()
     sanitise(long_text)
     assert time.perf_counter() - started < 0.5, name
+
+
+# --- SQL injection and path traversal in every report parameter -----------------------------
+
+INJECTIONS = [
+    *(v for v in HOSTILE if any(c in v for c in "';{\\%") or ".." in v),
+    "1); DROP TABLE analytics.api_keys; --",
+    "x' UNION SELECT key_hash FROM analytics.api_keys --",
+    "../../../../data/ip_hash.key",
+    "analytics.frontend_events",
+]
+DATA_TABLES = """
+SELECT name FROM system.tables
+WHERE database = 'analytics' AND engine LIKE '%MergeTree' AND NOT startsWith(name, '.inner')
+ORDER BY name
+"""
+
+
+def _fingerprint(store: ChdbStore) -> dict[str, Any]:
+    """Every table's row count and a hash of its rows: any change to stored data shows."""
+    found = {}
+    for row in store.query_rows(DATA_TABLES):
+        table = row["name"]
+        [summary] = store.query_rows(
+            f"SELECT count() AS n, sum(cityHash64(*)) AS h FROM analytics.{table}"
+        )
+        found[table] = (summary["n"], summary["h"])
+    return found
+
+
+def test_injection_and_traversal_in_report_parameters_change_and_leak_nothing(
+    client: TestClient, store: ChdbStore
+) -> None:
+    for n in range(3):
+        sent = client.post(
+            EVENTS, json=body([event("chat_interaction")], user_id=f"u{n}"), headers=BROWSER
+        )
+        assert sent.status_code == 202
+    written = ("frontend_events", "prompt_analytics")  # the writer and the prompt worker
+    wait_until(lambda: all(_fingerprint(store)[t][0] == 3 for t in written), timeout=15)
+    before = _fingerprint(store)
+    assert before["frontend_events"][0] == 3 and before["api_keys"][0] >= 1
+    calls = 0
+    for method, path, route in ROUTES:
+        if method != "GET" or route is None or not path.startswith("/api/analytics/"):
+            continue
+        names = [p.name for p in route.dependant.query_params]
+        usable = {name: USABLE[name] for name in names}
+        for value in INJECTIONS:
+            for name in names:
+                reply = client.get(_fill(path, "x"), params=usable | {name: value})
+                calls += 1
+                assert reply.status_code < 500, (path, name, value, reply.text[:300])
+                echoed = reply.text.replace(
+                    orjson.dumps(value).decode()[1:-1], ""
+                )  # a 422 quotes it
+                for leak in ("DB::Exception", "SELECT", "key_hash", "Traceback", "na_"):
+                    assert leak not in echoed, (path, name, value, reply.text[:300])
+            reply = client.get(_fill(path, value))
+            assert reply.status_code < 500 and "DB::Exception" not in reply.text
+    assert calls > 100
+    assert _fingerprint(store) == before
