@@ -8,21 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from tests.support.processes import ServiceProcess
-from tests.tag.test_browser import CHROMIUM, CHROMIUM_ARGS, USER_AGENT
+from tests.tag.test_browser import USER_AGENT, browser  # the module's Chromium
 
+__all__ = ["browser"]  # a fixture, used by name
 pytestmark = pytest.mark.slow
 ENGAGEMENT = "/api/analytics/reports/engagement"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
