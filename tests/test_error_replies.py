@@ -20,9 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from netra_analytics import app as app_module
-from netra_analytics.app import CORS_PATHS, LOGGED_DETAIL_CHARS, create_app
+from netra_analytics.app import LOGGED_DETAIL_CHARS, create_app
 from netra_analytics.config import Settings
 from netra_analytics.errors import StoreError, StoreUnavailable, public_error
+from netra_analytics.hardening import CORS_PATHS
 from netra_analytics.store.base import Params
 from netra_analytics.store.chdb_backend import ChdbStore
 

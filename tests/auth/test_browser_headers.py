@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from netra_analytics.app import API_CSP, PAGE_CSP
+from netra_analytics.hardening import API_CSP, PAGE_CSP
 from tests.factories import BROWSER_USER_AGENT, body, event
 
 APP = "https://app.example.com"
