@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,15 +12,18 @@ import redis as redis_sync
 from fastapi.testclient import TestClient
 
 from netra_analytics.app import create_app
+from netra_analytics.auth.keys import ADMIN, create_key
 from netra_analytics.config import Settings
 from netra_analytics.store.chdb_backend import ChdbStore
 from netra_analytics.store.migrations import migrate
 from tests.support.processes import STARTED, RedisServer
 
-# Every table (and materialized view's table) holding data; the migration ledger stays.
+# Every table (and materialized view's table) holding data; the migration ledger stays, and so
+# do the API keys (the session's admin key serves every test; key tests use their own names).
 DATA_TABLES = """
 SELECT name FROM system.tables
-WHERE database = 'analytics' AND name != 'schema_migrations' AND NOT startsWith(name, '.inner')
+WHERE database = 'analytics' AND name NOT IN ('schema_migrations', 'api_keys')
+  AND NOT startsWith(name, '.inner')
   AND (engine LIKE '%MergeTree' OR engine = 'MaterializedView')
 """
 
@@ -31,6 +35,14 @@ def chdb_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
     migrate(store)
     yield store
     store.close()
+
+
+@pytest.fixture(scope="session")
+def admin_headers(chdb_store: ChdbStore) -> dict[str, str]:
+    """`Authorization` for an admin key of the session's store: the test clients send it by
+    default, since every report needs a credential (tests/auth test the refusals)."""
+    key = create_key(chdb_store, f"test-admin-{uuid.uuid4().hex[:8]}", ADMIN)
+    return {"authorization": f"Bearer {key}"}
 
 
 @pytest.fixture
@@ -54,14 +66,18 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def client(store: ChdbStore, settings: Settings) -> Iterator[TestClient]:
+def client(
+    store: ChdbStore, settings: Settings, admin_headers: dict[str, str]
+) -> Iterator[TestClient]:
     app = create_app(settings, store=store)
-    with TestClient(app, client=("203.0.113.7", 50000)) as test_client:
+    with TestClient(app, client=("203.0.113.7", 50000), headers=admin_headers) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def make_client(store: ChdbStore, tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
+def make_client(
+    store: ChdbStore, tmp_path: Path, admin_headers: dict[str, str]
+) -> Iterator[Callable[..., TestClient]]:
     """Build a client with other settings: make_client(event_batch_size=...)."""
     clients: list[TestClient] = []
 
@@ -72,7 +88,8 @@ def make_client(store: ChdbStore, tmp_path: Path) -> Iterator[Callable[..., Test
             funnel_walk_days=0,  # no background builds unless a test asks for them
         )
         settings = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
-        test_client = TestClient(create_app(settings, store=store, clock=clock))
+        app = create_app(settings, store=store, clock=clock)
+        test_client = TestClient(app, headers=admin_headers)
         test_client.__enter__()
         clients.append(test_client)
         return test_client

@@ -23,6 +23,7 @@ from netra_analytics import app as app_module
 from netra_analytics.app import LOGGED_DETAIL_CHARS, create_app
 from netra_analytics.config import Settings
 from netra_analytics.errors import StoreError, StoreUnavailable, public_error
+from netra_analytics.hardening import CORS_PATHS
 from netra_analytics.store.base import Params
 from netra_analytics.store.chdb_backend import ChdbStore
 
@@ -56,7 +57,9 @@ USABLE = {
     "version": "1.0.0",
     "since": str(TODAY - timedelta(days=9)) + "T00:00:00Z",
     "action": "user_deleted",
+    "next": "/",
 }
+LOGIN_PAGES = {"/login", "/logout"}
 
 
 def _settings(directory: Path) -> Settings:
@@ -65,9 +68,11 @@ def _settings(directory: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def walker(chdb_store: ChdbStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def walker(
+    chdb_store: ChdbStore, tmp_path_factory: pytest.TempPathFactory, admin_headers: dict[str, str]
+) -> Iterator[TestClient]:
     app = create_app(_settings(tmp_path_factory.mktemp("walk") / "data"), store=chdb_store)
-    with TestClient(app) as client:
+    with TestClient(app, headers=admin_headers) as client:
         yield client
 
 
@@ -98,8 +103,12 @@ def _check(reply: Any, what: str) -> None:
     assert reply.status_code < 500, (what, reply.status_code, reply.text[:500])
     for leak in LEAKS:
         assert leak not in reply.text, (what, reply.text[:500])
-    assert reply.headers.get("access-control-allow-origin") == "*", (what, reply.headers)
-    if reply.status_code >= 400:
+    # CORS on ingestion and the tag only: no other site's page may read reports or admin.
+    cors = reply.headers.get("access-control-allow-origin")
+    path = reply.request.url.path
+    assert cors == ("*" if path.startswith(CORS_PATHS) else None), (what, reply.headers)
+    assert reply.headers["x-content-type-options"] == "nosniff", (what, reply.headers)
+    if reply.status_code >= 400 and path not in LOGIN_PAGES:  # those answer with their form
         assert reply.headers["content-type"].startswith("application/json"), (what, reply.text)
 
 
@@ -142,9 +151,7 @@ def test_every_route_with_hostile_parameters(
      "/api/analytics/reports/sessions/..%2F..%2F", "/nowhere", "/api/analytics/reports/",
      "/tag/" + "a" * 3000, "/api/analytics/reports/user-activity/' OR 1=1 --"],
 )  # fmt: skip
-def test_unknown_and_traversing_paths_are_json_404s_with_cors(
-    walker: TestClient, path: str
-) -> None:
+def test_unknown_and_traversing_paths_are_json_404s(walker: TestClient, path: str) -> None:
     reply = walker.get(path, headers=ORIGIN)
     assert reply.status_code == 404
     _check(reply, path)
@@ -152,7 +159,7 @@ def test_unknown_and_traversing_paths_are_json_404s_with_cors(
 
 @pytest.mark.parametrize(("method", "path"), [("DELETE", "/api/analytics/events"),
                                               ("PUT", "/api/analytics/reports/user-activity")])  # fmt: skip
-def test_a_method_a_route_does_not_have_is_a_405_with_cors(
+def test_a_method_a_route_does_not_have_is_a_405(
     walker: TestClient, method: str, path: str
 ) -> None:
     reply = walker.request(method, path, headers=ORIGIN)
@@ -198,7 +205,9 @@ class _Failing:
 
 
 @pytest.fixture
-def failing(chdb_store: ChdbStore, tmp_path: Path) -> Iterator[tuple[TestClient, _Failing]]:
+def failing(
+    chdb_store: ChdbStore, tmp_path: Path, admin_headers: dict[str, str]
+) -> Iterator[tuple[TestClient, _Failing]]:
     store = _Failing(chdb_store)
     app = create_app(_settings(tmp_path / "data"), store=store)
 
@@ -206,7 +215,9 @@ def failing(chdb_store: ChdbStore, tmp_path: Path) -> Iterator[tuple[TestClient,
         raise KeyError("a bug: SELECT 1 FROM analytics.frontend_events")
 
     app.add_route("/boom", boom, methods=["GET"])
-    with TestClient(app) as client:
+    with TestClient(app, headers=admin_headers) as client:
+        # The key table is read while the store works; it is kept when a later read fails.
+        assert client.get("/api/analytics/reports/engagement").status_code == 200
         yield client, store
 
 
@@ -314,7 +325,8 @@ def test_a_request_without_origin_gets_the_same_json_500(
 
 def _check_error_reply(reply: Any) -> None:
     assert reply.headers["content-type"] == "application/json"
-    assert reply.headers.get("access-control-allow-origin") == "*"
+    cors = "*" if reply.request.url.path.startswith(CORS_PATHS) else None
+    assert reply.headers.get("access-control-allow-origin") == cors
     for leak in LEAKS:
         assert leak not in reply.text
 

@@ -10,16 +10,21 @@ first:
 
     ServerErrorMiddleware   Starlette's last resort (plain text, no CORS): only for an
                             exception after a reply has started
-    CORSMiddleware          adds the CORS headers to every reply below it, errors included
+    SecurityHeaders         nosniff, referrer policy, no framing, CSP: on every reply
+    BrowserCORS             CORS headers on ingestion and the tag only (`CORS_PATHS`), errors
+                            included; other routes answer no CORS at all
+    BoundedHeaders          431 for headers over MAX_HEADER_BYTES (in all) or MAX_HEADER_VALUE
     CatchUnexpected         any exception a route lets out -> 500 InternalError, logged
     BodyLimits              a body not received in time -> 408, too many bodies in flight
                             -> 503 (`http_limits`)
     ExceptionMiddleware     NetraError -> its status (`_error_response`); HTTPException, 422
+    auth.guard              every FastAPI route: 401/403 outside `auth.PUBLIC` (`auth/access`)
     routes
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
@@ -28,15 +33,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from netra_analytics import __version__, health, metrics
+from netra_analytics import __version__, auth, health, metrics
+from netra_analytics.auth import routes as auth_routes
 from netra_analytics.config import Settings
 from netra_analytics.errors import (
     NetraError,
@@ -45,11 +50,13 @@ from netra_analytics.errors import (
     StoreUnavailable,
     WriterDown,
 )
+from netra_analytics.hardening import BoundedHeaders, BrowserCORS, SecurityHeaders
 from netra_analytics.http_limits import BodyLimits
 from netra_analytics.ingest.process import IMPORT
 from netra_analytics.ingest.routes import post_events, post_import
 from netra_analytics.logs import RateLimitedLog
 from netra_analytics.privacy import routes as privacy_routes
+from netra_analytics.privacy.iphash import load_or_create_secret
 from netra_analytics.reports import activity, engagement, journeys, prompts, spend
 from netra_analytics.service import Service
 from netra_analytics.store import Store
@@ -58,6 +65,7 @@ from netra_analytics.taxonomy import json_schema
 
 log = logging.getLogger(__name__)
 
+SESSION_SECRET_FILE = "session.key"  # noqa: S105 (a file name, not a secret)
 LOGGED_DETAIL_CHARS = 300  # of a store error's text, in its one log line
 INTERNAL_MESSAGE = "an unexpected error occurred; it has been logged"
 
@@ -70,6 +78,10 @@ def create_app(
         service = Service(settings, store=store, clock=clock)
         app.state.service = service
         await service.start()
+        if store is None and settings.embedded and service.store is not None:
+            host = "localhost" if settings.host in {"0.0.0.0", "::"} else settings.host
+            dashboard = f"http://{host}:{settings.port}/"
+            await asyncio.to_thread(auth.bootstrap_admin_key, service.store, dashboard)
         try:
             yield
         finally:
@@ -80,7 +92,19 @@ def create_app(
         version=__version__,
         description="Frontend analytics and event capture for AI products.",
         lifespan=lifespan,
+        dependencies=[Depends(auth.guard)],
     )
+
+    def current_store() -> Store | None:
+        service: Service | None = getattr(app.state, "service", None)
+        return None if service is None else service.store
+
+    def session_secret() -> bytes:
+        return load_or_create_secret(
+            settings.session_secret, settings.data_dir, SESSION_SECRET_FILE
+        )
+
+    app.state.auth = auth.Authenticator(settings, current_store, session_secret)
     # Innermost: its own exceptions (raised from `receive` into a route) are answered by it,
     # never seen by CatchUnexpected as a bug.
     app.add_middleware(
@@ -88,21 +112,11 @@ def create_app(
         timeout=settings.request_timeout_seconds,
         max_inflight_bytes=settings.max_inflight_body_bytes,
     )
-    # Added before CORSMiddleware, so that it sits inside it: its 500s carry the CORS headers.
+    # Added before the CORS middleware, so that it sits inside it: its 500s carry CORS headers.
     app.add_middleware(CatchUnexpected)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["GET", "POST"],
-        allow_headers=["content-type", "content-encoding"],
-        expose_headers=[
-            "retry-after",
-            "x-ratelimit-limit",
-            "x-ratelimit-remaining",
-            "x-ratelimit-reset",
-        ],
-        max_age=86400,
-    )
+    app.add_middleware(BoundedHeaders)
+    app.add_middleware(BrowserCORS, origins=settings.cors_origins)
+    app.add_middleware(SecurityHeaders)
     app.state.client_errors = RateLimitedLog(log)
     app.add_exception_handler(NetraError, _error_response)  # type: ignore[arg-type]
     app.add_route("/api/analytics/events", post_events, methods=["POST"])
@@ -117,6 +131,7 @@ def create_app(
     app.include_router(journeys.router)
     app.include_router(tag_routes.router)
     app.include_router(privacy_routes.router)
+    app.include_router(auth_routes.router)
 
     schema = json_schema()
 
@@ -130,6 +145,7 @@ def create_app(
                                    description=app.description)  # fmt: skip
             document["paths"]["/api/analytics/events"] = _events_operation(schema)
             document["paths"]["/api/analytics/import"] = _import_operation(schema)
+            auth.document_security(document)
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -253,8 +269,7 @@ def _import_operation(schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "post": {
             **operation,
-            "summary": "Import historical events (backfills, server-side sources; admin-only "
-            "once access control exists)",
+            "summary": "Import historical events (backfills, server-side sources; admin only)",
             "description": (
                 "The events body; each event needs a timestamp, kept as sent back to 90 days "
                 "(older: `beyond_retention`), and may carry its own `context` with the browser's "

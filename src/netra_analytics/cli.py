@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--days", type=_days, default=30, help="UTC days up to today (default 30)")
     demo.add_argument("--seed", type=int, default=1, help="same seed, same traffic (default 1)")
     demo.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
+    _add_keys_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args.url, args.users, args.days, args.seed, args.timeout)
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(settings)
         if args.command == "migrate":
             return _migrate(settings)
+        if args.command == "keys":
+            return _keys(settings, args)
         return _query(settings, args.sql, args.format)
     except StoreError as exc:
         print(f"netra-analytics: {exc}", file=sys.stderr)
@@ -152,3 +155,46 @@ def _demo(url: str, users: int, days: int, seed: int, timeout: float) -> int:
         return 1
     print(f"stored in ClickHouse {stored:.1f} s later; open {url.rstrip('/')}/")
     return 0 if summary.rejected == 0 else 1
+
+
+def _add_keys_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key and print it (the last word)")
+    create.add_argument("--role", required=True, choices=["admin", "analyst", "ingest"])
+    create.add_argument("--name", required=True, help="1-64 letters, digits, '_', '.', '-'")
+    create.add_argument("--data-dir", type=Path)
+    listing = actions.add_parser("list", help="list keys: name, role, created, revoked")
+    listing.add_argument("--data-dir", type=Path)
+    revoke = actions.add_parser("revoke", help="revoke a key by name (within seconds)")
+    revoke.add_argument("name")
+    revoke.add_argument("--data-dir", type=Path)
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    """Keys live in the store, so this works against a running service's ClickHouse; with
+    embedded chDB, against a data directory no running service holds open."""
+    from netra_analytics.auth import keys
+    from netra_analytics.store import open_store
+    from netra_analytics.store.migrations import migrate
+
+    store = open_store(settings)
+    try:
+        migrate(store, settings.clickhouse_cluster)
+        if args.action == "create":
+            key = keys.create_key(store, args.name, args.role)
+            print(f"created {args.role} key {args.name!r}; it is shown only now: {key}")
+        elif args.action == "revoke":
+            gone = keys.revoke_key(store, args.name)
+            print(f"revoked {gone.role} key {gone.name!r}")
+        else:
+            for entry in keys.list_keys(store):
+                created = entry.created_at.isoformat(timespec="seconds")
+                ended = entry.revoked_at.isoformat(timespec="seconds") if entry.revoked_at else "-"
+                print(f"{entry.name}\t{entry.role}\t{created}\trevoked: {ended}")
+    except keys.KeyProblem as exc:
+        print(f"netra-analytics: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0

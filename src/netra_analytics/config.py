@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from netra_analytics.errors import ConfigError
@@ -67,6 +67,21 @@ class Settings:
     shutdown_seconds: float = 20.0  # SIGTERM to exit, at most (under a 30 s grace period)
     import_events_per_second: int = 10_000  # the historical import's bound, per process
     log_level: str = "info"
+    # Access control and hardening (issue 15; `auth/`, README "Security").
+    jwt_secret: str | None = None  # HS256 shared secret of the auth service
+    jwt_jwks_url: str | None = None  # or its JWKS, for RS256/ES256
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_roles_claim: str = "roles"  # dotted path into the claims: realm_access.roles
+    jwt_leeway_seconds: int = 30
+    jwks_min_refresh_seconds: int = 10  # an unknown kid refetches the JWKS at most this often
+    ingest_auth: bool = False  # True: ingestion needs a JWT or an ingest (or admin) key
+    cors_origins: tuple[str, ...] = ("*",)  # of ingestion and the tag; no CORS elsewhere
+    session_secret: str | None = None  # None: generated once and kept in data_dir
+    session_hours: int = 12
+    report_timeout_seconds: int = 30  # ClickHouse max_execution_time of report queries
+    report_max_memory_bytes: int = 2 << 30  # ClickHouse max_memory_usage of one report query
+    report_concurrency: int = 2  # report queries running at once per process
 
     @property
     def embedded(self) -> bool:
@@ -166,10 +181,72 @@ class Settings:
                 _int_in(1, 10_000_000),
                 defaults.import_events_per_second,
             ),
+            **_access_settings(get),
         )
 
 
 N = TypeVar("N", int, float)
+
+
+def _access_settings(get: Callable[..., Any]) -> dict[str, Any]:
+    """The access-control settings (issue 15), each refused at start-up when unsafe."""
+    values = {
+        "jwt_secret": get("ANALYTICS_JWT_SECRET", _hs256_secret, None),
+        "jwt_jwks_url": get("ANALYTICS_JWT_JWKS_URL", _jwks_url, None),
+        "jwt_issuer": get("ANALYTICS_JWT_ISSUER", str, None),
+        "jwt_audience": get("ANALYTICS_JWT_AUDIENCE", str, None),
+        "jwt_roles_claim": get("ANALYTICS_JWT_ROLES_CLAIM", str, "roles"),
+        "jwt_leeway_seconds": get("ANALYTICS_JWT_LEEWAY_SECONDS", _int_in(0, 300), 30),
+        "jwks_min_refresh_seconds": get("ANALYTICS_JWKS_MIN_REFRESH_SECONDS", _int_in(0, 3600), 10),
+        "ingest_auth": get("ANALYTICS_INGEST_AUTH", _on_off, False),
+        "cors_origins": get("ANALYTICS_CORS_ORIGINS", _origins, ("*",)),
+        "session_secret": get("ANALYTICS_SESSION_SECRET", _session_secret, None),
+        "session_hours": get("ANALYTICS_SESSION_HOURS", _int_in(1, 24 * 30), 12),
+        "report_timeout_seconds": get("ANALYTICS_REPORT_TIMEOUT_SECONDS", _int_in(1, 3600), 30),
+        "report_max_memory_bytes": get(
+            "ANALYTICS_REPORT_MAX_MEMORY_BYTES", _int_in(1 << 24, 1 << 40), 2 << 30
+        ),
+        "report_concurrency": get("ANALYTICS_REPORT_CONCURRENCY", _int_in(1, 64), 2),
+    }
+    if values["jwt_secret"] and values["jwt_jwks_url"]:
+        raise ConfigError("ANALYTICS_JWT_JWKS_URL", "set it or ANALYTICS_JWT_SECRET, not both")
+    if values["jwt_secret"] or values["jwt_jwks_url"]:
+        for name, variable in (("jwt_issuer", "ISSUER"), ("jwt_audience", "AUDIENCE")):
+            if not values[name]:
+                raise ConfigError(f"ANALYTICS_JWT_{variable}", "required when JWTs are accepted")
+    return values
+
+
+def _hs256_secret(raw: str) -> str:
+    # RFC 7518 3.2: a key of at least the hash's size (256 bits) for HS256.
+    if len(raw.encode()) < 32:
+        raise ValueError("an HS256 secret must be at least 32 bytes (RFC 7518, section 3.2)")
+    return raw
+
+
+def _session_secret(raw: str) -> str:
+    if len(raw.encode()) < 32:
+        raise ValueError("must be at least 32 bytes")
+    return raw
+
+
+def _jwks_url(raw: str) -> str:
+    parts = urlsplit(_url_with_scheme("http", "https")(raw))
+    if parts.scheme != "https" and parts.hostname not in {"localhost", "127.0.0.1", "::1"}:
+        raise ValueError(f"{raw!r} must be https:// (plain http only to localhost)")
+    return raw
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in {"http", "https"} or not parts.hostname
+                              or parts.path or parts.query):  # fmt: skip
+            raise ValueError(f"{origin!r} is not an origin such as https://app.example.com or *")
+    if not origins:
+        raise ValueError("names no origin")
+    return origins
 
 
 def _in_range(low: N, high: N, convert: Callable[[str], N], what: str) -> Callable[[str], N]:

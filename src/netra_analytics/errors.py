@@ -7,6 +7,7 @@
     │   └── UnsupportedMedia 415: not JSON
     ├── SpoolFull            503: the durable spool is at its cap; nothing was acknowledged
     ├── WriterDown           503: the batch writer keeps crashing; nothing was acknowledged
+    ├── QueryLimit           503: a report ran into its time or memory bound, or waited too long
     └── StoreError           500: ClickHouse refused a statement (the message says why)
         └── StoreUnavailable 503: ClickHouse did not answer; events wait in the spool
 
@@ -62,6 +63,12 @@ class WriterDown(NetraError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(self.public_message)
         self.retry_after = retry_after
+
+
+class QueryLimit(NetraError):
+    """A report query stopped at a bound (`store.bounded`); the message names the bound."""
+
+    status_code = 503
 
 
 class StoreError(NetraError):

@@ -306,12 +306,15 @@ def properties_errors(event_type: EventType, raw: bytes) -> list[FieldError]:
         return [FieldError("properties", f"not valid JSON: {exc}")]
     if not isinstance(values, dict):
         return [FieldError("properties", "must be an object")]
+    if len(values) > MAX_PROPERTIES:  # one error, not one per hostile key
+        return [FieldError("properties", f"{len(values)} properties; the limit is "
+                                         f"{MAX_PROPERTIES} per event")]  # fmt: skip
     errors: list[FieldError] = []
     fields = msgspec.structs.fields(event_type.properties)
     known = {f.encode_name for f in fields}
     for name in values:
-        if name not in known:
-            errors.append(FieldError(f"properties.{name}", "unknown field"))
+        if name not in known:  # the name as sent, cut: it is echoed in the reply and stored
+            errors.append(FieldError(f"properties.{name[:MAX_NAME_ECHO]}", "unknown field"))
     for f in fields:
         if f.encode_name not in values:
             if f.required:
@@ -392,4 +395,8 @@ def json_schema() -> dict[str, Any]:
 
 
 MAX_EVENTS = 500
+# Properties of one event: every type has at most 14 known ones, so more is hostile or a bug;
+# each unknown one is an error, so an event carries no keys beyond its type's.
+MAX_PROPERTIES = 64
+MAX_NAME_ECHO = 64  # characters of an unknown property's name quoted back
 MAX_BODY_BYTES = 1 << 20

@@ -70,7 +70,11 @@ def test_redis_dying_under_load_loses_nothing_and_the_service_recovers(tmp_path:
         ready = service.ready()
         assert ready["checks"]["redis"]["status"] == "degraded"
         assert ready["status"] == "ready"
-        engagement = httpx.get(f"{service.url}/api/analytics/reports/engagement", timeout=5).json()
+        engagement = httpx.get(
+            f"{service.url}/api/analytics/reports/engagement",
+            timeout=5,
+            headers=service.admin_headers(),
+        ).json()
         assert engagement["source"] == "in-process (Redis unavailable)"
         assert engagement["events_last_5_minutes"] > 0
 
@@ -78,16 +82,22 @@ def test_redis_dying_under_load_loses_nothing_and_the_service_recovers(tmp_path:
         wait_until(lambda: service.ready()["checks"]["redis"]["status"] == "ok", timeout=30)
         wait_until(
             lambda: (
-                httpx.get(f"{service.url}/api/analytics/reports/engagement", timeout=5).json()[
-                    "source"
-                ]
+                httpx.get(
+                    f"{service.url}/api/analytics/reports/engagement",
+                    timeout=5,
+                    headers=service.admin_headers(),
+                ).json()["source"]
                 == "redis"
             ),
             timeout=30,
         )
         mark = len(load.acked)
         wait_until(lambda: len(load.acked) >= mark + 500, timeout=60)
-        live = httpx.get(f"{service.url}/api/analytics/reports/engagement", timeout=5).json()
+        live = httpx.get(
+            f"{service.url}/api/analytics/reports/engagement",
+            timeout=5,
+            headers=service.admin_headers(),
+        ).json()
         assert live["source"] == "redis" and live["events_last_5_minutes"] > 0
     finally:
         load.stop()

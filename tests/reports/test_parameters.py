@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netra_analytics.app import create_app
+from netra_analytics.auth.keys import ADMIN, create_key
 from netra_analytics.config import Settings, parse_clickhouse_url
 from netra_analytics.errors import StoreError
 from netra_analytics.prompts.classify import CATEGORIES
@@ -65,7 +66,7 @@ def _seed(store: ChdbStore) -> None:
 
 @pytest.fixture(scope="module")
 def app_client(
-    chdb_store: ChdbStore, tmp_path_factory: pytest.TempPathFactory
+    chdb_store: ChdbStore, tmp_path_factory: pytest.TempPathFactory, admin_headers: dict[str, str]
 ) -> Iterator[TestClient]:
     _seed(chdb_store)
     settings = Settings(
@@ -74,7 +75,7 @@ def app_client(
         funnel_walk_days=0,
         report_cache_seconds=0,  # every example runs its queries
     )
-    with TestClient(create_app(settings, store=chdb_store)) as client:
+    with TestClient(create_app(settings, store=chdb_store), headers=admin_headers) as client:
         yield client
 
 
@@ -296,7 +297,9 @@ class _ZonesOf:
         return getattr(self._store, name)
 
 
-def test_the_zones_are_the_stores_and_read_once(chdb_store: ChdbStore, tmp_path: Path) -> None:
+def test_the_zones_are_the_stores_and_read_once(
+    chdb_store: ChdbStore, tmp_path: Path, admin_headers: dict[str, str]
+) -> None:
     store = _ZonesOf(chdb_store, {"UTC", "Europe/Paris", "Mars/Olympus_Mons"})
     reads = []
     query_rows = store.query_rows
@@ -308,7 +311,7 @@ def test_the_zones_are_the_stores_and_read_once(chdb_store: ChdbStore, tmp_path:
     store.query_rows = counted  # type: ignore[method-assign]
     settings = Settings(data_dir=tmp_path / "data", ip_hash_secret="test-secret-0123456789",
                         funnel_walk_days=0)  # fmt: skip
-    with TestClient(create_app(settings, store=store)) as client:
+    with TestClient(create_app(settings, store=store), headers=admin_headers) as client:
         day = {"start_date": "2026-11-01", "end_date": "2026-11-01"}
         assert client.get(ACTIVITY, params=day | {"tz": "Europe/Paris"}).status_code == 200
         _named(client.get(ACTIVITY, params=day | {"tz": "Asia/Tokyo"}), "tz")  # not this store's
@@ -325,6 +328,7 @@ def test_the_zones_of_a_clickhouse_server_over_http(tmp_path: Path) -> None:
                         funnel_walk_days=0)  # fmt: skip
     try:
         with TestClient(create_app(settings, store=store)) as client:
+            client.headers["authorization"] = f"Bearer {create_key(store, 'zones', ADMIN)}"
             day = {"start_date": "2026-11-01", "end_date": "2026-11-01", "granularity": "hour"}
             reply = client.get(ACTIVITY, params=day | {"tz": "Asia/Kolkata"})
             assert reply.status_code == 200, reply.text
@@ -336,7 +340,7 @@ def test_the_zones_of_a_clickhouse_server_over_http(tmp_path: Path) -> None:
 
 
 def test_a_store_error_while_reading_the_zones_is_not_cached(
-    chdb_store: ChdbStore, tmp_path: Path
+    chdb_store: ChdbStore, tmp_path: Path, admin_headers: dict[str, str]
 ) -> None:
     failing = [True]
 
@@ -349,7 +353,7 @@ def test_a_store_error_while_reading_the_zones_is_not_cached(
     settings = Settings(data_dir=tmp_path / "data", ip_hash_secret="test-secret-0123456789",
                         funnel_walk_days=0)  # fmt: skip
     store = Flaky(chdb_store, {"UTC"})
-    with TestClient(create_app(settings, store=store)) as client:
+    with TestClient(create_app(settings, store=store), headers=admin_headers) as client:
         day = {"start_date": "2026-11-01", "end_date": "2026-11-01"}
         first = client.get(ACTIVITY, params=day)
         assert first.status_code == 500 and first.json()["error"] == "StoreError"

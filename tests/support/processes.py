@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -113,6 +114,12 @@ class ServiceProcess(Process):
     def ready(self) -> dict[str, Any]:
         body: dict[str, Any] = httpx.get(f"{self.url}/health/ready", timeout=10).json()
         return body
+
+    def admin_headers(self) -> dict[str, str]:
+        """`Authorization` with the admin key an embedded service prints on its first start."""
+        found = re.findall(r"sign in at \S+ with (na_\S+)", self.log())
+        assert found, "the service printed no admin key (not its first start, or not embedded)"
+        return {"authorization": f"Bearer {found[-1]}"}
 
     def stop(self) -> bool:
         """SIGTERM, then whether the shutdown completed (uvicorn re-raises the signal after a

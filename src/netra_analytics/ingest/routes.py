@@ -1,13 +1,15 @@
 """`POST /api/analytics/events`: a plain Starlette route, kept lean because it is the hot path.
 
-Order of work: content type (415) → size (413) → content encoding and charset (415, or
-repaired: see `body`) → envelope and identity (400) → each event (per-event rejections, event
-time) → per-user rate limit (one round trip; events over the limit are rejected as
-`rate_limited`, and 429 when none passed) → spool append with fsync → reply, with the live state
-updated off the request path. A 202 means every accepted event is on disk; the batch writer
-takes it from there. A known bot's events (`bots`) are accepted alike but stored apart, in
-`bot_events`, and leave the live state alone. A request without consent (`consent`: denied in
-the context, or the browser's DNT or Sec-GPC signal) stores nothing and is only counted.
+Order of work: credentials, when sent or required (401/403: `auth.access`) → content type
+(415) → size (413) → content encoding and charset (415, or repaired: see `body`) → envelope and
+identity (400; 403 when a token's subject is not `context.user_id`) → each event (per-event
+rejections, event time) → per-user rate limit (one round trip; events over the limit are
+rejected as `rate_limited`, and 429 when none passed) → spool append with fsync → reply, with
+the live state updated off the request path. A 202 means every accepted event is on disk; the
+batch writer takes it from there. A known bot's events (`bots`) are accepted alike but stored
+apart, in `bot_events`, and leave the live state alone. A request without consent (`consent`:
+denied in the context, or the browser's DNT or Sec-GPC signal) stores nothing and is only
+counted.
 
 `POST /api/analytics/import` (historical import, backfills and server-side sources) shares
 every step but three, set by `process.IMPORT`: larger requests; timestamps kept as sent, back to
@@ -30,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from netra_analytics import metrics
+from netra_analytics.auth.access import check_sender, guard, ingest_principal
 from netra_analytics.errors import NetraError, PayloadTooLarge, UnsupportedMedia, WriterDown
 from netra_analytics.ingest.body import charset_of, decompress, to_utf8
 from netra_analytics.ingest.bots import is_bot
@@ -68,6 +71,7 @@ async def post_events(request: Request) -> Response:
 
 async def _ingest(request: Request) -> Response:
     service: Service = request.app.state.service
+    sender = await ingest_principal(request)  # 401/403; None for an anonymous browser
     if (writer := service.writer_down()) is not None:  # a 202 would promise what none keeps
         raise WriterDown(writer.retry_after())
     body = await _decoded_body(request, EVENTS)
@@ -82,6 +86,7 @@ async def _ingest(request: Request) -> Response:
         max_event_age=timedelta(days=service.settings.max_event_age_days),
     )
     batch = process(body, info)
+    check_sender(sender, batch.context.user_id)  # a signed-in page sends as its user only
     refused = refusal(batch.context.consent, request.headers, service.settings.privacy_signals)
     if refused is not None:
         return _not_stored(batch.accepted, len(batch.rejected), refused)
@@ -139,11 +144,12 @@ async def post_import(request: Request) -> Response:
     Replies: 202 `{"accepted": n, "rejected": [...]}` as the events endpoint (reasons also
     `beyond_retention`, older than EVENT_RETENTION, and `in_future`); 429 with Retry-After when
     the process's import bound (`ANALYTICS_IMPORT_EVENTS_PER_SECOND`) cannot take the request
-    now (nothing of it is kept); 400, 413, 415, 503 as the events endpoint. Events whose context
+    now (nothing of it is kept); 401/403 without an admin credential; 400, 413, 415, 503 as the
+    events endpoint. Events whose context
     says `consent: denied` are not stored (`not_stored`); the import's own DNT or Sec-GPC
-    headers are not a visitor's and are not read. Will need the admin role once access control
-    exists.
+    headers are not a visitor's and are not read.
     """
+    await guard(request)  # a plain route: the app's dependency does not run for it (admin)
     service: Service = request.app.state.service
     if (writer := service.writer_down()) is not None:
         raise WriterDown(writer.retry_after())

@@ -16,10 +16,13 @@ from pathlib import Path
 SECRET_FILE = "ip_hash.key"  # noqa: S105 (a file name, not a secret)
 
 
-def load_or_create_secret(configured: str | None, data_dir: Path) -> bytes:
+def load_or_create_secret(
+    configured: str | None, data_dir: Path, file_name: str = SECRET_FILE
+) -> bytes:
+    """The configured secret, else the one kept in `data_dir/file_name` (created once)."""
     if configured:
         return configured.encode()
-    path = data_dir / SECRET_FILE
+    path = data_dir / file_name
     try:
         return path.read_bytes().strip()
     except FileNotFoundError:

@@ -51,6 +51,7 @@ LIMIT 1
 """
 UserId = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")]
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$"
 
 
 def _store(request: Request) -> tuple[Service, Store]:
@@ -61,9 +62,10 @@ def _store(request: Request) -> tuple[Service, Store]:
 
 
 def actor_of(request: Request) -> str:
-    """Who is asking, for the audit log: the credential's name (API key name or token
-    subject) once access control has put it on the request, else "unauthenticated"."""
-    return str(getattr(request.state, "principal", None) or "unauthenticated")
+    """Who is asking, for the audit log: the credential's name (the API key's name or the
+    token's subject, as `auth.guard` put it on the request)."""
+    principal = getattr(request.state, "principal", None)
+    return str(principal.name) if principal is not None else "unauthenticated"
 
 
 def _subject(service: Service, user_id: str) -> str:
@@ -198,6 +200,7 @@ async def _spool_stored(service: Service, timeout: float) -> bool:
 @router.get(
     "/erasures/{job_id}",
     summary="The state of an erasure",
+    responses={404: {"description": "No erasure with this job id"}},
     description="`running`, `done` (rows removed per table) or `failed` (with the error).",
 )
 async def erasure_status(request: Request, job_id: JobId) -> dict[str, Any]:
@@ -226,6 +229,12 @@ async def erasure_status(request: Request, job_id: JobId) -> dict[str, Any]:
         "and an `end` line with the rows per table. Recorded in the audit log."
     ),
     response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "NDJSON lines: header, one per row, end",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }
+    },
 )
 async def export_user(request: Request, user_id: UserId) -> StreamingResponse:
     service, store = _store(request)
@@ -248,11 +257,19 @@ async def export_user(request: Request, user_id: UserId) -> StreamingResponse:
 )
 async def audit_log(
     request: Request,
-    since: datetime | None = None,
+    since: Annotated[str | None, Query(pattern=ISO_TIME, description="ISO 8601 time")] = None,
     action: Annotated[str, Query(pattern="^(|" + "|".join(audit.ACTIONS) + ")$")] = "",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     _, store = _store(request)
-    start = since or datetime.now(UTC) - timedelta(days=30)
+    start = datetime.now(UTC) - timedelta(days=30)
+    if since is not None:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            raise HTTPException(422, [{"loc": ["query", "since"], "msg": "not a time",
+                                       "type": "value_error"}]) from None  # fmt: skip
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=UTC)
     entries = await asyncio.to_thread(audit.read, store, start, action, limit)
     return {"entries": entries}

@@ -12,11 +12,12 @@ hashes is about twice as fast as a set of strings, and two users collide with od
 
 from __future__ import annotations
 
-import asyncio
+import weakref
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -25,6 +26,9 @@ from fastapi import HTTPException, Request, Response
 
 from netra_analytics.service import Service
 from netra_analytics.store.base import Store
+from netra_analytics.store.bounded import ReportRunner
+
+T = TypeVar("T")
 
 LONG_RANGE_DAYS = 7  # longer reports are cached (ANALYTICS_REPORT_CACHE_SECONDS, default 60)
 
@@ -89,7 +93,7 @@ async def known_zones(request: Request) -> frozenset[str]:
     store = ready_store(request)
     zones = _STORE_ZONES.get(store)
     if zones is None:
-        rows = await asyncio.to_thread(store.query_rows, sql("time_zones"))
+        rows = await run_report(request, store.query_rows, sql("time_zones"))
         zones = python_zones() & {str(row["name"]) for row in rows}
         _STORE_ZONES[store] = zones
     return zones
@@ -105,15 +109,41 @@ async def zone(request: Request, tz: str) -> ZoneInfo:
     raise invalid("tz", f"unknown time zone {tz!r}; an IANA name such as UTC or Europe/Paris")
 
 
-def ready_store(request: Request) -> Store:
+# Per service: the runner of its report queries (time and memory bounds, own threads).
+_RUNNERS: WeakKeyDictionary[Service, ReportRunner] = WeakKeyDictionary()
+
+
+def report_runner(request: Request) -> ReportRunner:
+    """The service's ReportRunner (`store.bounded`); 503 before the schema is ready."""
     service: Service = request.app.state.service
     if service.store is None or not service.schema_ready.is_set():
         raise HTTPException(status_code=503, detail="the store is not ready yet")
-    return service.store
+    runner = _RUNNERS.get(service)
+    if runner is None:
+        settings = service.settings
+        runner = ReportRunner(
+            service.store,
+            seconds=settings.report_timeout_seconds,
+            memory_bytes=settings.report_max_memory_bytes,
+            concurrency=settings.report_concurrency,
+        )
+        _RUNNERS[service] = runner
+        weakref.finalize(service, runner.close)
+    return runner
+
+
+def ready_store(request: Request) -> Store:
+    """The store as reports use it: every SELECT within the report bounds."""
+    return report_runner(request).store
+
+
+async def run_report(request: Request, work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` (which queries `ready_store`) on the report threads, not the loop's."""
+    return await report_runner(request).run(work, *args)
 
 
 async def query(request: Request, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    return await asyncio.to_thread(ready_store(request).query_rows, sql(name), params)
+    return await run_report(request, ready_store(request).query_rows, sql(name), params)
 
 
 def events_table(first_day: date) -> str:

@@ -80,6 +80,7 @@ async def hot_prompts(
         "user_id, first_seen and last_seen (epoch ms), event_count, current_page, "
         "current_thread and pages_visited; 404 once the session has been idle for an hour."
     ),
+    responses={404: {"description": "No live session of this id"}},
 )
 async def live_session(request: Request, response: Response, session_id: str) -> dict[str, str]:
     service: Service = request.app.state.service

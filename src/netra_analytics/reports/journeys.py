@@ -6,7 +6,6 @@ conversions and median waits. A user enters a funnel through an event (or prompt
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
@@ -22,6 +21,7 @@ from netra_analytics.reports.common import (
     number,
     query,
     ready_store,
+    run_report,
 )
 from netra_analytics.reports.funnel_walks import funnel_totals
 from netra_analytics.reports.funnels import Funnels, load_funnels
@@ -74,7 +74,7 @@ class FunnelWalk:
 async def walk_funnels(request: Request, funnels: Funnels, start: date, end: date) -> FunnelWalk:
     """Every funnel's steps: users reached, conversions and median waits, from one query (on
     the walks computed ahead where they hold, reports/funnel_walks.py)."""
-    row = await asyncio.to_thread(funnel_totals, ready_store(request), funnels, start, end)
+    row = await run_report(request, funnel_totals, ready_store(request), funnels, start, end)
     return FunnelWalk(
         funnels={
             name: funnel_steps([step["name"] for step in steps], row, f"f{i}")
@@ -140,8 +140,8 @@ async def journeys(
         result["funnels"] = {name: walked[name] for name in ([funnel] if funnel else walked)}
         params = {"start": start_date, "end": end_date}
         result["cohorts"] = retention(await query(request, "journey_cohorts", params))
-        result["paths"] = await asyncio.to_thread(
-            page_moves, ready_store(request), start_date, end_date, paths
+        result["paths"] = await run_report(
+            request, page_moves, ready_store(request), start_date, end_date, paths
         )
         return result
 

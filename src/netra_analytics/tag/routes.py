@@ -47,6 +47,7 @@ def _script(name: str, cache_control: str) -> Response:
     "/tag/{version}/netra-analytics.js",
     summary="The browser tag, minified, at a versioned path (cached for a year)",
     response_class=Response,
+    responses={404: {"description": "Not the version served here"}},
 )
 async def versioned_tag(version: str) -> Response:
     if version != tag_version():
@@ -65,6 +66,7 @@ LATEST = {  # served name -> file
     summary="The latest browser tag: minified (netra-analytics.js) or readable "
     "(netra-analytics.src.js), cached 5 minutes",
     response_class=Response,
+    responses={404: {"description": "No such file"}},
 )
 async def latest_tag(name: str) -> Response:
     if name not in LATEST:
@@ -87,6 +89,17 @@ async def heartbeat(
     service: Service = request.app.state.service
     await service.live.tag_fired(container, version, int(service.clock() * 1000))
     return Response(status_code=204)
+
+
+DEMO_SCRIPTS = frozenset({"demo-config.js", "demo.js"})  # files: the page runs no inline script
+
+
+@router.get("/demo/{name}", include_in_schema=False)
+async def demo_script(request: Request, name: str) -> Response:
+    service: Service = request.app.state.service
+    if not service.settings.embedded or name not in DEMO_SCRIPTS:
+        raise HTTPException(404, f"no {name} here")
+    return _script(name, "no-store")
 
 
 @router.get("/demo", include_in_schema=False)
