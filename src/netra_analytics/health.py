@@ -4,7 +4,8 @@
 query, within two seconds, in a pool of its own: a probe never waits behind a hung one, it
 reports the store as failing at once), Redis when configured, the spool (backlog, quarantined
 records), each background worker (`running` or `failing`, from its supervisor), the writer's
-counters, the prompt worker's skips and recoveries, and how fresh the stored data is. It is 503
+counters, the prompt worker's skips and recoveries, how fresh the stored data is, and the
+storage used (`storage`: bytes on disk per ClickHouse table, and the spool's). It is 503
 when ClickHouse does not answer, the schema is not migrated, the spool is over 90 % of its cap,
 or the writer is failing. Ingestion keeps accepting events while not ready, as long as the
 spool has room and the writer is not crashing over and over.
@@ -23,11 +24,29 @@ from starlette.responses import Response
 
 from netra_analytics.errors import public_error
 from netra_analytics.service import Service
+from netra_analytics.store.base import Store
 
 CHECK_TIMEOUT = 2.0  # Redis's ping; the store's check has the health pool's timeout
 SPOOL_READY_FRACTION = 0.9
 
 LATEST_EVENT = "SELECT max(timestamp) AS latest, count() > 0 AS any FROM analytics.frontend_events"
+# Bytes on disk per table (a materialized view's are its inner table's, named after the view).
+TABLE_BYTES = """
+SELECT if(t.name = '', p.table, t.name) AS name, sum(p.bytes_on_disk) AS bytes
+FROM system.parts AS p
+LEFT JOIN (
+  SELECT name, concat('.inner_id.', toString(uuid)) AS storage
+  FROM system.tables WHERE database = 'analytics'
+) AS t ON p.table = t.storage
+WHERE p.database = 'analytics' AND p.active
+GROUP BY name
+ORDER BY name
+"""
+
+
+def _store_facts(store: Store) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The freshness query and the bytes per table, in one call of the health pool."""
+    return store.query_rows(LATEST_EVENT), store.query_rows(TABLE_BYTES)
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
@@ -47,12 +66,16 @@ async def ready(request: Request) -> Response:
     try:
         if service.store is None or not service.schema_ready.is_set():
             raise SchemaNotReady("schema not migrated yet")
-        rows = await service.health_calls.run(
-            service.store.query_rows, LATEST_EVENT, wait_for_thread=False
+        rows, sizes = await service.health_calls.run(
+            _store_facts, service.store, wait_for_thread=False
         )
         clickhouse["status"] = "ok"
         latest = rows[0]["latest"] if rows and rows[0]["any"] else None
         checks["freshness"] = _freshness(latest)
+        checks["storage"] = {
+            "tables_bytes": {row["name"]: int(row["bytes"]) for row in sizes},
+            "spool_bytes": await asyncio.to_thread(service.spool.bytes_on_disk),
+        }
     except Exception as exc:
         ok = False
         error = str(exc) if isinstance(exc, SchemaNotReady) else public_error(exc)

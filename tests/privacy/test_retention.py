@@ -17,7 +17,9 @@ from tests.factories import body, event, random_event
 from tests.support.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-NO_TTL = {"schema_migrations"}  # holds no personal data and must outlive everything
+# Hold no personal data and must outlive everything: the migration ledger, and the API keys
+# (name, role, SHA-256 of the key; a revoked key's rows stay so that it stays revoked).
+NO_TTL = {"schema_migrations", "api_keys"}
 # A MaterializedView's data and TTL live in its inner table, `.inner_id.<the view's uuid>`.
 TABLES = """
 SELECT t.name AS name, t.engine AS engine,
@@ -113,3 +115,8 @@ def test_embedded_chdb_keeps_no_system_log_idle_or_under_load(
     }
     on_disk = {p.name for p in (store._path / "store").glob("*/*") if p.is_dir()}
     assert on_disk <= ours, on_disk - ours  # nothing under the data dir but our tables
+    storage = client.get("/health/ready").json()["checks"]["storage"]
+    sizes = storage["tables_bytes"]
+    assert sizes["frontend_events"] > 0 and sizes["activity_rollup"] > 0  # views by their names
+    assert not any(name.startswith(".inner") for name in sizes)
+    assert storage["spool_bytes"] > 0

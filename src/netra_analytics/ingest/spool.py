@@ -201,6 +201,10 @@ class Spool:
             self._roll_segment()
         self._drop_read_segments()
 
+    def bytes_on_disk(self) -> int:
+        """What the spool's directory holds: segments, offsets and quarantined records."""
+        return sum(p.stat().st_size for p in self._dir.rglob("*") if p.is_file())
+
     def drop_quarantined_with(self, needles: Sequence[bytes]) -> int:
         """Delete the quarantined records whose bytes contain any of `needles` (an erasure:
         a damaged record may still hold a person's id in clear); they stay counted. Returns

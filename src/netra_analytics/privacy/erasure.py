@@ -18,8 +18,8 @@ later is covered without a change here), and `identity_links` by browser too. Ho
    it, and the hash is of an id stored nowhere else any more.
 3. A deleted row stays on disk in the part it was rewritten from until ClickHouse removes the
    outdated part (`old_parts_lifetime`, 8 minutes by default): the tables touched get
-   `old_parts_lifetime = 0` until their outdated parts are gone (ClickHouse's cleanup runs
-   every 30-40 s), then the default again. Only then is the erasure done on disk too.
+   `old_parts_lifetime = 0` from before their rewrite until the parts they had are gone, then
+   the default again. Only then is the erasure done on disk too.
 
 Blocking; run it in a thread. Raises StoreError when the store fails (the caller records the
 job as failed; running it again is safe: every step is idempotent).
@@ -27,6 +27,7 @@ job as failed; running it again is safe: every step is idempotent).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from typing import Any
 
 from netra_analytics.errors import StoreError
 from netra_analytics.store.base import Store
+
+log = logging.getLogger(__name__)
 
 # Tables with people in them, from the live schema (views hold nothing of their own).
 PEOPLE_TABLES = """
@@ -100,6 +103,7 @@ PARTS_LEFT = (
 LIFETIME = (
     "ALTER TABLE analytics.`{storage}`{cluster} MODIFY SETTING old_parts_lifetime = {seconds}"
 )
+WAKE = ("SYSTEM STOP MERGES analytics.`{storage}`", "SYSTEM START MERGES analytics.`{storage}`")
 DEFAULT_OLD_PARTS_LIFETIME = 480  # ClickHouse's default, seconds
 _NAME = re.compile(r"^\.?[\w.-]+$")
 
@@ -144,10 +148,10 @@ def erase(
     hashes = [int(h) for h in row["h"]]
     days = [date.fromisoformat(str(r["day"])) for r in store.query_rows(ACTIVE_DAYS, {"ids": ids})]
     on_cluster = f" ON CLUSTER {cluster}" if cluster else ""
-    touched: list[str] = []  # storage tables rewritten
     rollup: dict[str, Any] | None = None
     tables = store.query_rows(PEOPLE_TABLES)
     parts = store.query_rows(ACTIVE_PARTS, {"tables": [str(t["storage"]) for t in tables]})
+    deletes: list[tuple[str, str]] = []  # (statement, storage)
     for table in tables:
         name, storage = str(table["name"]), str(table["storage"])
         if not (_NAME.match(name) and _NAME.match(storage)):
@@ -163,52 +167,62 @@ def erase(
         [before] = store.query_rows(count, {"table": spec_name, "ids": ids})
         if not int(before["n"]):
             continue
-        store.execute(
-            DELETE.format(table=name, cluster=on_cluster,
-                          condition=BY_USER_OR_BROWSER if links else BY_USER),
-            {"hashes": hashes},
-        )  # fmt: skip
+        condition = BY_USER_OR_BROWSER if links else BY_USER
+        deletes.append(
+            (DELETE.format(table=name, cluster=on_cluster, condition=condition), storage)
+        )
         result.removed[spec_name] = int(before["n"])
-        touched.append(storage)
+    touched = [storage for _, storage in deletes]  # storage tables rewritten
     if days and rollup is not None:
-        store.execute(EMPTY_USER_SETS.format(table=rollup["name"], cluster=on_cluster),
-                      {"days": days})  # fmt: skip
-        store.execute(REBUILD_USER_SETS, {"days": days})
-        result.rollup_days = [d.isoformat() for d in days]
         touched.append(str(rollup["storage"]))
-    old_parts = [f"{p['table']}/{p['name']}" for p in parts if p["table"] in touched]
-    result.purged_from_disk = _purge(store, touched, old_parts, on_cluster, purge_timeout, sleep)
+    # Lifetime 0 before the rewrites: a rewrite wakes ClickHouse's background work, which then
+    # drops the outdated parts at once (set afterwards, an idle table's cleanup can sleep for
+    # up to `max_cleanup_delay_period`, 5 minutes).
+    _set_lifetime(store, touched, on_cluster, 0)
+    try:
+        for statement, _ in deletes:
+            store.execute(statement, {"hashes": hashes})
+        if days and rollup is not None:
+            store.execute(EMPTY_USER_SETS.format(table=rollup["name"], cluster=on_cluster),
+                          {"days": days})  # fmt: skip
+            store.execute(REBUILD_USER_SETS, {"days": days})
+            result.rollup_days = [d.isoformat() for d in days]
+        counts = {"tables": len(result.removed), "rollup_days": len(result.rollup_days)}
+        log.info("erasure: rows deleted", extra=counts)
+        old_parts = [f"{p['table']}/{p['name']}" for p in parts if p["table"] in touched]
+        result.purged_from_disk = _purge(store, touched, old_parts, purge_timeout, sleep)
+        log.info("erasure: outdated parts purged", extra={"purged": result.purged_from_disk})
+    finally:
+        _set_lifetime(store, touched, on_cluster, DEFAULT_OLD_PARTS_LIFETIME)
     return result
+
+
+def _set_lifetime(store: Store, storages: list[str], on_cluster: str, seconds: int) -> None:
+    for storage in storages:
+        store.execute(LIFETIME.format(storage=storage, cluster=on_cluster, seconds=seconds))
 
 
 def _purge(
     store: Store,
     storages: list[str],
     parts: list[str],
-    on_cluster: str,
     timeout: float,
     sleep: Callable[[float], None],
 ) -> bool:
     """Wait until `parts` ("table/part" of the rewritten tables, active before the erasure) are
-    removed from disk, with the tables' old_parts_lifetime at 0 meanwhile; True when they are
-    gone within `timeout` seconds."""
-    if not storages:
-        return True
-    for storage in storages:
-        store.execute(LIFETIME.format(storage=storage, cluster=on_cluster, seconds=0))
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            [row] = store.query_rows(PARTS_LEFT, {"parts": parts})
-            if not int(row["n"]):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            sleep(1.0)
-    finally:
+    removed from disk; True when they are gone within `timeout` seconds. ClickHouse removes
+    outdated parts in its background work, which sleeps longer and longer (up to minutes)
+    while a table has nothing to do: stopping and starting its merges wakes it (each second).
+    """
+    deadline = time.monotonic() + timeout
+    while parts:
+        [row] = store.query_rows(PARTS_LEFT, {"parts": parts})
+        if not int(row["n"]):
+            return True
+        if time.monotonic() >= deadline:
+            return False
         for storage in storages:
-            store.execute(
-                LIFETIME.format(
-                    storage=storage, cluster=on_cluster, seconds=DEFAULT_OLD_PARTS_LIFETIME
-                )
-            )
+            for statement in WAKE:
+                store.execute(statement.format(storage=storage))
+        sleep(1.0)
+    return True

@@ -143,7 +143,8 @@ async def _run_erasure(
     request_id: str,
 ) -> None:
     try:
-        await _spool_stored(service, SPOOL_WAIT_SECONDS)
+        stored = await _spool_stored(service, SPOOL_WAIT_SECONDS)
+        log.info("erasure: spool stored", extra={"job_id": job_id, "stored": stored})
         await service.spool.seal()
         result = await asyncio.to_thread(
             erase, store, user_id, cluster=service.settings.clickhouse_cluster

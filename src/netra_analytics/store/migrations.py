@@ -88,7 +88,40 @@ def migrate(store: Store, cluster: str | None = None) -> list[str]:
             {"version": migration.version, "name": migration.name},
         )
         applied.append(f"{migration.version:04d}_{migration.name}")
+    if cluster is None:
+        tune_cleanup(store)
     return applied
+
+
+# ClickHouse drops a table's outdated parts (what a merge or a mutation rewrote) in a cleanup
+# task that waits 30-40 s between runs and up to 5 minutes while the table is idle. A
+# privacy erasure waits for the rewritten parts to leave the disk (privacy/erasure.py), so
+# every table runs it every few seconds (cheap when there is nothing to drop); how long an
+# outdated part is kept (`old_parts_lifetime`) is left as it is.
+CLEANUP_SETTINGS = {
+    "cleanup_delay_period": 1,
+    "max_cleanup_delay_period": 5,
+    "cleanup_delay_period_random_add": 1,
+}
+_TABLES_TO_TUNE = """
+SELECT name, engine_full FROM system.tables
+WHERE database = 'analytics' AND engine LIKE '%MergeTree'
+"""
+
+
+def tune_cleanup(store: Store) -> list[str]:
+    """Give every MergeTree table of the database (materialized views' inner tables too, which
+    no migration can name) CLEANUP_SETTINGS, when it has not got them yet. Single node only: on
+    a cluster the inner tables' names differ per node. Returns the tables changed."""
+    wanted = ", ".join(f"{name} = {value}" for name, value in CLEANUP_SETTINGS.items())
+    changed = []
+    for row in store.query_rows(_TABLES_TO_TUNE):
+        name = str(row["name"])
+        if wanted in str(row["engine_full"]) or not re.fullmatch(r"\.?[\w.-]+", name):
+            continue
+        store.execute(f"ALTER TABLE {DATABASE}.`{name}` MODIFY SETTING {wanted}")
+        changed.append(name)
+    return changed
 
 
 def on_cluster(cluster: str | None) -> str:
