@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from netra_analytics import __version__, health, metrics
 from netra_analytics.config import Settings
+from netra_analytics.dashboards import routes as dashboard_routes
 from netra_analytics.errors import NetraError, SpoolFull, StoreError, StoreUnavailable
 from netra_analytics.ingest.routes import post_events
 from netra_analytics.reports import activity, engagement, journeys, prompts, spend
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(spend.router)
     app.include_router(journeys.router)
     app.include_router(tag_routes.router)
+    app.include_router(dashboard_routes.router)
 
     schema = json_schema()
 

@@ -1,0 +1,19 @@
+-- Chat volume over time: prompts and AI answers per hour (per day when {hourly} is false) of
+-- the viewer's zone, labelled as the panel code labels its empty periods.
+SELECT
+  formatDateTime(
+    if({hourly:Bool}, toStartOfHour(timestamp, {tz:String}), toStartOfDay(timestamp, {tz:String})),
+    if({hourly:Bool}, '%Y-%m-%d %H:00', '%Y-%m-%d'),
+    {tz:String}
+  ) AS period,
+  countIf(event_action = 'user_prompt') AS prompts,
+  countIf(event_action = 'ai_response') AS ai_responses
+FROM analytics.frontend_events
+WHERE timestamp >= {from:DateTime64(3)}
+  AND timestamp < {to:DateTime64(3)}
+  AND event_type = 'chat_interaction'
+  AND ({environment:String} = '' OR environment = {environment:String})
+  AND ({app_version:String} = '' OR app_version = {app_version:String})
+  AND ({page_path:String} = '' OR page_path = {page_path:String})
+GROUP BY period
+ORDER BY period

@@ -1,0 +1,19 @@
+-- Follow-up question rate per hour (per day when {hourly} is false) of the viewer's zone, in
+-- percent of that period's prompts.
+SELECT
+  formatDateTime(
+    if({hourly:Bool}, toStartOfHour(timestamp, {tz:String}), toStartOfDay(timestamp, {tz:String})),
+    if({hourly:Bool}, '%Y-%m-%d %H:00', '%Y-%m-%d'),
+    {tz:String}
+  ) AS period,
+  100 * countIf(JSONExtractBool(properties, 'is_follow_up')) / count() AS follow_up_percent
+FROM analytics.frontend_events
+WHERE timestamp >= {from:DateTime64(3)}
+  AND timestamp < {to:DateTime64(3)}
+  AND event_type = 'chat_interaction'
+  AND event_action = 'user_prompt'
+  AND ({environment:String} = '' OR environment = {environment:String})
+  AND ({app_version:String} = '' OR app_version = {app_version:String})
+  AND ({page_path:String} = '' OR page_path = {page_path:String})
+GROUP BY period
+ORDER BY period
