@@ -279,7 +279,8 @@ def report_table(panel: Panel, field: str, found: Report) -> Table:
             ["step", "users", "conversion_from_start"], rows if rows and rows[0][1] else []
         )
     if field == "category_distribution":
-        return Table(["category", "prompts"], [[k, n] for k, n in value.items()])
+        ranked = sorted(value.items(), key=lambda item: (-item[1], item[0]))
+        return Table(["category", "prompts"], [[k, n] for k, n in ranked])
     if field == "complexity_trend":
         # The report's buckets are UTC hours or days ("YYYY-MM-DD HH:MM:SS").
         hourly = found["time_range"] in ("1h", "24h")

@@ -54,6 +54,7 @@ STATIC_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
     ".html": "text/html; charset=utf-8",
+    ".svg": "image/svg+xml",
     ".LICENSE": "text/plain; charset=utf-8",
     ".NOTICE": "text/plain; charset=utf-8",
 }
@@ -228,7 +229,8 @@ def sharer(request: Request) -> Callable[[str, Callable[[], Awaitable[Any]]], Aw
 
 
 def panel_reply(panel: Panel, window: Window, table: Table) -> dict[str, Any]:
-    applied = [f.value for f in window.filters if f in panel.filters]
+    """The reply but for the filters (added per request: the cache's key has only the filters
+    the panel honours)."""
     return {
         "panel": panel.id,
         "visualisation": panel.visualisation.value,
@@ -240,8 +242,6 @@ def panel_reply(panel: Panel, window: Window, table: Table) -> dict[str, Any]:
         "rows": table.rows,
         "covers": table.covers,
         "parts": table.parts,
-        "filters_applied": applied,
-        "filters_ignored": [f.value for f in window.filters if f not in panel.filters],
     }
 
 
@@ -307,6 +307,10 @@ async def panel_endpoint(
         )
         body = orjson.dumps({"error": "PanelTimeout", "message": message})
         return Response(body, 503, {"retry-after": "5"}, media_type="application/json")
+    reply = reply | {
+        "filters_applied": [f.value for f in window.filters if f in panel.filters],
+        "filters_ignored": [f.value for f in window.filters if f not in panel.filters],
+    }
     headers = {k: v for k, v in response.headers.items() if k in ("cache-control", "x-cache")}
     if format == "csv":
         return csv_response(panel, window, reply, headers)
