@@ -54,6 +54,7 @@ from netra_analytics.service import Service
 HOURLY_UP_TO = timedelta(days=3)  # longer ranges are drawn per day
 LIVE_WINDOW_MS = 5 * 60 * 1000
 PARAMETER = re.compile(r"\{(\w+):")
+EVENTS_IN_RANGE = "/* events_in_range */"
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,18 @@ class Table:
     parts: dict[str, float] | None = None  # the health score's parts
 
 
+def _sql_file(name: str) -> str:
+    return (resources.files("netra_analytics.dashboards") / "sql" / f"{name}.sql").read_text()
+
+
 @cache
 def panel_sql(name: str) -> str:
-    return (resources.files("netra_analytics.dashboards") / "sql" / f"{name}.sql").read_text()
+    """The panel's SQL file, with the range and event filters every panel over frontend_events
+    shares (`sql/_events_in_range.sql`) put where it says `/* events_in_range */`: the whole
+    statement, as ClickHouse (and Grafana's provisioning) runs it."""
+    shared = [line for line in _sql_file("_events_in_range").splitlines() if line.strip()]
+    clause = "\n  ".join(line for line in shared if not line.startswith("--"))
+    return _sql_file(name).replace(EVENTS_IN_RANGE, clause)
 
 
 @cache

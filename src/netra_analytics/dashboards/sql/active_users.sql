@@ -2,8 +2,4 @@
 -- hashes of their ids, reports/common.py says why).
 SELECT uniqExact(cityHash64(user_id)) AS value
 FROM analytics.frontend_events
-WHERE timestamp >= {from:DateTime64(3)}
-  AND timestamp < {to:DateTime64(3)}
-  AND ({environment:String} = '' OR environment = {environment:String})
-  AND ({app_version:String} = '' OR app_version = {app_version:String})
-  AND ({page_path:String} = '' OR page_path = {page_path:String})
+WHERE /* events_in_range */

@@ -9,11 +9,7 @@ SELECT
   countIf(event_action = 'user_prompt') AS prompts,
   countIf(event_action = 'ai_response') AS ai_responses
 FROM analytics.frontend_events
-WHERE timestamp >= {from:DateTime64(3)}
-  AND timestamp < {to:DateTime64(3)}
+WHERE /* events_in_range */
   AND event_type = 'chat_interaction'
-  AND ({environment:String} = '' OR environment = {environment:String})
-  AND ({app_version:String} = '' OR app_version = {app_version:String})
-  AND ({page_path:String} = '' OR page_path = {page_path:String})
 GROUP BY period
 ORDER BY period

@@ -8,12 +8,8 @@ SELECT
   ) AS period,
   100 * countIf(JSONExtractBool(properties, 'is_follow_up')) / count() AS follow_up_percent
 FROM analytics.frontend_events
-WHERE timestamp >= {from:DateTime64(3)}
-  AND timestamp < {to:DateTime64(3)}
+WHERE /* events_in_range */
   AND event_type = 'chat_interaction'
   AND event_action = 'user_prompt'
-  AND ({environment:String} = '' OR environment = {environment:String})
-  AND ({app_version:String} = '' OR app_version = {app_version:String})
-  AND ({page_path:String} = '' OR page_path = {page_path:String})
 GROUP BY period
 ORDER BY period

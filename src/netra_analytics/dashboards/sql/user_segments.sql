@@ -21,11 +21,7 @@ FROM (
       HAVING min(first_date) >= toDate({from:DateTime64(3)})
     ) AS is_new
   FROM analytics.frontend_events
-  WHERE timestamp >= {from:DateTime64(3)}
-    AND timestamp < {to:DateTime64(3)}
-    AND ({environment:String} = '' OR environment = {environment:String})
-    AND ({app_version:String} = '' OR app_version = {app_version:String})
-    AND ({page_path:String} = '' OR page_path = {page_path:String})
+  WHERE /* events_in_range */
   GROUP BY user_id
 )
 GROUP BY segment
