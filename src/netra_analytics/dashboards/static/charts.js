@@ -20,6 +20,7 @@ function timeseries(table, unit) {
   return {
     ...base(unit),
     tooltip: { trigger: 'axis', valueFormatter: (v) => formatValue(v, unit) },
+    grid: { left: 16, right: 40, top: 28, bottom: 8, containLabel: true }, // room for end labels
     legend: series.length > 1 ? { top: 0, data: series.map(label) } : undefined,
     xAxis: { type: 'category', data: table.rows.map((r) => r[0]), boundaryGap: false },
     yAxis: { type: 'value', axisLabel: { formatter: (v) => formatValue(v, unit) } },
