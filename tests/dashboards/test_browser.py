@@ -257,3 +257,22 @@ def test_usable_on_a_phone(browser: Browser, service: ServiceProcess, shots: Pat
     finally:
         phone.close()
     assert not phone.problems
+
+
+def test_an_empty_store_says_how_to_fill_it(browser: Browser, tmp_path: Path) -> None:
+    empty = ServiceProcess(tmp_path / "data")
+    empty.start()
+    page = Watched(browser, empty, viewport={"width": 1366, "height": 900})
+    try:
+        for board in ("user-behavior", "prompt-analytics"):
+            page.page.goto(f"{empty.url}/dashboards/{board}")
+            states = settle(page.page)
+            command = page.page.locator(".empty-store pre").inner_text()
+            assert command == f".venv/bin/netra-analytics demo --url {empty.url}"
+            assert {v["state"] for v in states.values()} <= {"empty", "drawn"}
+            charts = [k for k, v in states.items() if v["state"] == "empty"]
+            assert charts and all("No data in this range" in states[k]["text"] for k in charts)
+    finally:
+        page.close()
+        empty.stop()
+    assert not page.problems

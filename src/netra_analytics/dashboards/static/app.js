@@ -209,13 +209,13 @@ async function loadOne(panel, params) {
     card.dataset.rows = String(reply.rows.length);
     card.dataset.signature = signature(reply.rows);
     const empty = reply.rows.length === 0 || (panel.visualisation === 'stat' && reply.rows[0][0] === null);
-    if (empty && panel.visualisation !== 'stat') {
+    if (empty) {
       charts.delete(panel.id);
       body.replaceChildren(el('p', 'empty', 'No data in this range.'));
       card.dataset.state = 'empty';
     } else if (panel.visualisation === 'stat') {
       drawStat(body, panel, reply);
-      card.dataset.state = empty ? 'empty' : 'drawn';
+      card.dataset.state = 'drawn';
     } else if (panel.visualisation === 'table') {
       drawTable(body, reply);
       card.dataset.state = 'drawn';
