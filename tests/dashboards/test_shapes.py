@@ -4,8 +4,9 @@ changes, the health score's formula, and the catalog's consistency."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from fastapi import HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ from netra_analytics.dashboards.panels import (
     panel_sql,
     period_labels,
 )
+from netra_analytics.dashboards.routes import parse_time
 
 PAGES = st.sampled_from(["/a", "/b", "/c", "/d", "/e"])
 MOVES = st.lists(
@@ -112,3 +114,14 @@ def test_the_catalog_is_consistent() -> None:
             filters = {f.value for f in Filter} & named
             assert filters == {f.value for f in panel.filters}, panel.id
             assert not re.search(r"\{\{|%s|\.format\(", text)
+
+
+@given(st.one_of(st.text(max_size=40), st.datetimes().map(lambda d: d.isoformat()),
+                 st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat())))  # fmt: skip
+def test_any_time_text_is_a_time_or_a_422_naming_it(text: str) -> None:
+    try:
+        moment = parse_time("from", text, datetime(2026, 1, 1, tzinfo=UTC))
+    except HTTPException as exc:
+        assert exc.status_code == 422 and exc.detail[0]["loc"] == ["query", "from"]
+    else:
+        assert moment.tzinfo is UTC or moment.utcoffset() == timedelta(0)

@@ -176,10 +176,9 @@ def parse_time(name: str, text: str | None, default: datetime) -> datetime:
         return default
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # overflow: year 1 or 9999 moved by its offset
         raise invalid(name, f"{name} {text!r} is not an ISO 8601 time") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
     if not FIRST_DATE <= moment.date() <= LAST_DATE:
         raise invalid(
             name, f"{name} is outside the dates reports cover, {FIRST_DATE} to {LAST_DATE}"
