@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import HTTPException
 from hypothesis import given
@@ -122,6 +123,7 @@ def test_any_time_text_is_a_time_or_a_422_naming_it(text: str) -> None:
     try:
         moment = parse_time("from", text, datetime(2026, 1, 1, tzinfo=UTC))
     except HTTPException as exc:
-        assert exc.status_code == 422 and exc.detail[0]["loc"] == ["query", "from"]
+        detail: list[dict[str, Any]] = exc.detail  # type: ignore[assignment]
+        assert exc.status_code == 422 and detail[0]["loc"] == ["query", "from"]
     else:
         assert moment.tzinfo is UTC or moment.utcoffset() == timedelta(0)
