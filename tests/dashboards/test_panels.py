@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy
 import pytest
 
 from netra_analytics.dashboards import routes
@@ -61,7 +62,8 @@ def check_shape(visualisation: Visualisation, columns: list[str], rows: list[lis
     elif visualisation is Visualisation.timeseries:
         labels = [row[0] for row in rows]
         assert len(columns) >= 2 and labels == sorted(set(labels))
-        assert all(number(v) for row in rows for v in row[1:])
+        assert all(number(v) or v is None for row in rows for v in row[1:])  # None: a gap
+        assert all(any(number(v) for v in row[1:]) for row in rows)
     elif visualisation is Visualisation.bar:
         assert len(columns) >= 2 and all(isinstance(row[0], str) for row in rows)
         assert all(number(v) for row in rows for v in row[1:])
@@ -260,3 +262,19 @@ def test_the_catalog_lists_filter_values(filled: Filled) -> None:
     assert catalog["environments"] == ["production", "staging"]
     assert catalog["app_versions"] == ["1.4.2", "1.5.0"]
     assert set(catalog["panels"]) == {p.id for p in PANELS}
+
+
+def test_the_daily_spend_ends_in_the_projection(filled: Filled) -> None:
+    params = month(filled)
+    rows = get(filled, "spend_daily", **params)["rows"]
+    measured = {day: cents for day, cents, _ in rows if cents is not None}
+    projected = [cents for _, spent, cents in rows if spent is None]
+    first = datetime.fromisoformat(params["from"]).date()
+    last = (datetime.fromisoformat(params["to"]) - timedelta(milliseconds=1)).date()
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    ys = [measured.get(day.isoformat(), 0.0) for day in days]
+    slope, intercept = numpy.polyfit(range(len(ys)), ys, 1)
+    line = [max(0.0, intercept + slope * x) for x in range(len(ys), len(ys) + 30)]
+    assert projected == pytest.approx(line, rel=1e-6, abs=1e-9)
+    [[total, _]] = get(filled, "spend_projection", **params)["rows"]
+    assert sum(projected) == pytest.approx(total)

@@ -246,8 +246,9 @@ PANELS: tuple[Panel, ...] = (
           description="Which models cost most?",
           query=ReportQuery(report="ai-spend", field="by_model"),
           visualisation=Visualisation.bar, unit="usd_cents", click_filter=Filter.model),
-    Panel(id="spend_daily", title="Daily spend",
-          description="How does spend move from day to day (UTC days)?",
+    Panel(id="spend_daily", title="Daily spend and projection",
+          description="How does spend move from day to day (UTC days), and where is it heading "
+                      "over the next 30 days (least-squares line)?",
           query=ReportQuery(report="ai-spend", field="daily"),
           visualisation=Visualisation.timeseries, unit="usd_cents", wide=True),
     Panel(id="spend_survey", title="Reported vs measured spend",

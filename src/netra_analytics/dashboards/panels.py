@@ -249,8 +249,17 @@ def report_table(panel: Panel, field: str, found: Report) -> Table:
     value: Any = found.get(field)
     if field == "by_model":
         return Table(["model", "spend_cents"], [[m["model"], m["spend_cents"]] for m in value])
-    if field == "daily":
-        return Table(["period", "spend_cents"], [[d["day"], d["spend_cents"]] for d in value])
+    if field == "daily":  # the range's days, then the 30 days of the report's projection
+        start, end = date.fromisoformat(found["start_date"]), date.fromisoformat(found["end_date"])
+        series = [(date.fromisoformat(d["day"]), d["spend_cents"]) for d in value]
+        measured = [[d["day"], d["spend_cents"], None] for d in value]
+        ahead = [
+            [(end + timedelta(days=k + 1)).isoformat(), None, cents]
+            for k, cents in enumerate(spend.projected_days(series, start, end))
+        ]
+        return Table(
+            ["period", "spend_cents", "projected_cents"], measured + ahead if value else []
+        )
     if field == "survey_reported":
         measured = found["total_spend_cents"] / 100
         rows = [["measured in the range (USD)", measured]] + [

@@ -27,6 +27,7 @@ function timeseries(table, unit) {
     series: series.map((name, i) => ({
       name: label(name), type: 'line', showSymbol: table.rows.length < 40,
       areaStyle: series.length === 1 ? { opacity: 0.15 } : undefined,
+      lineStyle: name.startsWith('projected') ? { type: 'dashed' } : undefined,
       data: table.rows.map((r) => r[i + 1]),
     })),
   };
