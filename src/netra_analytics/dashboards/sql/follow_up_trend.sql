@@ -6,7 +6,7 @@ SELECT
     if({hourly:Bool}, '%Y-%m-%d %H:00', '%Y-%m-%d'),
     {tz:String}
   ) AS period,
-  100 * countIf(JSONExtractBool(properties, 'is_follow_up')) / count() AS follow_up_percent
+  100 * countIf(simpleJSONExtractBool(properties, 'is_follow_up')) / count() AS follow_up_percent
 FROM analytics.frontend_events
 WHERE /* events_in_range */
   AND event_type = 'chat_interaction'

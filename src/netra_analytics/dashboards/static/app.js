@@ -83,7 +83,8 @@ function renderControls() {
     select.value = current;
   }
   $('refresh').value = state.refresh || (board.live ? String(board.refresh_seconds) : 'off');
-  if (board.live) $('range').disabled = true;
+  // The live state has no range, environment or version: only the refresh applies.
+  for (const id of ['range', 'environment', 'app_version']) $(id).closest('label').hidden = board.live;
   renderChips();
 }
 
