@@ -39,6 +39,7 @@ function bar(table, unit) {
   if (series.length === 1) { // one series: horizontal bars, the largest on top
     return {
       ...base(unit),
+      grid: { left: 8, right: 72, top: 28, bottom: 8, containLabel: true }, // room for the values
       xAxis: { type: 'value', axisLabel: { formatter: (v) => formatValue(v, unit) } },
       yAxis: { type: 'category', data: labels, inverse: true },
       series: [{ name: label(series[0]), type: 'bar', data: table.rows.map((r) => r[1]),
