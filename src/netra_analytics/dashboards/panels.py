@@ -54,7 +54,7 @@ from netra_analytics.service import Service
 HOURLY_UP_TO = timedelta(days=3)  # longer ranges are drawn per day
 LIVE_WINDOW_MS = 5 * 60 * 1000
 PARAMETER = re.compile(r"\{(\w+):")
-EVENTS_IN_RANGE = "/* events_in_range */"
+SHARED_PARTS = ("events_in_range", "period")  # sql/_<part>.sql, put in by panel_sql()
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,16 @@ def _sql_file(name: str) -> str:
 
 @cache
 def panel_sql(name: str) -> str:
-    """The panel's SQL file, with the range and event filters every panel over frontend_events
-    shares (`sql/_events_in_range.sql`) put where it says `/* events_in_range */`: the whole
-    statement, as ClickHouse (and Grafana's provisioning) runs it."""
-    shared = [line for line in _sql_file("_events_in_range").splitlines() if line.strip()]
-    clause = "\n  ".join(line for line in shared if not line.startswith("--"))
-    return _sql_file(name).replace(EVENTS_IN_RANGE, clause)
+    """The panel's SQL file with the parts several panels share put where it names them: the
+    range and event filters (`/* events_in_range */`, `sql/_events_in_range.sql`) and the
+    period label of a time series (`/* period */`, `sql/_period.sql`). The whole statement, as
+    ClickHouse (and Grafana's provisioning) runs it."""
+    text = _sql_file(name)
+    for part in SHARED_PARTS:
+        lines = _sql_file(f"_{part}").splitlines()
+        kept = [line for line in lines if line.strip() and not line.startswith("--")]
+        text = text.replace(f"/* {part} */", "\n  ".join(kept))
+    return text
 
 
 @cache

@@ -1,11 +1,7 @@
 -- Chat volume over time: prompts and AI answers per hour (per day when {hourly} is false) of
 -- the viewer's zone, labelled as the panel code labels its empty periods.
 SELECT
-  formatDateTime(
-    if({hourly:Bool}, toStartOfHour(timestamp, {tz:String}), toStartOfDay(timestamp, {tz:String})),
-    if({hourly:Bool}, '%Y-%m-%d %H:00', '%Y-%m-%d'),
-    {tz:String}
-  ) AS period,
+  /* period */ AS period,
   countIf(event_action = 'user_prompt') AS prompts,
   countIf(event_action = 'ai_response') AS ai_responses
 FROM analytics.frontend_events

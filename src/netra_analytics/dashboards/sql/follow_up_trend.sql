@@ -1,11 +1,7 @@
 -- Follow-up question rate per hour (per day when {hourly} is false) of the viewer's zone, in
 -- percent of that period's prompts.
 SELECT
-  formatDateTime(
-    if({hourly:Bool}, toStartOfHour(timestamp, {tz:String}), toStartOfDay(timestamp, {tz:String})),
-    if({hourly:Bool}, '%Y-%m-%d %H:00', '%Y-%m-%d'),
-    {tz:String}
-  ) AS period,
+  /* period */ AS period,
   100 * countIf(simpleJSONExtractBool(properties, 'is_follow_up')) / count() AS follow_up_percent
 FROM analytics.frontend_events
 WHERE /* events_in_range */
