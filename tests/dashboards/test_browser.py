@@ -276,3 +276,31 @@ def test_an_empty_store_says_how_to_fill_it(browser: Browser, tmp_path: Path) ->
         page.close()
         empty.stop()
     assert not page.problems
+
+
+def test_live_panels_refresh_by_themselves(watched: Watched, service: ServiceProcess) -> None:
+    watched.page.goto(f"{service.url}/dashboards/user-engagement")
+    settle(watched.page)
+    assert watched.page.input_value("#refresh") == "5"
+    assert not watched.page.locator("#range").is_visible()  # the live state has no range
+    watched.page.wait_for_function("Number(document.body.dataset.loads) >= 2", timeout=15_000)
+
+
+def test_times_are_in_the_viewers_zone(browser: Browser, service: ServiceProcess) -> None:
+    viewer = Watched(browser, service, viewport={"width": 1366, "height": 900},
+                     timezone_id="America/New_York")  # fmt: skip
+    asked: list[str] = []
+
+    def panel_request(sent: Request) -> None:
+        if "/api/analytics/panels/" in sent.url:
+            asked.append(sent.url)
+
+    viewer.page.on("request", panel_request)
+    try:
+        viewer.page.goto(f"{service.url}/dashboards/prompt-analytics?range=7d")
+        settle(viewer.page)
+        assert viewer.page.inner_text("#zone") == "Times in America/New_York"
+        assert asked and all("tz=America%2FNew_York" in url for url in asked)
+    finally:
+        viewer.close()
+    assert not viewer.problems

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 
 class Visualisation(StrEnum):
@@ -102,6 +103,8 @@ class Panel:
     filters: tuple[Filter, ...] = ()  # the filters it honours; others are shown as not applied
     click_filter: Filter | None = None  # the filter a click on a slice, bar or node sets
     wide: bool = False  # spans the dashboard's width
+    # Which way a stat tile's change is good news (coloured so), or None: neither (spend).
+    better: Literal["up", "down"] | None = "up"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,15 +132,15 @@ PANELS: tuple[Panel, ...] = (
     Panel(id="live_avg_response_time", title="Average AI response time (5 min)",
           description="How long did AI answers take, on average, in the last five minutes?",
           query=LiveQuery(field="avg_ai_response_time_ms"), visualisation=Visualisation.stat,
-          unit="ms", refresh_seconds=LIVE),
+          unit="ms", refresh_seconds=LIVE, better="down"),
     Panel(id="live_error_rate", title="Error rate (5 min)",
           description="What share of the last five minutes' events were errors or failures?",
           query=LiveQuery(field="error_rate_percent"), visualisation=Visualisation.stat,
-          unit="percent", refresh_seconds=LIVE),
+          unit="percent", refresh_seconds=LIVE, better="down"),
     Panel(id="live_events_per_second", title="Events per second (1 min)",
           description="How many events per second arrived over the last minute?",
           query=LiveQuery(field="events_per_second"), visualisation=Visualisation.stat,
-          unit="events/s", refresh_seconds=LIVE),
+          unit="events/s", refresh_seconds=LIVE, better=None),
     # -- activity, from the events -------------------------------------------------------------
     Panel(id="active_users", title="Active users",
           description="How many distinct people did anything in the range?",
@@ -163,7 +166,7 @@ PANELS: tuple[Panel, ...] = (
     Panel(id="session_duration", title="Average session duration",
           description="How long does a session last, from its first to its last event?",
           query=SqlQuery(file="session_duration"), visualisation=Visualisation.stat,
-          unit="seconds", filters=EVENT_FILTERS),
+          unit="seconds", filters=EVENT_FILTERS, better=None),
     Panel(id="usage_heatmap", title="Usage patterns (hour × weekday)",
           description="At which hours of which weekdays, in your time zone, are people active?",
           query=SqlQuery(file="usage_heatmap"), visualisation=Visualisation.heatmap,
@@ -229,19 +232,19 @@ PANELS: tuple[Panel, ...] = (
     Panel(id="spend_total", title="Total AI spend",
           description="What did AI answers cost in the range (reported cost, else estimated)?",
           query=ReportQuery(report="ai-spend", field="total_spend_cents"),
-          visualisation=Visualisation.stat, unit="usd_cents"),
+          visualisation=Visualisation.stat, unit="usd_cents", better=None),
     Panel(id="spend_per_active_user", title="Spend per active user",
           description="What does one active person cost?",
           query=ReportQuery(report="ai-spend", field="spend_per_active_user_cents"),
-          visualisation=Visualisation.stat, unit="usd_cents"),
+          visualisation=Visualisation.stat, unit="usd_cents", better=None),
     Panel(id="spend_per_outcome", title="Spend per successful outcome",
           description="What does one completed thread or piece of positive feedback cost?",
           query=ReportQuery(report="ai-spend", field="cost_per_successful_outcome_cents"),
-          visualisation=Visualisation.stat, unit="usd_cents"),
+          visualisation=Visualisation.stat, unit="usd_cents", better="down"),
     Panel(id="spend_projection", title="Projected spend, next 30 days",
           description="Where is spend heading (a least-squares line through the daily spend)?",
           query=ReportQuery(report="ai-spend", field="projected_next_30_days_cents"),
-          visualisation=Visualisation.stat, unit="usd_cents"),
+          visualisation=Visualisation.stat, unit="usd_cents", better=None),
     Panel(id="spend_by_model", title="Spend by model",
           description="Which models cost most?",
           query=ReportQuery(report="ai-spend", field="by_model"),

@@ -130,6 +130,7 @@ def panel_json(panel: Panel) -> dict[str, Any]:
         "filters": [f.value for f in panel.filters],
         "click_filter": panel.click_filter.value if panel.click_filter else None,
         "wide": panel.wide,
+        "better": panel.better,
         "live": isinstance(query, LiveQuery),
     }
 

@@ -138,7 +138,10 @@ function drawStat(body, panel, reply) {
   tile.append(el('span', 'value', formatValue(value, panel.unit)));
   if (!panel.live || previous !== null) {
     const delta = change(value, previous);
-    const line = el('span', `delta ${delta.direction}`, delta.text);
+    // Coloured by whether the change is good news for this number (the catalog's `better`).
+    const moved = delta.direction === 'up' || delta.direction === 'down';
+    const verdict = !moved || !panel.better ? 'neutral' : delta.direction === panel.better ? 'good' : 'bad';
+    const line = el('span', `delta ${verdict}`, delta.text);
     line.title = `previous period: ${formatValue(previous, panel.unit)}`;
     tile.append(line, el('span', 'vs', panel.live ? 'vs the 5 minutes before' : 'vs the previous period'));
   }
