@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: run test lint system-deps bench clean tag
+.PHONY: run test lint system-deps bench clean tag vendor-charts screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,20 @@ test: $(STAMP) system-deps lint $(NODE_STAMP)
 # Rebuild the minified tag after editing src/netra_analytics/tag/netra-analytics.js.
 tag: $(NODE_STAMP)
 	npm run -s build:tag
+
+# Copy the dashboard's charting library from node_modules (versions pinned in package.json and
+# package-lock.json) into the package, with its licences: the service serves them itself.
+VENDOR := src/netra_analytics/dashboards/static/vendor
+vendor-charts: $(NODE_STAMP)
+	cp node_modules/echarts/dist/echarts.min.js $(VENDOR)/echarts.min.js
+	cp node_modules/echarts/LICENSE $(VENDOR)/echarts.LICENSE
+	cp node_modules/echarts/NOTICE $(VENDOR)/echarts.NOTICE
+	cp node_modules/echarts-wordcloud/dist/echarts-wordcloud.min.js $(VENDOR)/echarts-wordcloud.min.js
+
+# Regenerate the dashboards' screenshots under docs/ (shown in the README): the browser test
+# over generated data, saving full-page PNGs.
+screenshots: $(STAMP)
+	NETRA_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/dashboards/test_browser.py -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest_bench

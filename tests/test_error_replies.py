@@ -58,6 +58,13 @@ USABLE = {
     "since": str(TODAY - timedelta(days=9)) + "T00:00:00Z",
     "action": "user_deleted",
     "next": "/",
+    "from": (TODAY - timedelta(days=2)).isoformat(),
+    "to": TODAY.isoformat(),
+    "environment": "production",
+    "app_version": "1.4.2",
+    "page_path": "/chat",
+    "model": "gpt-4o",
+    "format": "csv",
 }
 LOGIN_PAGES = {"/login", "/logout"}
 
@@ -118,7 +125,7 @@ def _call(client: TestClient, method: str, path: str, params: dict[str, str], bo
 
 
 def test_every_query_parameter_has_a_usable_value() -> None:
-    names = {p.name for _, _, route in ROUTES if route for p in route.dependant.query_params}
+    names = {p.alias for _, _, route in ROUTES if route for p in route.dependant.query_params}
     assert names <= set(USABLE), names - set(USABLE)
 
 
@@ -131,7 +138,7 @@ def test_every_route_with_hostile_parameters(
     """Each hostile value in every path and query parameter at once (and in one the route does
     not know), then in each query parameter alone beside usable values of the others, and in
     both dates of a range."""
-    names = [p.name for p in route.dependant.query_params] if route else []
+    names = [p.alias for p in route.dependant.query_params] if route else []
     for n, value in enumerate(HOSTILE):
         params = dict.fromkeys([*names, "unknown"], value)
         body = BODIES[n % len(BODIES)] if method == "POST" else b""

@@ -43,6 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from netra_analytics import __version__, auth, health, metrics
 from netra_analytics.auth import routes as auth_routes
 from netra_analytics.config import Settings
+from netra_analytics.dashboards import routes as dashboard_routes
 from netra_analytics.errors import (
     NetraError,
     SpoolFull,
@@ -132,6 +133,7 @@ def create_app(
     app.include_router(tag_routes.router)
     app.include_router(privacy_routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(dashboard_routes.router)
 
     schema = json_schema()
 

@@ -25,6 +25,12 @@ PROJECTION_DAYS = 30
 def projected_cents(daily: list[tuple[date, float]], start: date, end: date) -> float:
     """Spend over the next 30 days from a least-squares line through the daily spend of the
     range (days without spend count as 0); never below zero."""
+    return sum(projected_days(daily, start, end))
+
+
+def projected_days(daily: list[tuple[date, float]], start: date, end: date) -> list[float]:
+    """The spend of each of the 30 days after `end` on the least-squares line through the
+    daily spend of start..end (days without spend count as 0), each never below zero."""
     by_day = dict(daily)
     days = [(start + timedelta(days=i)) for i in range((end - start).days + 1)]
     xs = list(range(len(days)))
@@ -39,7 +45,7 @@ def projected_cents(daily: list[tuple[date, float]], start: date, end: date) -> 
     )
     intercept = mean_y - slope * mean_x
     future = range(n, n + PROJECTION_DAYS)
-    return sum(max(0.0, intercept + slope * x) for x in future)
+    return [max(0.0, intercept + slope * x) for x in future]
 
 
 @router.get(
