@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from netra_analytics import metrics
 from netra_analytics.config import Settings
 from netra_analytics.errors import StoreError
+from netra_analytics.ingest.erased import ErasedPeople
 from netra_analytics.ingest.spool import Spool
 from netra_analytics.ingest.writer import BatchWriter, WriterState
 from netra_analytics.live import open_live_state
@@ -177,7 +178,9 @@ class Service:
         self._live_updates: set[asyncio.Task[None]] = set()
         self._own_store = store is None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.hash_ip = IpHasher(load_or_create_secret(settings.ip_hash_secret, settings.data_dir))
+        self._secret = load_or_create_secret(settings.ip_hash_secret, settings.data_dir)
+        self.hash_ip = IpHasher(self._secret)
+        self.erased: ErasedPeople | None = None  # with the store
         self.spool = Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)
         self.store: Store | None = store
         timeout = settings.store_timeout_seconds
@@ -198,6 +201,7 @@ class Service:
     async def start(self) -> None:
         if self.store is None:
             self.store = await asyncio.to_thread(open_store, self.settings)
+        self.erased = ErasedPeople(self.store, self._secret)
         try:
             # Bounded: a hung store must not hold the start of ingestion.
             await self._migrate(self.settings.store_timeout_seconds)
@@ -246,6 +250,7 @@ class Service:
             flush_interval=self.settings.event_flush_interval_ms / 1000,
             calls=self.writer_calls,
             state=self.writer_state,
+            erased=self.erased,
         )
         await self.writer.run()
 
@@ -257,7 +262,7 @@ class Service:
         )
         self.prompts = PromptWorker(
             self.spool, self.store, prices=self.prices, calls=self.background_calls,
-            clock=self.clock, index=index,
+            clock=self.clock, index=index, erased=self.erased,
         )  # fmt: skip
         await self.prompts.run()
 

@@ -188,3 +188,23 @@ def test_an_unknown_job_is_404_and_a_bad_id_422(client: TestClient) -> None:
     assert client.get(f"/api/analytics/erasures/{'0' * 32}").status_code == 404
     assert client.get("/api/analytics/erasures/nope").status_code == 422
     assert client.delete("/api/analytics/users/%01bad").status_code == 422
+
+
+def test_another_workers_spool_does_not_store_an_erased_person_afterwards(
+    make_client: Callable[..., TestClient], store: ChdbStore
+) -> None:
+    """Two workers on one store: the first still holds the person's events in its spool (its
+    writer flushes every 3 s) when the second erases them; the first stores none of them, and
+    stores the same id again when it arrives after the erasure (a new person)."""
+    holding = make_client(event_batch_size=10_000, event_flush_interval_ms=3000)
+    erasing = make_client()
+    _post_all(holding, [event("feature_usage"), event("chat_interaction")], user_id=PERSON)
+    _post_all(holding, [event("feature_usage")], user_id=OTHER)
+    job = erasing.delete(f"/api/analytics/users/{PERSON}").json()
+    wait_until(lambda: erasing.get(job["status"]).json()["state"] != "running", 150)
+    wait_until(lambda: _count(store, "frontend_events", [OTHER]) == 1, 30)
+    time.sleep(1.5)  # a flush of the holding worker after the erasure
+    assert _count(store, "frontend_events", [PERSON]) == 0
+    assert _count(store, "prompt_analytics", [PERSON]) == 0
+    _post_all(holding, [event("feature_usage")], user_id=PERSON)
+    wait_until(lambda: _count(store, "frontend_events", [PERSON]) == 1, 30)

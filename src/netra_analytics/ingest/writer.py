@@ -55,6 +55,7 @@ import orjson
 
 from netra_analytics import metrics
 from netra_analytics.errors import public_error
+from netra_analytics.ingest.erased import ErasedPeople
 from netra_analytics.ingest.process import rejected_row
 from netra_analytics.ingest.spool import Record, Spool
 from netra_analytics.store.base import Store
@@ -163,6 +164,22 @@ def prepare_batch(
     return PreparedBatch(end, events, bot_events, rejected, received, total - kept)
 
 
+def without_erased(records: list[SpoolRecord], people: ErasedPeople | None) -> list[SpoolRecord]:
+    """The records without the events (and rejected rows) of people erased after they were
+    received (`ingest.erased`): what a spool still held of them is not stored."""
+    if people is None or not people:
+        return records
+    out = []
+    for record in records:
+        events = [e for e in record.events if not people.erased(e[1], record.received_at)]
+        rejected = [
+            line for line in record.rejected
+            if not people.erased(str(orjson.loads(line).get("user_id", "")), record.received_at)
+        ]  # fmt: skip
+        out.append(SpoolRecord(record.received_at, events, rejected, record.bot))
+    return out
+
+
 def _conflict_row(received_at: float, line: bytes) -> bytes:
     """A rejected_events row for an event whose id the same user already used for another."""
     row = orjson.loads(line)
@@ -226,10 +243,12 @@ class BatchWriter:
         clock: Callable[[], float] = time.time,
         calls: StoreCalls | None = None,
         state: WriterState | None = None,
+        erased: ErasedPeople | None = None,
     ) -> None:
         """`calls`: the pool (and timeout) for store calls, by default 1 thread and 30 s (one:
         a call that timed out must end before the next starts, as both write the in-flight file);
-        `state`: counters to carry on (a restarted writer keeps its predecessor's)."""
+        `state`: counters to carry on (a restarted writer keeps its predecessor's); `erased`: the
+        people whose events still in the spool must not be stored (`ingest.erased`)."""
         self._spool = spool
         self._store = store
         self._calls = calls or StoreCalls("store-writer", workers=1, timeout=30.0)
@@ -246,6 +265,7 @@ class BatchWriter:
         self._deadline: float | None = None
         self.state = state or WriterState()
         self._outage = OutageLog(log, "store write")
+        self._erased = erased
 
     async def run(self) -> None:
         await self._resume_in_flight()
@@ -388,7 +408,7 @@ class BatchWriter:
 
     def _prepare(self) -> PreparedBatch:
         """Fix the staged records as a batch and record it as in flight (runs in a thread)."""
-        records = [decoded for _, decoded in self._staged]
+        records = self._kept([decoded for _, decoded in self._staged])
         end = self._staged[-1][0].end
         candidates: dict[tuple[str, str], bytes] = {}
         for record in records:
@@ -397,6 +417,11 @@ class BatchWriter:
         excluded = self._already_stored(candidates)
         self._spool.save_in_flight(end, [[i, u, why] for (i, u), why in sorted(excluded.items())])
         return prepare_batch(records, end, excluded)
+
+    def _kept(self, records: list[SpoolRecord]) -> list[SpoolRecord]:
+        if self._erased is not None:
+            self._erased.refresh()
+        return without_erased(records, self._erased)
 
     def _insert(self, batch: PreparedBatch) -> None:
         for table, rows in (("frontend_events", batch.events), ("bot_events", batch.bot_events)):

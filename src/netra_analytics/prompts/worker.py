@@ -53,8 +53,14 @@ import orjson
 
 from netra_analytics import metrics
 from netra_analytics.errors import StoreError
+from netra_analytics.ingest.erased import ErasedPeople
 from netra_analytics.ingest.spool import Spool
-from netra_analytics.ingest.writer import SpoolRecord, decode_spooled, next_backoff
+from netra_analytics.ingest.writer import (
+    SpoolRecord,
+    decode_spooled,
+    next_backoff,
+    without_erased,
+)
 from netra_analytics.prompts.classify import PromptClassifier, default_classifier
 from netra_analytics.prompts.complexity import complexity
 from netra_analytics.prompts.cost import PriceTable, Tokens
@@ -406,6 +412,7 @@ class PromptWorker:
         calls: StoreCalls | None = None,
         clock: Callable[[], float] = time.time,
         index: SimilarityIndex | None = None,
+        erased: ErasedPeople | None = None,
     ) -> None:
         """`calls`: the pool (and timeout) for its store calls, by default 1 thread and 30 s."""
         self._spool = spool
@@ -418,6 +425,7 @@ class PromptWorker:
         self._stopping = asyncio.Event()
         self._outage = OutageLog(log, "prompt analysis (store)")
         self.index = index if index is not None else SimilarityIndex()
+        self._erased = erased
         self.analyser: PromptAnalyser | None = None
         self.rows_written = 0
         self.records_skipped = 0
@@ -425,6 +433,15 @@ class PromptWorker:
         self.prompts_recovered = 0
         self.recovery: list[list[int]] = []  # [start ms, end ms] windows of event time to recover
         self._recovering_to = 0  # where the recovery step in hand ends (ms)
+
+    def _analyse_kept(self, chosen: list[tuple[int, SpoolRecord]]) -> list[Prompt]:
+        """Analyse the records without the events of people erased since (`ingest.erased`)."""
+        assert self.analyser is not None
+        if self._erased is not None:
+            self._erased.refresh()
+            kept = without_erased([record for _, record in chosen], self._erased)
+            chosen = [(offset, record) for (offset, _), record in zip(chosen, kept, strict=True)]
+        return self.analyser.analyse(chosen)
 
     def status(self) -> dict[str, Any]:
         """For /health/ready: `recovering` while a skipped window is still being recovered."""
@@ -532,7 +549,7 @@ class PromptWorker:
             # The analysis may load threads from the store: in the store's pool. Not cut short
             # by the pool's timeout: a retry beside a late first run would apply the same
             # events twice to the analyser's state; the store client's own timeout ends it.
-            prompts = await self._calls.run(self.analyser.analyse, chosen, timeout=ANALYSE_WAIT)
+            prompts = await self._calls.run(self._analyse_kept, chosen, timeout=ANALYSE_WAIT)
             worked = time.perf_counter() - started
             if self._duty < 1:
                 await asyncio.sleep(worked * (1 - self._duty) / self._duty)
