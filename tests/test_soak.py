@@ -12,6 +12,7 @@ service's structures (chDB's native memory), which would hide what this test is 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from netra_analytics.app import create_app
+from netra_analytics.auth.keys import ADMIN, create_key
 from netra_analytics.config import Settings, parse_clickhouse_url
 from netra_analytics.live.base import RATE_WINDOW_MS, SESSION_TTL
 from netra_analytics.service import Service
@@ -92,6 +94,9 @@ def test_memory_is_flat_under_ever_new_visitors_prompts_and_reports(
         max_events_per_user_per_minute=10, **live,
     )  # fmt: skip
     with TestClient(create_app(settings, clock=clock)) as client:
+        store = client.app.state.service.store  # type: ignore[attr-defined]
+        key = create_key(store, f"soak-{uuid.uuid4().hex[:8]}", ADMIN)  # the reports need one
+        client.headers["authorization"] = f"Bearer {key}"
         _soak(client, clock, live)
 
 

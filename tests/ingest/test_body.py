@@ -202,14 +202,15 @@ ENDPOINTS = pytest.mark.parametrize("url", [URL, "/api/analytics/import"])
 
 @pytest.fixture(scope="module")
 def module_client(
-    tmp_path_factory: pytest.TempPathFactory, chdb_store: ChdbStore
+    tmp_path_factory: pytest.TempPathFactory, chdb_store: ChdbStore, admin_headers: dict[str, str]
 ) -> Iterator[TestClient]:
     from netra_analytics.app import create_app
     from netra_analytics.config import Settings
 
     settings_ = Settings(data_dir=tmp_path_factory.mktemp("body") / "data", ip_hash_secret="test-secret-0123456789",
                          funnel_walk_days=0, max_events_per_user_per_minute=10_000_000)  # fmt: skip
-    with TestClient(create_app(settings_, store=chdb_store)) as test_client:
+    # The admin key: the import needs it (the events endpoint takes it as any browser's request).
+    with TestClient(create_app(settings_, store=chdb_store), headers=admin_headers) as test_client:
         yield test_client
 
 

@@ -171,7 +171,9 @@ def test_ranking_hot_prompts_leaves_the_event_loop_free() -> None:
 
     max_gap, took, top = asyncio.run(scenario())
     assert top[0] == ("h-heavy", "q", 60)
-    assert max_gap < 0.02, (max_gap, took)
+    # On the loop, the ranking blocked it 0.2-0.5 s; off it, the loop's longest wait is a GIL
+    # switch or two on a busy machine.
+    assert max_gap < 0.05, (max_gap, took)
 
 
 def test_the_report_cache_is_bounded_in_bytes() -> None:

@@ -248,6 +248,10 @@ def panel_reply(panel: Panel, window: Window, table: Table) -> dict[str, Any]:
 @router.get(
     "/api/analytics/panels/{panel_id}",
     summary="One catalog panel's rows",
+    responses={
+        404: {"description": "No panel with this id"},
+        503: {"description": "The store is not ready, or the panel took too long"},
+    },
     description=(
         "The panel's table over [from, to) (ISO 8601 times, default the last 24 hours; at most "
         f"{MAX_RANGE_DAYS} days): `columns` and `rows` in the shape of its visualisation; stat "

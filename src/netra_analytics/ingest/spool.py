@@ -443,25 +443,29 @@ def _valid_record_at(data: bytes, at: int) -> int | None:
 def _resynchronise(data: bytes, at: int) -> int:
     """Where the first valid record after the damaged one at `at` starts (`len(data)`: none).
 
-    First where the damaged record's own length says its successor starts, if a valid record
-    is there (a flipped bit in the payload or checksum leaves the length right); else the first
-    offset after `at` holding a valid record. Lengths are little-endian below 16 MiB, so a
-    candidate's fourth byte is zero: `find` skips to those, which keeps the scan fast over text.
+    The first offset after `at` holding a valid record. When the damaged record's own length
+    points at a valid record (a flipped bit in the payload or checksum leaves the length
+    right), only the bytes before it are searched (a damaged length could point past one).
+    Lengths are little-endian below 16 MiB, so a candidate's fourth byte is zero: `find` skips
+    to those, which keeps the scan fast over text.
     """
+    end = len(data)
     if at + _HEADER.size <= len(data):
         length: int = struct.unpack_from("<I", data, at)[0]
         following = at + _HEADER.size + length
         if length <= MAX_RECORD_BYTES and _valid_record_at(data, following) is not None:
-            return following
+            # Unless a damaged length points past a valid record: the first one counts.
+            end = following
     candidate = at + 1
-    while True:
-        zero = data.find(b"\x00", candidate + 3)
+    while candidate < end:
+        zero = data.find(b"\x00", candidate + 3, end + 3)
         if zero < 0:
-            return len(data)
+            break
         candidate = zero - 3
         if _valid_record_at(data, candidate) is not None:
             return candidate
         candidate += 1
+    return end
 
 
 def _torn(data: bytes, at: int) -> bool:
