@@ -67,20 +67,17 @@ def prompts_stored(service: ServiceProcess) -> int:
 
 def fill(service: ServiceProcess, *, users: int, days: int) -> demo.Summary:
     """Run the demo against the service, as `netra-analytics demo --api-key` does, and wait
-    until its events are stored and the prompt worker has analysed them (its count stops
-    moving)."""
-    summary = demo.run(service.url, users=users, days=days, seed=SEED, progress=None,
+    until its events are stored and the prompt worker has analysed every prompt (then a few
+    seconds more, for the updates its last answers bring)."""
+    now = datetime.now(UTC)
+    summary = demo.run(service.url, users=users, days=days, seed=SEED, now=now, progress=None,
                        api_key=api_key(service))  # fmt: skip
-    assert summary.rejected == 0 and summary.accepted == summary.events > 0
+    events = demo.generate(users=users, days=days, seed=SEED, now=now)
+    assert (summary.accepted, summary.rejected) == (len(events), 0), summary.rejections
     assert demo.wait_stored(service.url, 300) is not None
-    counts: list[int] = []
-
-    def steady() -> bool:
-        counts.append(prompts_stored(service))
-        time.sleep(1)
-        return len(counts) > 2 and counts[-1] == counts[-2] == counts[-3] > 0
-
-    wait_until(steady, 300)
+    prompts = sum(e["properties"].get("message_type") == "user_prompt" for e in events)
+    wait_until(lambda: prompts_stored(service) == prompts, 300, 1.0)
+    time.sleep(3)
     return summary
 
 
@@ -119,7 +116,7 @@ class Watched:
 
     def __init__(self, browser: Browser, service: ServiceProcess, **context: Any) -> None:
         self.context = browser.new_context(user_agent=USER_AGENT, **context)
-        sign_in(self.context.new_page(), service)
+        sign_in(self.context.new_page(), service.url, api_key(service))
         self.page = self.context.new_page()
         self.problems: list[str] = []
         own = urlsplit(service.url).netloc
@@ -146,12 +143,13 @@ class Watched:
         self.context.close()
 
 
-def sign_in(page: Page, service: ServiceProcess) -> None:
-    """Through the sign-in form, with the admin key: the session cookie serves the context."""
-    page.goto(f"{service.url}/login")
-    page.fill("#credential", api_key(service))
+def sign_in(page: Page, url: str, key: str) -> None:
+    """Through the sign-in form of the service at `url`, with `key`: the session cookie then
+    serves every page of the page's context. Closes the page."""
+    page.goto(f"{url}/login")
+    page.fill("#credential", key)
     page.click("#sign-in")
-    page.wait_for_url(f"{service.url}/")
+    page.wait_for_url(f"{url}/")
     page.close()
 
 
