@@ -56,7 +56,8 @@ vendor-charts: $(NODE_STAMP)
 	cp node_modules/echarts-wordcloud/dist/echarts-wordcloud.min.js $(VENDOR)/echarts-wordcloud.min.js
 
 # Regenerate the dashboards' screenshots under docs/ (shown in the README): the browser test
-# over generated data, saving full-page PNGs.
+# over the demo's default data (`netra-analytics demo`: 500 people, 30 days), saving full-page
+# PNGs.
 screenshots: $(STAMP)
 	NETRA_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/dashboards/test_browser.py -q
 

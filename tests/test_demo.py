@@ -4,6 +4,7 @@ real service equal to counts over the generated events in Python."""
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -148,21 +149,35 @@ def test_demo_on_a_real_service_matches_the_generated_events(tmp_path: Path) -> 
     service = ServiceProcess(tmp_path / "data", env=env)
     service.start()
     try:
-        summary = demo.run(service.url, users=users, days=days, seed=seed, now=now, progress=None)
+        headers = service.admin_headers()
+        key = headers["authorization"].removeprefix("Bearer ")
+        with pytest.raises(demo.DemoError, match=r"(?s)answered 401.*admin-only"):
+            demo.run(service.url, users=2, days=1, seed=seed, now=now, progress=None)
+        summary = demo.run(service.url, users=users, days=days, seed=seed, now=now,
+                           progress=None, api_key=key)  # fmt: skip
         events = demo.generate(users=users, days=days, seed=seed, now=now)
         assert (summary.events, summary.accepted, summary.rejected) == (len(events), len(events), 0)
         assert demo.wait_stored(service.url, 60) is not None
         expected = _headlines(events, now)
-        wait_until(lambda: _spend(service.url, now, days) >= expected["spend"] - 1e-3, 90, 1.0)
-        _check_headlines(service.url, now, days, expected)
+        wait_until(
+            lambda: _spend(service.url, headers, now, days) >= expected["spend"] - 1e-3, 90, 1.0
+        )
+        _check_headlines(service.url, headers, now, days, expected)
 
-        again = demo.run(service.url, users=users, days=days, seed=seed, now=now, progress=None)
-        assert again.rejected == 0
-        assert demo.wait_stored(service.url, 60) is not None
+        # Again through the command, with the key from NETRA_API_KEY: nothing stored twice, only
+        # what has "happened" since (unless the UTC day turned: then the timeline moves).
+        again = subprocess.run(
+            [str(CLI), "demo", "--url", service.url, "--users", str(users), "--days", str(days),
+             "--seed", str(seed)],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "NETRA_API_KEY": key},
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert ", 0 rejected" in again.stdout and "stored in ClickHouse" in again.stdout
         writer = service.ready()["checks"]["writer"]
-        assert writer["events_written"] == len(events)
-        assert writer["duplicates_skipped"] == len(events)
-        _check_headlines(service.url, now, days, expected)
+        if datetime.now(UTC).date() == now.date():
+            later = demo.generate(users=users, days=days, seed=seed, now=datetime.now(UTC))
+            assert len(events) <= writer["events_written"] <= len(later)
+            assert writer["duplicates_skipped"] == len(events)
     finally:
         service.stop()
 
@@ -217,8 +232,8 @@ def _headlines(events: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
     }
 
 
-def _get(url: str, path: str) -> Any:
-    reply = httpx.get(f"{url}/api/analytics/reports/{path}", timeout=30)
+def _get(url: str, headers: dict[str, str], path: str) -> Any:
+    reply = httpx.get(f"{url}/api/analytics/reports/{path}", headers=headers, timeout=30)
     assert reply.status_code == 200, reply.text
     return reply.json()
 
@@ -228,20 +243,24 @@ def _range(now: datetime, days: int) -> str:
     return f"start_date={end - timedelta(days=days - 1)}&end_date={end}"
 
 
-def _spend(url: str, now: datetime, days: int) -> float:
-    return float(_get(url, f"ai-spend?{_range(now, days)}")["total_spend_cents"])
+def _spend(url: str, headers: dict[str, str], now: datetime, days: int) -> float:
+    return float(_get(url, headers, f"ai-spend?{_range(now, days)}")["total_spend_cents"])
 
 
-def _check_headlines(url: str, now: datetime, days: int, expected: dict[str, Any]) -> None:
-    activity = _get(url, f"user-activity?{_range(now, days)}&granularity=day")["periods"]
+def _check_headlines(
+    url: str, headers: dict[str, str], now: datetime, days: int, expected: dict[str, Any]
+) -> None:
+    activity = _get(url, headers, f"user-activity?{_range(now, days)}&granularity=day")["periods"]
     assert {p["period"]: p["active_users"] for p in activity if p["active_users"]} == expected[
         "active_users"
     ]
     assert {p["period"]: p["chat_interactions"] for p in activity if p["chat_interactions"]} == (
         expected["chats"]
     )
-    feedback = _get(url, f"feedback?{_range(now, days)}")
+    feedback = _get(url, headers, f"feedback?{_range(now, days)}")
     assert feedback["nps"] == pytest.approx(expected["nps"])
-    assert _spend(url, now, days) == pytest.approx(expected["spend"], rel=1e-6)  # Float32 columns
-    prompts = _get(url, "prompts?time_range=30d")
+    assert _spend(url, headers, now, days) == pytest.approx(
+        expected["spend"], rel=1e-6
+    )  # Float32 columns
+    prompts = _get(url, headers, "prompts?time_range=30d")
     assert prompts["follow_up_rate"] == pytest.approx(expected["follow_up_rate"])

@@ -11,6 +11,8 @@ from pathlib import Path
 from netra_analytics.config import Settings
 from netra_analytics.errors import ConfigError, StoreError
 
+API_KEY_ENV = "NETRA_API_KEY"  # the demo's credential, kept out of the process list
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="netra-analytics", description=__doc__)
@@ -33,10 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--days", type=_days, default=30, help="UTC days up to today (default 30)")
     demo.add_argument("--seed", type=int, default=1, help="same seed, same traffic (default 1)")
     demo.add_argument("--timeout", type=float, default=600.0, help="seconds (default 600)")
+    demo.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV) or None,
+        help=f"an admin key: the import is admin-only (default: {API_KEY_ENV})",
+    )
     _add_keys_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return _demo(args.url, args.users, args.days, args.seed, args.timeout)
+        return _demo(args.url, args.users, args.days, args.seed, args.timeout, args.api_key)
 
     try:
         settings = Settings.from_env(os.environ)
@@ -134,11 +141,11 @@ def _days(raw: str) -> int:
     return value
 
 
-def _demo(url: str, users: int, days: int, seed: int, timeout: float) -> int:
+def _demo(url: str, users: int, days: int, seed: int, timeout: float, api_key: str | None) -> int:
     from netra_analytics import demo
 
     try:
-        summary = demo.run(url, users=users, days=days, seed=seed, timeout=timeout)
+        summary = demo.run(url, users=users, days=days, seed=seed, timeout=timeout, api_key=api_key)
     except demo.DemoError as exc:
         print(f"netra-analytics demo: {exc}", file=sys.stderr)
         return 1
@@ -153,7 +160,7 @@ def _demo(url: str, users: int, days: int, seed: int, timeout: float) -> int:
     if stored is None:
         print("netra-analytics demo: the service has not stored every event yet", file=sys.stderr)
         return 1
-    print(f"stored in ClickHouse {stored:.1f} s later; open {url.rstrip('/')}/")
+    print(f"stored in ClickHouse {stored:.1f} s later; open {url.rstrip('/')}/ and sign in")
     return 0 if summary.rejected == 0 else 1
 
 

@@ -30,6 +30,7 @@ the same UTC day sends the same events (the import stores nothing twice) plus th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import random
 import sys
@@ -50,6 +51,11 @@ NAMESPACE = uuid.UUID("6b1f3c1e-5a7d-4c55-9d43-0c2f8e1a7b90")  # of the demo's e
 BATCH_EVENTS = IMPORT.max_events
 MAX_ATTEMPTS = 8  # per batch, on 429/503 or a connection error
 REQUEST_TIMEOUT = 60.0  # seconds per import request
+NEEDS_ADMIN = (
+    "The import is admin-only: pass an admin key with --api-key or NETRA_API_KEY (a fresh "
+    "`make run` prints one on its first start; else `netra-analytics keys create --role admin "
+    "--name demo`)."
+)
 
 BROWSERS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -528,17 +534,20 @@ def run(
     timeout: float = 300.0,
     now: datetime | None = None,
     progress: TextIO | None = sys.stderr,
+    api_key: str | None = None,
     post: Callable[[str, bytes], tuple[int, dict[str, str], bytes]] | None = None,
 ) -> Summary:
     """Send the demo's events to the service at `url` through its import, in batches of the
     import's size, retrying a batch on 429/503 (after Retry-After) and on connection errors.
 
-    `now` (default: the current time) as for `demo_events`. Returns what the service accepted
-    and rejected (by reason). Raises DemoError when a batch
-    is still refused after MAX_ATTEMPTS or `timeout` seconds have passed; batches sent before
-    stay stored, and a re-run sends them again harmlessly.
+    The import is admin-only: `api_key` (an admin key, or an admin token of the auth service)
+    goes in `Authorization: Bearer`. `now` (default: the current time) as for `demo_events`.
+    Returns what the service accepted and rejected (by reason). Raises DemoError when a batch
+    is refused (401/403: the message says which credential is needed), or still refused
+    after MAX_ATTEMPTS or `timeout` seconds; batches sent before stay stored, and a re-run
+    sends them again harmlessly.
     """
-    send = post or _post
+    send = post or functools.partial(_post, api_key=api_key)
     endpoint = url.rstrip("/") + IMPORT_PATH
     started = time.monotonic()
     batch: list[dict[str, Any]] = []
@@ -597,6 +606,8 @@ def _send_batch(
                 reply: dict[str, Any] = orjson.loads(content)
                 return reply
             problem = f"{endpoint} answered {status}: {content[:300].decode(errors='replace')}"
+            if status in (401, 403):
+                raise DemoError(f"{problem}\n{NEEDS_ADMIN}")
             if status not in (429, 503):
                 raise DemoError(problem)
             retry_after = headers.get("retry-after", "")
@@ -607,13 +618,16 @@ def _send_batch(
     raise DemoError(f"gave up after {MAX_ATTEMPTS} attempts; last: {problem}")
 
 
-def _post(endpoint: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-    """POST `body` as JSON; (status, lower-cased headers, body) for any HTTP status."""
+def _post(
+    endpoint: str, body: bytes, *, api_key: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """POST `body` as JSON, with `api_key` as a bearer credential when given; (status,
+    lower-cased headers, body) for any HTTP status."""
+    headers = {"content-type": "application/json", "user-agent": "netra-analytics-demo"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
     request = urllib.request.Request(  # noqa: S310 (the URL is the operator's own service)
-        endpoint,
-        data=body,
-        method="POST",
-        headers={"content-type": "application/json", "user-agent": "netra-analytics-demo"},
+        endpoint, data=body, method="POST", headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:  # noqa: S310

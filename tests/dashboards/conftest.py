@@ -1,56 +1,88 @@
-"""A store filled once per module with generated traffic, and a client of the service over it."""
+"""A store filled once per module by the demo generator (`netra-analytics demo`'s events through
+the historical import, with an admin key), and a client of the service over it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from netra_analytics import demo
 from netra_analytics.app import create_app
 from netra_analytics.config import Settings
 from netra_analytics.store.chdb_backend import ChdbStore
 from tests.conftest import DATA_TABLES
-from tests.dashboards.generate import Traffic, generate
-from tests.factories import BROWSER_USER_AGENT
 from tests.support.processes import wait_until
 
-SEED = 14
-AGE_DAYS = 40  # ANALYTICS_MAX_EVENT_AGE_DAYS: the generated weeks go through the events endpoint
+# Smaller than the demo's defaults (500 people, 30 days) to keep the tests short; the demo's
+# default seed, whose people include some on staging in the last week (the filter tests).
+SEED, USERS, DAYS = 1, 60, 14
+LIVE_SPACING = timedelta(milliseconds=10)
+
+Post = Callable[[str, bytes], tuple[int, dict[str, str], bytes]]
 
 
 @dataclass
 class Filled:
     client: TestClient
-    traffic: Traffic
-    now: datetime  # the generated traffic's `now` (a whole minute)
+    events: list[dict[str, Any]]  # every event imported, in the import's shape (with `context`)
+    now: datetime  # when the demo's traffic ends
 
 
-def post_all(client: TestClient, traffic: Traffic) -> None:
-    for body in traffic.bodies():
+def live_events(now: datetime) -> list[dict[str, Any]]:
+    """A day of a few other demo people, moved to the seconds before `now` in their order (10 ms
+    apart), for the live panels: the live state holds the last five minutes, and the demo's
+    traffic up to `now` may have nothing in them."""
+    whole_day = datetime.combine(now.astimezone(UTC).date(), time.max, UTC)
+    day = sorted(
+        demo.generate(users=6, days=1, seed=SEED + 1, now=whole_day), key=lambda e: e["timestamp"]
+    )
+    first = now - timedelta(seconds=5) - LIVE_SPACING * len(day)
+    return [
+        {**e, "timestamp": (first + LIVE_SPACING * k).isoformat(timespec="milliseconds")}
+        for k, e in enumerate(day)
+    ]
+
+
+def import_demo(post: Post, now: datetime) -> list[dict[str, Any]]:
+    """Send the demo's traffic (SEED, USERS, DAYS, up to `now`) as `demo.run` does, through
+    `post`; every event must be accepted. The events sent."""
+    summary = demo.run("http://service", users=USERS, days=DAYS, seed=SEED, now=now,
+                       progress=None, post=post)  # fmt: skip
+    events = demo.generate(users=USERS, days=DAYS, seed=SEED, now=now)
+    assert (summary.accepted, summary.rejected) == (len(events), 0), summary.rejections
+    return events
+
+
+def import_events(post: Post, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Send these events through the import (a request per `demo.BATCH_EVENTS`); every event
+    must be accepted. The events sent."""
+    for start in range(0, len(events), demo.BATCH_EVENTS):
+        body = orjson.dumps({"events": events[start : start + demo.BATCH_EVENTS]})
+        status, _, content = post(demo.IMPORT_PATH, body)
+        assert status == 202 and not orjson.loads(content)["rejected"], content
+    return events
+
+
+def client_post(client: TestClient) -> Post:
+    """`demo.run`'s sender over a test client (which sends the session's admin key)."""
+
+    def post(endpoint: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         reply = client.post(
-            "/api/analytics/events",
-            content=orjson.dumps(body),
-            headers={"content-type": "application/json", "user-agent": BROWSER_USER_AGENT},
+            demo.IMPORT_PATH, content=body, headers={"content-type": "application/json"}
         )
-        assert reply.status_code == 202 and not reply.json()["rejected"], reply.text
+        return reply.status_code, dict(reply.headers), reply.content
+
+    return post
 
 
-def live_traffic(now: datetime) -> Traffic:
-    """A few events of right now, for the live panels (generated traffic stops 30 min ago)."""
-    recent = generate(SEED + 1, users=6, days=1, now=now + timedelta(minutes=40))
-    for request in recent.requests:
-        for event in request.events:
-            event["timestamp"] = (now - timedelta(seconds=5)).isoformat()
-    return recent
-
-
-def settled(store: ChdbStore, traffic: Traffic) -> bool:
-    events = traffic.events()
-    prompts = sum(1 for _, e in events if e["properties"].get("message_type") == "user_prompt")
+def settled(store: ChdbStore, events: list[dict[str, Any]]) -> bool:
+    prompts = sum(1 for e in events if e["properties"].get("message_type") == "user_prompt")
     [row] = store.query_rows(
         "SELECT (SELECT count() FROM analytics.frontend_events) AS events, "
         "(SELECT count() FROM analytics.prompt_analytics FINAL) AS prompts"
@@ -59,23 +91,23 @@ def settled(store: ChdbStore, traffic: Traffic) -> bool:
 
 
 @pytest.fixture(scope="module")
-def filled(chdb_store: ChdbStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
+def filled(
+    chdb_store: ChdbStore,
+    tmp_path_factory: pytest.TempPathFactory,
+    admin_headers: dict[str, str],
+) -> Iterator[Filled]:
     for row in chdb_store.query_rows(DATA_TABLES):
         chdb_store.execute(f"TRUNCATE TABLE analytics.{row['name']}")
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    traffic = generate(SEED, now=now)
+    now = datetime.now(UTC)
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("dashboards") / "data",
         ip_hash_secret="test-secret-0123456789",
         funnel_walk_days=0,
         event_batch_size=500,
         event_flush_interval_ms=50,
-        max_event_age_days=AGE_DAYS,
     )
-    with TestClient(create_app(settings, store=chdb_store)) as client:
-        post_all(client, traffic)
-        recent = live_traffic(now)
-        post_all(client, recent)
-        everything = Traffic(traffic.requests + recent.requests)
-        wait_until(lambda: settled(chdb_store, everything), timeout=60)
-        yield Filled(client, everything, now)
+    with TestClient(create_app(settings, store=chdb_store), headers=admin_headers) as client:
+        post = client_post(client)
+        events = import_demo(post, now) + import_events(post, live_events(now))
+        wait_until(lambda: settled(chdb_store, events), timeout=90)
+        yield Filled(client, events, now)

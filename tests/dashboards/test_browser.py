@@ -1,9 +1,13 @@
 """The built-in dashboard in Debian's Chromium (Playwright) against a real `netra-analytics
-serve` filled with generated traffic: every dashboard draws every panel, without console errors
-or requests to another host; the range picker, the filters and clicks change what is drawn.
+serve` filled by `netra-analytics demo`'s generator (through the import, with the admin key the
+service printed on its first start), signed in with that key: every dashboard draws every
+panel, without console errors or requests to another host; the range picker, the filters and
+clicks change what is drawn.
 
-Full-page screenshots go to a temporary directory, or to `NETRA_SCREENSHOTS` (`make
-screenshots` sets docs/screenshots, the PNGs the README shows).
+The demo's traffic is the tests' smaller one (conftest: SEED, USERS, DAYS); with
+`NETRA_SCREENSHOTS` set (`make screenshots` sets docs/screenshots, the PNGs the README shows),
+the demo's defaults (500 people, 30 days), and the full-page screenshots go there instead of
+a temporary directory.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import orjson
 import pytest
 from playwright.sync_api import (
     Browser,
@@ -29,50 +32,65 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from netra_analytics import demo
 from netra_analytics.dashboards.catalog import DASHBOARDS
-from tests.dashboards.conftest import AGE_DAYS, SEED, live_traffic
-from tests.dashboards.generate import Traffic, generate
-from tests.factories import BROWSER_USER_AGENT
+from tests.dashboards.conftest import DAYS, SEED, USERS, Post, import_events, live_events
 from tests.support.processes import ServiceProcess, wait_until
 from tests.tag.test_browser import CHROMIUM, CHROMIUM_ARGS, USER_AGENT
 
 DRAWN_TIMEOUT_MS = 60_000
 
 
-def post(service: ServiceProcess, traffic: Traffic) -> None:
-    with httpx.Client(base_url=service.url, headers={"user-agent": BROWSER_USER_AGENT}) as http:
-        for body in traffic.bodies():
-            reply = http.post("/api/analytics/events", content=orjson.dumps(body),
-                              headers={"content-type": "application/json"})  # fmt: skip
-            assert reply.status_code == 202 and not reply.json()["rejected"], reply.text
+def api_key(service: ServiceProcess) -> str:
+    return service.admin_headers()["authorization"].removeprefix("Bearer ")
+
+
+def admin_post(service: ServiceProcess) -> Post:
+    """`demo.run`'s sender to this service's import, with its admin key."""
+
+    def post(path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        reply = httpx.post(f"{service.url}{demo.IMPORT_PATH}", content=body, timeout=60,
+                           headers={"content-type": "application/json",
+                                    **service.admin_headers()})  # fmt: skip
+        return reply.status_code, dict(reply.headers), reply.content
+
+    return post
 
 
 def prompts_stored(service: ServiceProcess) -> int:
     reply = httpx.get(f"{service.url}/api/analytics/reports/prompts",
-                      params={"time_range": "30d", "min_frequency": 1}, timeout=30)  # fmt: skip
+                      params={"time_range": "30d", "min_frequency": 1},
+                      headers=service.admin_headers(), timeout=30)  # fmt: skip
+    assert reply.status_code == 200, reply.text
     return int(reply.json()["prompts"])
+
+
+def fill(service: ServiceProcess, *, users: int, days: int) -> demo.Summary:
+    """Run the demo against the service, as `netra-analytics demo --api-key` does, and wait
+    until its events are stored and the prompt worker has analysed every prompt (then a few
+    seconds more, for the updates its last answers bring)."""
+    now = datetime.now(UTC)
+    summary = demo.run(service.url, users=users, days=days, seed=SEED, now=now, progress=None,
+                       api_key=api_key(service))  # fmt: skip
+    events = demo.generate(users=users, days=days, seed=SEED, now=now)
+    assert (summary.accepted, summary.rejected) == (len(events), 0), summary.rejections
+    assert demo.wait_stored(service.url, 300) is not None
+    prompts = sum(e["properties"].get("message_type") == "user_prompt" for e in events)
+    wait_until(lambda: prompts_stored(service) == prompts, 300, 1.0)
+    time.sleep(3)
+    return summary
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     process = ServiceProcess(
-        tmp_path_factory.mktemp("dashboards") / "data",
-        env={"ANALYTICS_MAX_EVENT_AGE_DAYS": str(AGE_DAYS), "EVENT_FLUSH_INTERVAL_MS": "200"},
+        tmp_path_factory.mktemp("dashboards") / "data", env={"EVENT_FLUSH_INTERVAL_MS": "200"}
     )
     process.start()
-    traffic = generate(SEED, now=datetime.now(UTC).replace(second=0, microsecond=0))
-    post(process, traffic)
-    total = len(traffic.events())
-    wait_until(lambda: process.ready()["checks"]["writer"]["events_written"] >= total, 60)
-    # The prompt worker follows the writer: wait until its count stops moving.
-    counts: list[int] = []
-
-    def steady() -> bool:
-        counts.append(prompts_stored(process))
-        time.sleep(1)
-        return len(counts) > 2 and counts[-1] == counts[-2] == counts[-3] > 0
-
-    wait_until(steady, 90)
+    if os.environ.get("NETRA_SCREENSHOTS"):
+        fill(process, users=500, days=30)  # the demo's defaults: what `make run` users see
+    else:
+        fill(process, users=USERS, days=DAYS)
     yield process
     process.stop()
 
@@ -98,6 +116,7 @@ class Watched:
 
     def __init__(self, browser: Browser, service: ServiceProcess, **context: Any) -> None:
         self.context = browser.new_context(user_agent=USER_AGENT, **context)
+        sign_in(self.context.new_page(), service.url, api_key(service))
         self.page = self.context.new_page()
         self.problems: list[str] = []
         own = urlsplit(service.url).netloc
@@ -124,6 +143,16 @@ class Watched:
         self.context.close()
 
 
+def sign_in(page: Page, url: str, key: str) -> None:
+    """Through the sign-in form of the service at `url`, with `key`: the session cookie then
+    serves every page of the page's context. Closes the page."""
+    page.goto(f"{url}/login")
+    page.fill("#credential", key)
+    page.click("#sign-in")
+    page.wait_for_url(f"{url}/")
+    page.close()
+
+
 @pytest.fixture
 def watched(browser: Browser, service: ServiceProcess) -> Iterator[Watched]:
     page = Watched(browser, service, viewport={"width": 1366, "height": 900})
@@ -136,7 +165,7 @@ def settle(page: Page) -> dict[str, dict[str, str]]:
     """Wait until the page is ready and no panel is loading; every panel's state."""
     page.wait_for_selector("body[data-ready=true]", timeout=DRAWN_TIMEOUT_MS)
     page.wait_for_function(
-        "[...document.querySelectorAll('[data-panel]')].every(p => p.dataset.state !== 'loading'"
+        "() => [...document.querySelectorAll('[data-panel]')].every(p => p.dataset.state !== 'loading'"
         " && !p.classList.contains('busy'))",
         timeout=DRAWN_TIMEOUT_MS,
     )
@@ -164,7 +193,7 @@ def test_every_panel_draws_data(
     watched: Watched, service: ServiceProcess, shots: Path, board: Any
 ) -> None:
     if board.live:  # the live state holds the last five minutes: send some now
-        post(service, live_traffic(datetime.now(UTC)))
+        import_events(admin_post(service), live_events(datetime.now(UTC)))
     watched.page.goto(f"{service.url}/dashboards/{board.name}?range=30d")
     states = settle(watched.page)
     assert list(states) == list(board.panels)
@@ -182,13 +211,13 @@ def test_range_and_filters_change_what_is_drawn(watched: Watched, service: Servi
     page.goto(f"{service.url}/dashboards/executive-overview?range=30d")
     month = settle(page)
     page.select_option("#range", "7d")
-    page.wait_for_function("location.search.includes('range=7d')")
+    page.wait_for_function("() => location.search.includes('range=7d')")
     week = settle(page)
     assert week["chat_volume"]["signature"] != month["chat_volume"]["signature"]
     assert week["active_users"]["text"] != month["active_users"]["text"]
 
     page.select_option("#environment", "staging")
-    page.wait_for_function("location.search.includes('environment=staging')")
+    page.wait_for_function("() => location.search.includes('environment=staging')")
     staging = settle(page)
     assert staging["active_users"]["text"] != week["active_users"]["text"]
     assert page.locator(".chip[data-filter=environment]").count() == 1
@@ -216,7 +245,7 @@ def test_a_click_on_a_slice_filters_the_dashboard(
     ring = 0.55 * min(box["width"], box["height"]) / 2
     where: Position = {"x": box["width"] / 2 + ring * 0.5, "y": box["height"] / 2 - ring * 0.87}
     chart.click(position=where)
-    page.wait_for_function("location.search.includes('category=')")
+    page.wait_for_function("() => location.search.includes('category=')")
     after = settle(page)
     assert page.locator(".chip[data-filter=category]").count() == 1
     assert after["prompt_terms"]["signature"] != before["prompt_terms"]["signature"]
@@ -233,13 +262,13 @@ def test_custom_range_and_csv(watched: Watched, service: ServiceProcess) -> None
     page.fill("#from", "2020-01-01T00:00")
     page.fill("#to", "2020-01-08T00:00")
     page.click("#apply")
-    page.wait_for_function("location.search.includes('range=custom')")
+    page.wait_for_function("() => location.search.includes('range=custom')")
     states = settle(page)
     assert states["feedback_trend"]["state"] == "empty"
     assert "No data in this range" in states["feedback_trend"]["text"]
     href = page.locator("[data-panel=nps] .csv").get_attribute("href")
     assert href is not None and "format=csv" in href
-    reply = httpx.get(f"{service.url}{href}")
+    reply = httpx.get(f"{service.url}{href}", headers=service.admin_headers())
     assert reply.headers["content-type"].startswith("text/csv")
     assert reply.text.splitlines()[0] == "value,previous"
 
@@ -268,7 +297,9 @@ def test_an_empty_store_says_how_to_fill_it(browser: Browser, tmp_path: Path) ->
             page.page.goto(f"{empty.url}/dashboards/{board}")
             states = settle(page.page)
             command = page.page.locator(".empty-store pre").inner_text()
-            assert command == f".venv/bin/netra-analytics demo --url {empty.url}"
+            assert (
+                command == f".venv/bin/netra-analytics demo --url {empty.url} --api-key <admin key>"
+            )
             assert {v["state"] for v in states.values()} <= {"empty", "drawn"}
             charts = [k for k, v in states.items() if v["state"] == "empty"]
             assert charts and all("No data in this range" in states[k]["text"] for k in charts)
@@ -283,7 +314,7 @@ def test_live_panels_refresh_by_themselves(watched: Watched, service: ServicePro
     settle(watched.page)
     assert watched.page.input_value("#refresh") == "5"
     assert not watched.page.locator("#range").is_visible()  # the live state has no range
-    watched.page.wait_for_function("Number(document.body.dataset.loads) >= 2", timeout=15_000)
+    watched.page.wait_for_function("() => Number(document.body.dataset.loads) >= 2", timeout=15_000)
 
 
 def test_times_are_in_the_viewers_zone(browser: Browser, service: ServiceProcess) -> None:

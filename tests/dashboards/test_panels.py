@@ -1,11 +1,12 @@
-"""Every catalog panel over the embedded store filled with generated traffic: each answers rows
+"""Every catalog panel over the embedded store filled by the demo generator: each answers rows
 of the shape its chart draws, and the headline tiles equal independent counts in Python over
-the generated events."""
+the demo's events."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -20,19 +21,19 @@ from netra_analytics.dashboards.panels import stop_words
 from netra_analytics.prompts.cost import PriceTable, Tokens
 from tests.dashboards.conftest import Filled
 
-Event = tuple[dict[str, Any], dict[str, Any]]
+Event = dict[str, Any]  # in the import's shape: with its `context`
 
 
-def when(event: dict[str, Any]) -> datetime:
+def when(event: Event) -> datetime:
     return datetime.fromisoformat(event["timestamp"])
 
 
 def between(events: list[Event], start: datetime, end: datetime) -> list[Event]:
-    return [(c, e) for c, e in events if start <= when(e) < end]
+    return [e for e in events if start <= when(e) < end]
 
 
 def on_days(events: list[Event], first: date, last: date) -> list[Event]:
-    return [(c, e) for c, e in events if first <= when(e).astimezone(UTC).date() <= last]
+    return [e for e in events if first <= when(e).astimezone(UTC).date() <= last]
 
 
 def get(filled: Filled, panel: str, **params: Any) -> dict[str, Any]:
@@ -99,15 +100,15 @@ def test_every_panel_answers_the_shape_of_its_chart(filled: Filled, panel: Any) 
 def test_headline_tiles_equal_independent_counts(filled: Filled) -> None:
     start, end = filled.now - timedelta(days=7), filled.now + timedelta(minutes=1)
     params = {"from": start.isoformat(), "to": end.isoformat()}
-    events = filled.traffic.events()
+    events = filled.events
     week = between(events, start, end)
     before = between(events, start - (end - start), start)
 
     def users(chosen: list[Event]) -> int:
-        return len({c["user_id"] for c, _ in chosen})
+        return len({e["context"]["user_id"] for e in chosen})
 
-    def prompts(chosen: list[Event]) -> list[dict[str, Any]]:
-        return [e for _, e in chosen if e["properties"].get("message_type") == "user_prompt"]
+    def prompts(chosen: list[Event]) -> list[Event]:
+        return [e for e in chosen if e["properties"].get("message_type") == "user_prompt"]
 
     assert get(filled, "active_users", **params)["rows"] == [[users(week), users(before)]]
     assert get(filled, "chat_messages", **params)["rows"] == [
@@ -118,7 +119,7 @@ def test_headline_tiles_equal_independent_counts(filled: Filled) -> None:
     [[rate, _]] = get(filled, "follow_up_rate", **params)["rows"]
     assert rate == pytest.approx(100 * follow_ups / len(asked))
 
-    staging = [(c, e) for c, e in week if c["environment"] == "staging"]
+    staging = [e for e in week if e["context"]["environment"] == "staging"]
     assert 0 < users(staging) < users(week)
     assert get(filled, "active_users", environment="staging", **params)["rows"][0][0] == users(
         staging
@@ -129,7 +130,7 @@ def test_headline_tiles_equal_independent_counts(filled: Filled) -> None:
     days = on_days(events, first, last)
     scores = [
         e["properties"]["score"]
-        for _, e in days
+        for e in days
         if e["event_type"] == "feedback_submission" and e["properties"]["feedback_type"] == "nps"
     ]
     nps = 100 * (sum(s >= 9 for s in scores) - sum(s <= 6 for s in scores)) / len(scores)
@@ -142,12 +143,13 @@ def test_headline_tiles_equal_independent_counts(filled: Filled) -> None:
 
 
 def spend(events: list[Event]) -> float:
-    """What the prompts of these events cost: each answer belongs to the latest unanswered
-    prompt of its thread; its reported cost, else tokens at the price table's price."""
+    """What the prompts of these events cost: an answer's reported cost, else its tokens at the
+    price table's price; a prompt never answered, its input tokens at the price of the model
+    it was sent to. Each answer belongs to the latest unanswered prompt of its thread."""
     prices = PriceTable.load()
-    waiting: dict[str, list[dict[str, Any]]] = {}
+    waiting: dict[str, list[Event]] = {}
     total = 0.0
-    for _, e in sorted(events, key=lambda ce: when(ce[1])):
+    for e in sorted(events, key=when):
         props = e["properties"]
         if props.get("message_type") == "user_prompt":
             waiting.setdefault(props["thread_id"], []).append(e)
@@ -156,11 +158,19 @@ def spend(events: list[Event]) -> float:
             if "cost_cents" in props:
                 total += props["cost_cents"]
                 continue
-            tokens = Tokens(prompt["properties"]["tokens_consumed"], props["tokens_consumed"])
-            cents = prices.cost_cents(props["model_used"], when(prompt).date(), tokens)
-            assert cents is not None
-            total += cents
+            tokens = Tokens(prompt["properties"]["input_tokens"], props["output_tokens"])
+            total += price(prices, props["model_used"], when(prompt).date(), tokens)
+    for prompt in (p for thread in waiting.values() for p in thread):
+        props = prompt["properties"]
+        tokens = Tokens(input=props["input_tokens"])
+        total += price(prices, props["model_used"], when(prompt).date(), tokens)
     return total
+
+
+def price(prices: PriceTable, model: str, day: date, tokens: Tokens) -> float:
+    cents = prices.cost_cents(model, day, tokens)
+    assert cents is not None, model
+    return cents
 
 
 def test_the_heatmap_is_in_the_viewers_zone(filled: Filled) -> None:
@@ -169,17 +179,30 @@ def test_the_heatmap_is_in_the_viewers_zone(filled: Filled) -> None:
     start, end = (datetime.fromisoformat(params[k]) for k in ("from", "to"))
     expected = Counter(
         (when(e).astimezone(zone).hour, when(e).astimezone(zone).isoweekday())
-        for _, e in between(filled.traffic.events(), start, end)
+        for e in between(filled.events, start, end)
     )
     rows = get(filled, "usage_heatmap", tz="America/New_York", **params)["rows"]
     assert {(x, y): v for x, y, v in rows} == expected
 
 
-def test_the_word_cloud_leaves_out_stop_words_and_placeholders(filled: Filled) -> None:
-    terms = {term for term, _ in get(filled, "prompt_terms", **month(filled))["rows"]}
-    assert "mail" in terms  # from "Mail me at [EMAIL]": the sanitised prompts are counted
-    assert not terms & {"email", "jane", "doe", "example"}
-    assert not terms & set(stop_words())
+def test_the_word_cloud_counts_words_of_sanitised_prompts(filled: Filled) -> None:
+    """The commonest words, each counted once per prompt, as Python splits the prompts with
+    their e-mail addresses (the demo's only personal data) taken out: the addresses, the
+    placeholder the sanitiser puts in their place, and the stop words never appear."""
+    address = re.compile(r"\S+@\S+")
+    prompts = [e["properties"]["prompt_text"] for e in filled.events
+               if e["properties"].get("message_type") == "user_prompt"]  # fmt: skip
+    assert any(address.search(text) for text in prompts)  # the demo sends some addresses
+    counted: Counter[str] = Counter()
+    for text in prompts:
+        words = set(re.split(r"[^a-z0-9_]+", address.sub(" ", text).lower()))
+        counted.update(w for w in words if len(w) >= 3 and not re.fullmatch(r"[0-9_]+", w))
+    for word in stop_words():
+        counted.pop(word, None)
+    expected = sorted(counted.items(), key=lambda item: (-item[1], item[0]))[:80]
+    rows = get(filled, "prompt_terms", **month(filled))["rows"]
+    assert [tuple(row) for row in rows] == expected
+    assert not {term for term, _ in rows} & {"email", "acme", "globex", "initech", "jane"}
 
 
 def test_a_filter_a_panel_does_not_honour_is_named(filled: Filled) -> None:
@@ -259,8 +282,9 @@ def test_csv_cells_never_run_as_formulas() -> None:
 def test_the_catalog_lists_filter_values(filled: Filled) -> None:
     catalog = filled.client.get("/api/analytics/dashboards", params=month(filled)).json()
     assert catalog["events_stored"] is True
-    assert catalog["environments"] == ["production", "staging"]
-    assert catalog["app_versions"] == ["1.4.2", "1.5.0"]
+    assert catalog["environments"] == sorted({e["context"]["environment"] for e in filled.events})
+    assert catalog["app_versions"] == sorted({e["context"]["app_version"] for e in filled.events})
+    assert len(catalog["environments"]) == 2 and len(catalog["app_versions"]) == 3
     assert set(catalog["panels"]) == {p.id for p in PANELS}
 
 

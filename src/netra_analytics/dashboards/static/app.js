@@ -41,8 +41,10 @@ function renderNav() {
 function emptyStore() {
   const box = el('section', 'empty-store');
   box.append(el('h2', '', 'No events stored yet'));
-  box.append(el('p', '', 'Fill the store with realistic demo traffic, then reload this page:'));
-  box.append(el('pre', '', `.venv/bin/netra-analytics demo --url ${window.location.origin}`));
+  box.append(el('p', '', 'Fill the store with realistic demo traffic, then reload this page '
+    + '(the import is admin-only: use the admin key the service printed on its first start):'));
+  box.append(el('pre', '',
+    `.venv/bin/netra-analytics demo --url ${window.location.origin} --api-key <admin key>`));
   box.append(el('p', '', 'Or send events from your product with the browser tag (see the README).'));
   return box;
 }
