@@ -133,12 +133,29 @@ class BenchService:
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "ANALYTICS_DATA_DIR": str(data_dir), "ANALYTICS_SERVICE_PORT": str(port),
                     "ANALYTICS_SERVICE_HOST": "127.0.0.1", "ANALYTICS_LOG_LEVEL": "warning", **(env or {})}  # fmt: skip
+        # Reports need a credential: an admin key made in the (embedded) store before the
+        # service opens it, sent by `headers`.
+        self.headers = {"authorization": f"Bearer {admin_key(data_dir / 'chdb')}"}
         self.process = subprocess.Popen([str(BIN / "netra-analytics"), "serve"], env=self.env)
         wait_http(f"{self.url}/health/ready", timeout=ready_timeout)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(120)
+
+
+def admin_key(chdb: Path) -> str:
+    """A new admin key in the embedded store at `chdb`, which no process may hold open."""
+    from netra_analytics.auth.keys import ADMIN, create_key
+    from netra_analytics.store.chdb_backend import ChdbStore
+    from netra_analytics.store.migrations import migrate
+
+    store = ChdbStore(chdb)
+    try:
+        migrate(store)
+        return create_key(store, f"bench-{os.getpid()}-{time.monotonic_ns()}", ADMIN)
+    finally:
+        store.close()
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -113,19 +113,6 @@ def panel_percentiles(
     return out
 
 
-def admin_key(chdb: Path) -> str:
-    """An admin key created in the store before the service opens it (a loaded store already
-    has rows, but no key: the service would print one, to a terminal we do not read)."""
-    from netra_analytics.auth.keys import ADMIN, create_key
-    from netra_analytics.store.chdb_backend import ChdbStore
-
-    store = ChdbStore(chdb)
-    try:
-        return create_key(store, "dashboard-bench", ADMIN)
-    finally:
-        store.close()
-
-
 def bench_store(events: int, repeats: int) -> dict[str, Any]:
     from bench.funnels_bench import compare
     from bench.reports_bench import load
@@ -134,8 +121,8 @@ def bench_store(events: int, repeats: int) -> dict[str, Any]:
         data_dir = Path(folder) / "data"
         loaded = load(data_dir / "chdb", events)
         compare(data_dir / "chdb")  # builds the funnel walks, as the service does each night
-        key = admin_key(data_dir / "chdb")
         service = BenchService(data_dir, {"ANALYTICS_REPORT_CACHE_SECONDS": "0"})
+        key = service.headers["authorization"].removeprefix("Bearer ")
         try:
             for board in DASHBOARDS:  # warm-up: the service's start-up work is not timed
                 for panel in board.panels:

@@ -99,8 +99,10 @@ def rate_limit_call(redis_url: str) -> dict[str, Any]:
     return asyncio.run(run())
 
 
-def probe_visibility(url: str, stop: threading.Event, out: dict[str, list[float]]) -> None:
-    with httpx.Client(timeout=10, headers={"user-agent": BROWSER_USER_AGENT}) as client:
+def probe_visibility(
+    url: str, stop: threading.Event, out: dict[str, list[float]], headers: dict[str, str]
+) -> None:
+    with httpx.Client(timeout=10, headers={"user-agent": BROWSER_USER_AGENT, **headers}) as client:
         while not stop.is_set():
             text = "how do I compare model costs"
             session = f"probe-{uuid.uuid4().hex}"
@@ -137,7 +139,9 @@ def service_phase(
     service = BenchService(data_dir, env)
     samples: dict[str, list[float]] = {"visible_ms": [], "engagement_ms": []}
     stop = threading.Event()
-    probe = threading.Thread(target=probe_visibility, args=(service.url, stop, samples))
+    probe = threading.Thread(
+        target=probe_visibility, args=(service.url, stop, samples, service.headers)
+    )
     try:
         probe.start()
         result: dict[str, Any] = run_wrk(f"{service.url}/api/analytics/events", body_file, seconds)

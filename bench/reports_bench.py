@@ -119,7 +119,7 @@ def load(path: Path, events: int) -> dict[str, float]:
 WARM_UP_PAUSE = 20  # seconds after the warm-up calls, for the prompt worker's start-up to end
 
 
-def measure(url: str, calls: int) -> dict[str, dict[str, Any]]:
+def measure(url: str, calls: int, headers: dict[str, str]) -> dict[str, dict[str, Any]]:
     today = datetime.now(UTC).date()
 
     def window(i: int) -> dict[str, str]:
@@ -151,7 +151,7 @@ def measure(url: str, calls: int) -> dict[str, dict[str, Any]]:
         "journeys": lambda i: ("journeys", window(i)),
     }
     out: dict[str, dict[str, Any]] = {}
-    with httpx.Client(timeout=120) as client:
+    with httpx.Client(timeout=120, headers=headers) as client:
         # Warm-up, untimed: the service is still rebuilding its prompt index from the million
         # prompt rows when it turns ready, and a query's first run compiles it.
         for make in reports.values():
@@ -197,7 +197,7 @@ def main() -> int:
         )
         service = BenchService(data_dir, {"ANALYTICS_REPORT_CACHE_SECONDS": "0"})
         try:
-            latencies = measure(service.url, args.calls)
+            latencies = measure(service.url, args.calls, service.headers)
         finally:
             service.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
