@@ -138,7 +138,9 @@ def test_a_deeply_nested_event_is_rejected_alone(client: TestClient) -> None:
     )
     reply = client.post(EVENTS, content=raw, headers=BROWSER | {"content-type": "application/json"})
     assert reply.status_code == 202 and reply.json()["accepted"] == 1
-    assert reply.json()["rejected"][0]["errors"][0]["message"] == "nested too deeply to be an event"
+    assert reply.json()["rejected"][0]["errors"][0]["message"] == (
+        "nested deeper than 1,000 levels to be an event"
+    )
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ timestamps kept as sent back to the events' retention, each event may carry its 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +48,11 @@ _EPOCH = datetime(1970, 1, 1)  # naive on purpose: see _epoch_ms
 # How long frontend_events keeps an event (its TTL, migration 0001): an import reaches back this
 # far; an older event would be deleted on arrival. A test compares it with the migration.
 EVENT_RETENTION = timedelta(days=90)
+
+
+# The decoders stop at Python's recursion limit (sys.getrecursionlimit(), 1,000 by default):
+# no event of the taxonomy nests more than a few levels, so that is the bound a body meets.
+TOO_DEEP = f"nested deeper than {sys.getrecursionlimit():,} levels"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -226,7 +232,7 @@ def _decode_deep(body: bytes, policy: Policy) -> Envelope | ImportEnvelope:
     try:
         context = decoder.decode(parts.context)
     except RecursionError:
-        raise BadRequest("invalid request body: context: nested too deeply") from None
+        raise BadRequest(f"invalid request body: context: {TOO_DEEP}") from None
     except msgspec.ValidationError as exc:
         error = field_error(exc, "context")
         raise BadRequest(f"invalid request body: {error.field}: {error.message}") from None
@@ -279,7 +285,7 @@ def _one_event(
     try:
         wire = (_import_event_decoder if policy.event_context else _event_decoder).decode(raw)
     except RecursionError:
-        errors = [FieldError("", "nested too deeply to be an event")]
+        errors = [FieldError("", f"{TOO_DEEP} to be an event")]
         return _rejection(index, b"null", None, "invalid_event", errors, context, info)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         errors = (
@@ -307,7 +313,7 @@ def _one_event(
     try:
         props = _property_decoders[wire.event_type].decode(wire.properties)
     except RecursionError:
-        errors = [FieldError("properties", "nested too deeply")]
+        errors = [FieldError("properties", TOO_DEEP)]
         return _rejection(index, raw, wire.event_type, "invalid_properties", errors, context, info)
     except msgspec.ValidationError:
         errors = properties_errors(event_type, bytes(wire.properties))
