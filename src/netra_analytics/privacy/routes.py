@@ -149,6 +149,8 @@ async def _run_erasure(
         result = await asyncio.to_thread(
             erase, store, user_id, cluster=service.settings.clickhouse_cluster
         )
+        done = result.as_dict()
+        done["outside_the_store"] = await _forget_outside_the_store(service, result)
     except Exception as exc:  # a job that fails must say so, in its state and in the log
         log.error("erasure failed", extra={"job_id": job_id, "error": public_error(exc)},
                   exc_info=not isinstance(exc, StoreError))  # fmt: skip
@@ -156,8 +158,6 @@ async def _run_erasure(
         with contextlib.suppress(StoreError):
             await asyncio.to_thread(store.insert_json_rows, "erasures", row)
         return
-    done = result.as_dict()
-    done["outside_the_store"] = await _forget_outside_the_store(service, result)
     await asyncio.to_thread(
         store.insert_json_rows, "erasures", _job_row(job_id, subject, requested, "done", 2, done)
     )
