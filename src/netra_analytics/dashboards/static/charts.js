@@ -40,7 +40,8 @@ function bar(table, unit) {
     return {
       ...base(unit),
       grid: { left: 8, right: 72, top: 28, bottom: 8, containLabel: true }, // room for the values
-      xAxis: { type: 'value', axisLabel: { formatter: (v) => formatValue(v, unit) } },
+      // hideOverlap: on a phone, money labels ran into each other ("$0.00$5.00$10.00").
+      xAxis: { type: 'value', axisLabel: { hideOverlap: true, formatter: (v) => formatValue(v, unit) } },
       yAxis: { type: 'category', data: labels, inverse: true },
       series: [{ name: label(series[0]), type: 'bar', data: table.rows.map((r) => r[1]),
         label: { show: true, position: 'right', formatter: (p) => formatValue(p.value, unit) } }],
@@ -129,7 +130,10 @@ function funnel(table, unit) {
     ...base(unit),
     series: [{
       type: 'funnel', sort: 'none', left: '5%', width: '90%', top: 8, bottom: 8, minSize: '8%', gap: 2,
-      label: { position: 'inside', formatter: (p) => `${p.name}: ${formatValue(p.value, unit)} (${Math.round(100 * p.data.share)}%)` },
+      // Dark text on a white halo: a narrow last step's label spills over the white card, where
+      // the default white-on-fill text could not be read.
+      label: { position: 'inside', color: '#1f2933', textBorderColor: '#ffffff', textBorderWidth: 3,
+        formatter: (p) => `${p.name}: ${formatValue(p.value, unit)} (${Math.round(100 * p.data.share)}%)` },
       data: table.rows.map((r) => ({ name: r[0], value: r[1], share: r[2] ?? 0 })),
     }],
   };
