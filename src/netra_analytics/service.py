@@ -178,8 +178,9 @@ class Service:
         self._live_updates: set[asyncio.Task[None]] = set()
         self._own_store = store is None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self._secret = load_or_create_secret(settings.ip_hash_secret, settings.data_dir)
-        self.hash_ip = IpHasher(self._secret)
+        # Keys the IP hashes and, under its own label, the person hashes of privacy operations.
+        self.secret = load_or_create_secret(settings.ip_hash_secret, settings.data_dir)
+        self.hash_ip = IpHasher(self.secret)
         self.erased: ErasedPeople | None = None  # with the store
         self.spool = Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)
         self.store: Store | None = store
@@ -201,7 +202,7 @@ class Service:
     async def start(self) -> None:
         if self.store is None:
             self.store = await asyncio.to_thread(open_store, self.settings)
-        self.erased = ErasedPeople(self.store, self._secret)
+        self.erased = ErasedPeople(self.store, self.secret)
         try:
             # Bounded: a hung store must not hold the start of ingestion.
             await self._migrate(self.settings.store_timeout_seconds)

@@ -42,17 +42,17 @@ log = logging.getLogger(__name__)
 
 # Tables with people in them, from the live schema (views hold nothing of their own).
 PEOPLE_TABLES = """
-SELECT t.name AS name, t.engine AS engine,
-  if(t.engine = 'MaterializedView', concat('.inner_id.', toString(t.uuid)), t.name) AS storage,
-  has(groupArray(c.name), 'anonymous_id') AS has_browser
+SELECT t.name AS name,
+  if(t.engine = 'MaterializedView', concat('.inner_id.', toString(t.uuid)), t.name) AS storage
 FROM system.tables AS t
 INNER JOIN system.columns AS c ON c.database = t.database AND c.table = t.name
 WHERE t.database = 'analytics' AND t.engine NOT IN ('View', 'Distributed')
   AND NOT startsWith(t.name, '.inner')
-GROUP BY name, engine, storage
+GROUP BY name, storage
 HAVING has(groupArray(c.name), 'user_id') OR name IN ('activity_rollup', 'activity_rollup_local')
 ORDER BY name
 """
+# The browsers whose signed-out history is the person's (they signed in on them first).
 BROWSERS = "SELECT anonymous_id FROM analytics.person_links WHERE person = {user_id:String}"
 HASHES = "SELECT arrayMap(x -> cityHash64(x), {ids:Array(String)}) AS h"
 COUNT = "SELECT count() AS n FROM analytics.{table:Identifier} WHERE user_id IN {ids:Array(String)}"
@@ -126,6 +126,11 @@ class ErasureResult:
         }
 
 
+def browsers_of(store: Store, user_id: str) -> list[str]:
+    """The anonymous ids that count as `user_id`'s (person_links)."""
+    return [row["anonymous_id"] for row in store.query_rows(BROWSERS, {"user_id": user_id})]
+
+
 def erase(
     store: Store,
     user_id: str,
@@ -138,7 +143,7 @@ def erase(
     rows removed per table. `purge_timeout` bounds the wait for outdated parts (seconds);
     `purged_from_disk` says whether they were gone by then."""
     result = ErasureResult()
-    browsers = [row["anonymous_id"] for row in store.query_rows(BROWSERS, {"user_id": user_id})]
+    browsers = browsers_of(store, user_id)
     ids = [user_id, *browsers]
     result.browsers = len(browsers)
     result.ids = ids

@@ -20,10 +20,10 @@ from typing import Any
 
 import orjson
 
+from netra_analytics.privacy.erasure import browsers_of
 from netra_analytics.store.base import Store
 
 PAGE = 5000
-BROWSERS = "SELECT anonymous_id FROM analytics.person_links WHERE person = {user_id:String}"
 
 # Per table: what it holds (for the header) and the page query: one id's rows after the last
 # row's key, in the order of the table's sorting key after user_id, so that ClickHouse reads
@@ -76,7 +76,7 @@ def export_lines(store: Store, user_id: str, page: int = PAGE) -> Iterator[bytes
     """The export of `user_id` (and the browsers whose signed-out history is theirs), line by
     line, each ending in a newline. Raises StoreError from the store (a reply already
     started ends without its `end` line)."""
-    browsers = [r["anonymous_id"] for r in store.query_rows(BROWSERS, {"user_id": user_id})]
+    browsers = browsers_of(store, user_id)
     header = {
         "export": {
             "user_id": user_id,

@@ -33,7 +33,6 @@ from netra_analytics.errors import StoreError, public_error
 from netra_analytics.privacy import audit
 from netra_analytics.privacy.erasure import ErasureResult, erase
 from netra_analytics.privacy.export import export_lines
-from netra_analytics.privacy.iphash import load_or_create_secret
 from netra_analytics.prompts.worker import CONSUMER as PROMPTS_CONSUMER
 from netra_analytics.service import Service
 from netra_analytics.store.base import Store
@@ -69,8 +68,7 @@ def actor_of(request: Request) -> str:
 
 
 def _subject(service: Service, user_id: str) -> str:
-    secret = load_or_create_secret(service.settings.ip_hash_secret, service.settings.data_dir)
-    return audit.subject_hash(secret, user_id)
+    return audit.subject_hash(service.secret, user_id)
 
 
 def _job_row(job_id: str, subject: str, requested: datetime, state: str, version: int,
