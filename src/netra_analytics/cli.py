@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"an admin key: the import is admin-only (default: {API_KEY_ENV})",
     )
     _add_keys_parser(commands)
+    _add_grafana_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "grafana":
+        return _grafana(args)
     if args.command == "demo":
         return _demo(args.url, args.users, args.days, args.seed, args.timeout, args.api_key)
 
@@ -162,6 +165,46 @@ def _demo(url: str, users: int, days: int, seed: int, timeout: float, api_key: s
         return 1
     print(f"stored in ClickHouse {stored:.1f} s later; open {url.rstrip('/')}/ and sign in")
     return 0 if summary.rejected == 0 else 1
+
+
+def _add_grafana_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """`grafana <action>`; the actions' parsers, for more to be added beside `generate`."""
+    grafana = commands.add_parser("grafana", help="Grafana provisioning from the panel catalog")
+    actions = grafana.add_subparsers(dest="action", required=True)
+    generate = actions.add_parser(
+        "generate", help="write dashboards, datasources, alert rules under a directory"
+    )
+    generate.add_argument("--out", type=Path, default=Path("grafana"), help="default: grafana")
+    generate.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an alert rule's threshold (grafana/alerts.py Thresholds), e.g. error_rate_percent=2",
+    )
+    return actions
+
+
+def _grafana(args: argparse.Namespace) -> int:
+    from netra_analytics.grafana import generate
+    from netra_analytics.grafana.alerts import Thresholds
+
+    if args.action == "generate":
+        try:
+            assignments = {}
+            for item in args.threshold:
+                name, _, value = item.partition("=")
+                assignments[name.strip()] = float(value)
+            thresholds = Thresholds().replace(assignments)
+        except ValueError as exc:
+            print(f"netra-analytics grafana generate: bad --threshold: {exc}", file=sys.stderr)
+            return 2
+        written = generate.write(args.out, thresholds)
+        print(f"wrote {len(written)} files under {args.out}")
+        return 0
+    return 2
 
 
 def _add_keys_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

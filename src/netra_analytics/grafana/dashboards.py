@@ -1,0 +1,450 @@
+"""The catalog's dashboards as Grafana dashboards, built with grafana-foundation-sdk's typed
+builders (schemaVersion 42, Grafana 11/12), plus an Operations dashboard over Prometheus.
+
+Which datasource a panel reads (`source()`):
+
+- ClickHouse (`netra-clickhouse`, grafana-clickhouse-datasource): every panel whose rows come
+  from a catalog SQL file (`SqlQuery`), its SQL translated by `queries.panel_query`;
+- Infinity (`netra-infinity`): every panel computed by the service, read from its panel
+  endpoint `/api/analytics/panels/<id>?format=csv` with the service's API key: the live state's
+  numbers (`LiveQuery`), the reports' parts (`ReportQuery`), and the health score, whose formula
+  needs the batch writer's state (`SqlQuery` with a `shape`);
+- Prometheus (`netra-prometheus`): the Operations dashboard, from the service's `/metrics`.
+
+Visualisations: core stat, timeseries, barchart (bars and funnels), piechart and table; the
+Business Charts panel (`volkovlabs-echarts-panel`) for the Sankey diagram, the word cloud, the
+weekday x hour heatmap and the cohort matrix, with the chart functions in `echarts/*.js`.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from grafana_foundation_sdk.builders import barchart, piechart, stat, table, timeseries
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as grafana
+from grafana_foundation_sdk.builders import prometheus as promql
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models import piechart as piechart_model
+from grafana_foundation_sdk.models.piechart import PieChartLabels
+
+from netra_analytics.dashboards.catalog import (
+    DASHBOARDS,
+    PANELS_BY_ID,
+    Dashboard,
+    Panel,
+    ReportQuery,
+    SqlQuery,
+    Visualisation,
+)
+from netra_analytics.dashboards.panels import _sql_file
+from netra_analytics.grafana.queries import TIME_ZONE_VARIABLE, VARIABLE_FILTERS, panel_query
+
+FOLDER = "Netra Analytics"
+FOLDER_UID = "netra-analytics"
+TAGS = ["netra-analytics"]
+CLICKHOUSE = common.DataSourceRef(type_val="grafana-clickhouse-datasource", uid="netra-clickhouse")
+PROMETHEUS = common.DataSourceRef(type_val="prometheus", uid="netra-prometheus")
+INFINITY = common.DataSourceRef(type_val="yesoreyeram-infinity-datasource", uid="netra-infinity")
+ECHARTS = "volkovlabs-echarts-panel"
+PANEL_ROUTE = "/api/analytics/panels/{id}"
+CLICKHOUSE_TABLE_FORMAT = 1  # sqlds' FormatOptionTable: rows as they come, one frame
+
+# Grafana units for the catalog's (custom "suffix:" units for counts of things).
+UNITS = {
+    "percent": "percent",
+    "ms": "ms",
+    "seconds": "s",
+    "score": "none",
+    "usd": "currencyUSD",
+    "usd_cents": "suffix: US¢",
+    "events/s": "suffix: events/s",
+}
+
+# The columns of the Infinity panels' CSV (the panel endpoint's `columns`, routes.py), typed
+# for Infinity's parser; the tests compare them with the endpoint's over demo data. Panels with
+# columns only known at run time (one per survey question kind) are parsed as they come.
+NUMBER, STRING = "number", "string"
+STAT_COLUMNS = (("value", NUMBER), ("previous", NUMBER))
+REPORT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "by_model": (("model", STRING), ("spend_cents", NUMBER)),
+    "daily": (("period", STRING), ("spend_cents", NUMBER), ("projected_cents", NUMBER)),
+    "survey_reported": (("measure", STRING), ("value", NUMBER)),
+    "surveys": (),
+    "paths": (("source", STRING), ("target", STRING), ("value", NUMBER)),
+    "cohorts": (("cohort", STRING), ("users", NUMBER), ("week", NUMBER), ("retention", NUMBER)),
+    "onboarding": (("step", STRING), ("users", NUMBER), ("conversion_from_start", NUMBER)),
+    "value_realisation": (("step", STRING), ("users", NUMBER), ("conversion_from_start", NUMBER)),
+    "category_distribution": (("category", STRING), ("prompts", NUMBER)),
+    "complexity_trend": (("period", STRING), ("complexity", NUMBER)),
+    "most_frequent": (
+        ("question", STRING), ("times_asked", NUMBER), ("people", NUMBER), ("category", STRING),
+    ),
+    "unanswered": (
+        ("timestamp", STRING), ("question", STRING), ("category", STRING),
+        ("no_response", STRING), ("errors_after", NUMBER),
+    ),
+}  # fmt: skip
+
+# Which chart function draws which catalog visualisation in Business Charts.
+ECHARTS_FUNCTIONS = {
+    Visualisation.heatmap: "heatmap",
+    Visualisation.cohort_matrix: "cohort",
+    Visualisation.sankey: "sankey",
+    Visualisation.wordcloud: "wordcloud",
+}
+
+
+def uid(board: Dashboard) -> str:
+    return f"netra-{board.name}"
+
+
+def source(panel: Panel) -> common.DataSourceRef:
+    """The datasource a catalog panel is read from in Grafana (module docstring)."""
+    query = panel.query
+    if isinstance(query, SqlQuery) and query.shape is None:
+        return CLICKHOUSE
+    return INFINITY
+
+
+def infinity_columns(panel: Panel) -> tuple[tuple[str, str], ...]:
+    query = panel.query
+    if panel.visualisation is Visualisation.stat:
+        return STAT_COLUMNS
+    if isinstance(query, ReportQuery):
+        return REPORT_COLUMNS[query.field]
+    raise KeyError(f"panel {panel.id}: no Infinity columns")
+
+
+# -- queries ---------------------------------------------------------------------------------------
+
+
+class RawQuery(cogvariants.Dataquery):
+    """A datasource plugin's query model the SDK has no type for (ClickHouse, Infinity): a
+    JSON object as the plugin stores it."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+    def to_json(self) -> dict[str, Any]:
+        return self.fields
+
+
+class Query(cogbuilder.Builder[cogvariants.Dataquery]):
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self._query = RawQuery(fields)
+
+    def build(self) -> cogvariants.Dataquery:
+        return self._query
+
+
+def _ref(datasource: common.DataSourceRef) -> dict[str, str]:
+    return {"type": str(datasource.type_val), "uid": str(datasource.uid)}
+
+
+def clickhouse_query(sql: str, ref_id: str = "A") -> Query:
+    """A query of the ClickHouse plugin in its SQL editor (`CHSqlQuery`)."""
+    return Query(
+        {
+            "refId": ref_id,
+            "datasource": _ref(CLICKHOUSE),
+            "editorType": "sql",
+            "queryType": "table",
+            "format": CLICKHOUSE_TABLE_FORMAT,
+            "rawSql": sql,
+        }
+    )
+
+
+def infinity_query(panel: Panel) -> Query:
+    """The panel endpoint's CSV through Infinity's backend parser: the dashboard's range as
+    ISO 8601 times, its time zone, no filters (the report-backed panels honour only the click
+    filters, which Grafana does not have)."""
+    params = [
+        ("from", "${__from:date:iso}"),
+        ("to", "${__to:date:iso}"),
+        ("tz", f"${{{TIME_ZONE_VARIABLE}}}"),
+        ("format", "csv"),
+    ]
+    return Query(
+        {
+            "refId": "A",
+            "datasource": _ref(INFINITY),
+            "type": "csv",
+            "source": "url",
+            "parser": "backend",
+            "format": "table",
+            "url": PANEL_ROUTE.format(id=panel.id),
+            "url_options": {
+                "method": "GET",
+                "params": [{"key": k, "value": v} for k, v in params],
+            },
+            "root_selector": "",
+            "columns": [
+                {"selector": name, "text": name, "type": kind}
+                for name, kind in infinity_columns(panel)
+            ],
+        }
+    )
+
+
+def panel_target(panel: Panel) -> Query:
+    query = panel.query
+    if source(panel) is CLICKHOUSE:
+        assert isinstance(query, SqlQuery)
+        return clickhouse_query(panel_query(query.file))
+    return infinity_query(panel)
+
+
+# -- panels ----------------------------------------------------------------------------------------
+
+
+@cache
+def chart_function(name: str) -> str:
+    """A Business Charts function body: the shared column reader, then the chart's own part."""
+    folder = resources.files("netra_analytics.grafana") / "echarts"
+    return (folder / "_columns.js").read_text() + "\n" + (folder / f"{name}.js").read_text()
+
+
+def _to_time(field: str) -> model.DataTransformerConfig:
+    """Grafana's "Convert field type" to a time, for period labels that arrive as text."""
+    return model.DataTransformerConfig(
+        id_val="convertFieldType",
+        options={"conversions": [{"targetField": field, "destinationType": "time"}], "fields": {}},
+    )
+
+
+def _unit(panel: Panel) -> str:
+    return UNITS.get(panel.unit, f"suffix: {panel.unit}")
+
+
+def visualisation(panel: Panel) -> cogbuilder.Builder[model.Panel]:
+    """The Grafana panel drawing a catalog visualisation, before its query and position."""
+    kind = panel.visualisation
+    unit = _unit(panel)
+    if kind is Visualisation.stat:
+        reduce = common_builders.ReduceDataOptions().calcs(["lastNotNull"]).fields("/^value$/")
+        return (
+            stat.Panel().unit(unit).reduce_options(reduce).graph_mode(common.BigValueGraphMode.NONE)
+        )
+    if kind is Visualisation.timeseries:
+        chart = timeseries.Panel().unit(unit).span_nulls(True)
+        # $__timeInterval gives ClickHouse panels a time; other periods are labels ("2026-11-30").
+        timed = isinstance(panel.query, SqlQuery) and "/* period */" in _sql_file(panel.query.file)
+        return chart if timed else chart.with_transformation(_to_time("period"))
+    if kind in (Visualisation.bar, Visualisation.funnel):
+        bars = barchart.Panel().unit(unit).show_value(common.VisibilityMode.AUTO)
+        if kind is Visualisation.funnel:
+            bars = bars.orientation(common.VizOrientation.HORIZONTAL).x_field("step")
+        return bars
+    if kind is Visualisation.pie:
+        reduce = common_builders.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(True)
+        return (
+            piechart.Panel()
+            .unit(unit)
+            .reduce_options(reduce)
+            .pie_type(piechart_model.PieChartType.PIE)
+            .display_labels([PieChartLabels.NAME, PieChartLabels.PERCENT])
+        )
+    if kind is Visualisation.table:
+        return table.Panel()
+    return (
+        grafana.Panel()
+        .type(ECHARTS)
+        .options(
+            {
+                "renderer": "canvas",
+                "editorMode": "code",
+                "map": "none",
+                "getOption": chart_function(ECHARTS_FUNCTIONS[kind]),
+            }
+        )
+    )
+
+
+# -- layout, variables, dashboards -----------------------------------------------------------------
+
+GRID_COLUMNS = 24
+STAT_HEIGHT, CHART_HEIGHT = 4, 9
+
+
+def layout(panels: list[Panel]) -> list[model.GridPos]:
+    """Stat tiles first, side by side (a row of up to six); then charts, two to a row, a
+    `wide` one alone on its row; in the catalog's reading order."""
+    tiles = [p for p in panels if p.visualisation is Visualisation.stat]
+    places: dict[str, model.GridPos] = {}
+    y = 0
+    for start in range(0, len(tiles), 6):
+        row = tiles[start : start + 6]
+        width = GRID_COLUMNS // len(row)
+        for k, panel in enumerate(row):
+            places[panel.id] = model.GridPos(h=STAT_HEIGHT, w=width, x=k * width, y=y)
+        y += STAT_HEIGHT
+    x = 0
+    for panel in (p for p in panels if p.visualisation is not Visualisation.stat):
+        width = GRID_COLUMNS if panel.wide else GRID_COLUMNS // 2
+        if x + width > GRID_COLUMNS:
+            x, y = 0, y + CHART_HEIGHT
+        places[panel.id] = model.GridPos(h=CHART_HEIGHT, w=width, x=x, y=y)
+        x += width
+        if x >= GRID_COLUMNS:
+            x, y = 0, y + CHART_HEIGHT
+    return [places[p.id] for p in panels]
+
+
+def _sql(name: str) -> str:
+    return (resources.files("netra_analytics.grafana") / "sql" / f"{name}.sql").read_text()
+
+
+def variables(board: Dashboard) -> list[cogbuilder.Builder[model.VariableModel]]:
+    """Environment and app version (query variables over the store, "All" by default) where a
+    panel reads ClickHouse, and the time zone of hour and weekday buckets (a text box: Grafana's
+    `$__timezone` says `utc` or `browser`, which ClickHouse does not take)."""
+    panels = [PANELS_BY_ID[p] for p in board.panels]
+    found: list[cogbuilder.Builder[model.VariableModel]] = []
+    if any(source(p) is CLICKHOUSE for p in panels):
+        labels = {"environment": "Environment", "app_version": "App version"}
+        for name in VARIABLE_FILTERS:
+            found.append(
+                grafana.QueryVariable(str(name))
+                .label(labels[str(name)])
+                .datasource(CLICKHOUSE)
+                .query(_sql(f"variable_{name}"))
+                .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+                .sort(model.VariableSort.ALPHABETICAL_ASC)
+                .include_all(True)
+                .multi(False)
+                .allow_custom_value(False)
+                .current(model.VariableOption(selected=True, text="All", value="$__all"))
+            )
+    found.append(
+        grafana.TextBoxVariable(TIME_ZONE_VARIABLE)
+        .label("Time zone (IANA)")
+        .description("Zone of the hour and weekday buckets, e.g. Europe/Berlin")
+        .default_value("UTC")
+    )
+    return found
+
+
+def catalog_panel(panel: Panel, number: int, place: model.GridPos) -> cogbuilder.Builder[Any]:
+    builder: Any = visualisation(panel)
+    placed: cogbuilder.Builder[Any] = (
+        builder.id(number)
+        .title(panel.title)
+        .description(panel.description)
+        .datasource(source(panel))
+        .with_target(panel_target(panel))
+        .grid_pos(place)
+    )
+    return placed
+
+
+def _refresh(seconds: int) -> str:
+    return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m"
+
+
+def dashboard(board: Dashboard) -> grafana.Dashboard:
+    panels = [PANELS_BY_ID[p] for p in board.panels]
+    built = (
+        grafana.Dashboard(board.title)
+        .uid(uid(board))
+        .description(board.description)
+        .tags(TAGS)
+        .editable()
+        .timezone("browser")
+        .time("now-15m" if board.live else "now-24h", "now")
+        .refresh(_refresh(board.refresh_seconds))
+        .variables(variables(board))
+        .links(
+            [
+                grafana.DashboardLink("Netra Analytics")
+                .type(model.DashboardLinkType.DASHBOARDS)
+                .tags(TAGS)
+                .as_dropdown(True)
+                .keep_time(True)
+                .include_vars(True)
+            ]
+        )
+    )
+    for number, (panel, place) in enumerate(zip(panels, layout(panels), strict=True), 1):
+        built = built.with_panel(catalog_panel(panel, number, place))
+    return built
+
+
+# -- Operations (Prometheus) ---------------------------------------------------------------------
+
+# title, unit, PromQL, legend: the spec's key metrics and the health checks (metrics.py).
+OPERATIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("Event ingestion rate, by outcome", "suffix: events/s",
+     "sum by (outcome) (rate(netra_event_ingestion_events_total[5m]))", "{{outcome}}"),
+    ("Processing latency p95 (capture/receipt to stored)", "s",
+     "histogram_quantile(0.95, sum by (le, since) "
+     "(rate(netra_processing_latency_seconds_bucket[5m])))", "{{since}}"),
+    ("Query performance p95, by kind", "s",
+     "histogram_quantile(0.95, sum by (le, kind) "
+     "(rate(netra_query_performance_seconds_bucket[5m])))", "{{kind}}"),
+    ("Storage usage", "bytes",
+     "sum by (component) (netra_storage_usage_bytes)", "{{component}}"),
+    ("API availability (not 5xx, 5 min)", "percentunit",
+     "min(netra_api_availability_ratio)", "availability"),
+    ("API requests, by status class", "reqps",
+     "sum by (status_class) (rate(netra_api_requests_total[5m]))", "{{status_class}}"),
+    ("Spool backlog", "bytes", "sum(netra_spool_backlog_bytes)", "backlog"),
+    ("Data freshness (age of the newest event)", "s",
+     "max(netra_data_freshness_seconds)", "age"),
+    ("Tag heartbeat age, by container", "s",
+     "max by (container) (netra_tag_heartbeat_age_seconds)", "{{container}}"),
+    ("Health checks (0 ok, 1 degraded, 2 failing)", "none",
+     "max by (check) (netra_health_status)", "{{check}}"),
+)  # fmt: skip
+
+OPERATIONS_UID = "netra-operations"
+
+
+def operations() -> grafana.Dashboard:
+    """The service's own health from Prometheus (its `/metrics`)."""
+    built = (
+        grafana.Dashboard("Operations")
+        .uid(OPERATIONS_UID)
+        .description("The service itself: ingestion, latency, queries, storage, availability.")
+        .tags(TAGS)
+        .editable()
+        .timezone("browser")
+        .time("now-6h", "now")
+        .refresh("1m")
+    )
+    for number, (title, unit, expr, legend) in enumerate(OPERATIONS, 1):
+        place = model.GridPos(
+            h=CHART_HEIGHT, w=GRID_COLUMNS // 2, x=(number - 1) % 2 * 12,
+            y=(number - 1) // 2 * CHART_HEIGHT,
+        )  # fmt: skip
+        built = built.with_panel(
+            timeseries.Panel()
+            .id(number)
+            .title(title)
+            .unit(unit)
+            .datasource(PROMETHEUS)
+            .with_target(promql.Dataquery().expr(expr).legend_format(legend).range().ref_id("A"))
+            .grid_pos(place)
+        )
+    return built
+
+
+def as_json(built: cogbuilder.Builder[model.Dashboard]) -> dict[str, Any]:
+    """The dashboard's JSON model as Grafana stores it (keys sorted: stable files)."""
+    data: dict[str, Any] = json.loads(json.dumps(built.build(), cls=JSONEncoder, sort_keys=True))
+    return data
+
+
+def all_dashboards() -> dict[str, dict[str, Any]]:
+    """Every generated dashboard's JSON model by uid: the catalog's, then Operations."""
+    found = {uid(board): as_json(dashboard(board)) for board in DASHBOARDS}
+    found[OPERATIONS_UID] = as_json(operations())
+    return found

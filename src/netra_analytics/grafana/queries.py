@@ -1,0 +1,85 @@
+"""A catalog panel's SQL file as the ClickHouse plugin's query: the same statement, with the
+service's typed parameters put into Grafana's terms by fixed rules, so a change of a panel's SQL
+reaches Grafana by regenerating (and the drift test says when that was forgotten).
+
+    timestamp >= {from:DateTime64(3)} AND timestamp < {to:DateTime64(3)}
+                                     -> $__timeFilter(timestamp)  (any column, both bounds)
+    {from:DateTime64(3)}, {to:...}   -> $__fromTime, $__toTime (whole seconds, as the plugin)
+    ({f:String} = '' OR col = {f:String}), f a dashboard variable (environment, app_version)
+                                     -> $__conditionalAll(col IN (${f:singlequote}), $f)
+    {f:String}, any other filter     -> ''  (Grafana has no click filters: all)
+    /* period */                     -> $__timeInterval(timestamp)  (a time, Grafana labels it)
+    {tz:String}                      -> ${tz:singlequote}  (the dashboard's time zone variable)
+    {stop_words:Array(String)}       -> the list, as an array literal (a packaged data file)
+
+Anything else left in `{name:Type}` form fails the generation, naming the file.
+"""
+
+from __future__ import annotations
+
+import re
+
+from netra_analytics.dashboards.catalog import Filter
+from netra_analytics.dashboards.panels import SHARED_PARTS, _sql_file, stop_words
+
+VARIABLE_FILTERS = (Filter.environment, Filter.app_version)  # dashboard template variables
+TIME_ZONE_VARIABLE = "tz"
+
+_RANGE = re.compile(
+    r"(\w+) >= \{from:DateTime64\(3\)\}\s+AND \1 < \{to:DateTime64\(3\)\}", re.MULTILINE
+)
+_FILTER = re.compile(r"\(\{(\w+):String\} = '' OR (\w+) = \{\1:String\}\)")
+_PARAMETER = re.compile(r"(?<!\$)\{(\w+):([^}]+)\}")
+_COMMENT_LINE = re.compile(r"^\s*--.*$\n?", re.MULTILINE)
+
+
+class UntranslatedParameter(ValueError):
+    """A panel's SQL names a parameter the rules above do not cover."""
+
+
+def _filter(match: re.Match[str]) -> str:
+    name, column = match.group(1), match.group(2)
+    if name in VARIABLE_FILTERS:
+        return f"$__conditionalAll({column} IN (${{{name}:singlequote}}), ${name})"
+    if name in set(Filter):
+        return "1=1"  # the same as ('' = '' OR ...): a filter Grafana does not offer is "all"
+    return match.group()
+
+
+def _string_array(words: list[str]) -> str:
+    return (
+        "["
+        + ", ".join("'" + w.replace("\\", "\\\\").replace("'", "\\'") + "'" for w in words)
+        + "]"
+    )
+
+
+def translate(text: str, origin: str) -> str:
+    """`text`, ClickHouse with the service's parameters, in the plugin's terms (module doc)."""
+    text = _RANGE.sub(r"$__timeFilter(\1)", text)
+    text = _FILTER.sub(_filter, text)
+    text = text.replace("{from:DateTime64(3)}", "$__fromTime")
+    text = text.replace("{to:DateTime64(3)}", "$__toTime")
+    text = text.replace("{tz:String}", f"${{{TIME_ZONE_VARIABLE}:singlequote}}")
+    text = text.replace("{stop_words:Array(String)}", _string_array(stop_words()))
+    left = sorted({f"{{{m.group(1)}:{m.group(2)}}}" for m in _PARAMETER.finditer(text)})
+    if left:
+        raise UntranslatedParameter(f"{origin}: no Grafana form for {', '.join(left)}")
+    return text
+
+
+def shared_part(name: str) -> str:
+    """A shared part (`sql/_<name>.sql`) as one line of Grafana's query, comments left out."""
+    if name == "period":
+        return "$__timeInterval(timestamp)"
+    lines = [line.strip() for line in _COMMENT_LINE.sub("", _sql_file(f"_{name}")).splitlines()]
+    return translate("\n  ".join(line for line in lines if line), f"_{name}.sql")
+
+
+def panel_query(file: str) -> str:
+    """The panel SQL file `file` as the plugin's `rawSql` (its header comment kept: the plugin
+    strips comments before expanding macros, and the reader of the dashboard sees why)."""
+    text = _sql_file(file)
+    for part in SHARED_PARTS:
+        text = text.replace(f"/* {part} */", shared_part(part))
+    return translate(text, f"{file}.sql").strip() + "\n"
