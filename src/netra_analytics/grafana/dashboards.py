@@ -431,7 +431,14 @@ def operations() -> grafana.Dashboard:
             .title(title)
             .unit(unit)
             .datasource(PROMETHEUS)
-            .with_target(promql.Dataquery().expr(expr).legend_format(legend).range().ref_id("A"))
+            .with_target(
+                promql.Dataquery()
+                .datasource(PROMETHEUS)
+                .expr(expr)
+                .legend_format(legend)
+                .range()
+                .ref_id("A")
+            )
             .grid_pos(place)
         )
     return built
