@@ -184,6 +184,11 @@ def _add_grafana_parser(
         metavar="NAME=VALUE",
         help="an alert rule's threshold (grafana/alerts.py Thresholds), e.g. error_rate_percent=2",
     )
+    generate.add_argument(
+        "--embedded",
+        action="store_true",
+        help="for a service on its embedded store: every panel read through the service",
+    )
     return actions
 
 
@@ -201,7 +206,7 @@ def _grafana(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"netra-analytics grafana generate: bad --threshold: {exc}", file=sys.stderr)
             return 2
-        written = generate.write(args.out, thresholds)
+        written = generate.write(args.out, thresholds, args.embedded)
         print(f"wrote {len(written)} files under {args.out}")
         return 0
     return 2

@@ -50,10 +50,10 @@ def committed() -> dict[str, str]:
     }
 
 
-def dashboards() -> dict[str, dict[str, Any]]:
+def dashboards(embedded: bool = False) -> dict[str, dict[str, Any]]:
     return {
         Path(name).stem: json.loads(text)
-        for name, text in generate.build().items()
+        for name, text in generate.build(embedded=embedded).items()
         if name.startswith("dashboards/")
     }
 
@@ -128,17 +128,34 @@ def test_sql_panels_read_clickhouse_and_the_others_infinity() -> None:
     }  # fmt: skip
 
 
-def test_dashboards_with_clickhouse_panels_have_the_environment_and_version_variables() -> None:
-    for uid, doc in dashboards().items():
-        names = [v["name"] for v in doc["templating"].get("list", [])]
-        uses_clickhouse = any(
-            t["datasource"]["uid"] == "netra-clickhouse"
-            for p in doc["panels"]
-            for t in p["targets"]
+def test_dashboards_with_filtered_panels_have_the_environment_and_version_variables() -> None:
+    for board in catalog.DASHBOARDS:
+        filtered = any(
+            f in catalog.PANELS_BY_ID[p].filters
+            for p in board.panels
+            for f in (catalog.Filter.environment, catalog.Filter.app_version)
         )
-        if uses_clickhouse:
-            assert names[:2] == ["environment", "app_version"], uid
-            assert all(v["includeAll"] for v in doc["templating"]["list"][:2])
+        for embedded, kind in ((False, "query"), (True, "textbox")):
+            doc = dashboards(embedded)[f"netra-{board.name}"]
+            found = doc["templating"].get("list", [])
+            assert [v["name"] for v in found][-1] == "tz"
+            if filtered:
+                assert [v["name"] for v in found[:2]] == ["environment", "app_version"]
+                assert {v["type"] for v in found[:2]} == {kind}
+            else:
+                assert len(found) == 1, board.name
+
+
+def test_the_embedded_flavour_reads_every_panel_through_the_service() -> None:
+    files = generate.build(embedded=True)
+    assert "netra-clickhouse" not in "".join(files.values())
+    for uid, doc in dashboards(embedded=True).items():
+        assert validate_dashboard(doc) == [], uid
+        for panel in doc["panels"]:
+            [target] = panel["targets"]
+            assert target["datasource"]["uid"] in ("netra-infinity", "netra-prometheus")
+    sources = yaml.safe_load(files["provisioning/datasources/netra.yaml"])["datasources"]
+    assert {d["uid"] for d in sources} == {"netra-prometheus", "netra-infinity"}
 
 
 def test_the_business_charts_panels_carry_their_chart_function() -> None:

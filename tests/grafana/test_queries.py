@@ -25,11 +25,13 @@ from tests.dashboards.conftest import Filled
 NUMERIC = (int, float)
 
 
-def targets(datasource: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+def targets(
+    datasource: str, embedded: bool = False
+) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(dashboard uid, panel, target) of every target reading `datasource`."""
     return [
         (uid, panel, target)
-        for uid, doc in all_dashboards().items()
+        for uid, doc in all_dashboards(embedded).items()
         for panel in doc["panels"]
         for target in panel["targets"]
         if target["datasource"]["uid"] == datasource
@@ -38,6 +40,12 @@ def targets(datasource: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]
 
 CLICKHOUSE_TARGETS = targets("netra-clickhouse")
 INFINITY_TARGETS = targets("netra-infinity")
+# The panels the embedded flavour reads through the service and the default does not.
+EMBEDDED_TARGETS = [
+    (uid, panel, target)
+    for uid, panel, target in targets("netra-infinity", embedded=True)
+    if (uid, panel["title"]) not in {(u, p["title"]) for u, p, _ in INFINITY_TARGETS}
+]
 
 
 def context(filled: Filled, **variables: str) -> QueryContext:
@@ -143,35 +151,74 @@ def test_the_ingestion_stalled_rule_query_runs(filled: Filled, chdb_store: ChdbS
     assert row["data_age_seconds"] < alerts.Thresholds().data_age_seconds  # not firing
 
 
-@pytest.mark.parametrize(
-    ("uid", "panel", "target"),
-    INFINITY_TARGETS,
-    ids=[f"{u}:{p['title']}" for u, p, _ in INFINITY_TARGETS],
-)
-def test_every_infinity_panel_url_answers_its_declared_columns(
-    filled: Filled, uid: str, panel: dict[str, Any], target: dict[str, Any]
-) -> None:
+def infinity_csv(
+    filled: Filled, target: dict[str, Any], **variables: str
+) -> tuple[list[str], list[list[str]]]:
+    """The CSV the Infinity query asks the service for, its URL's variables replaced as Grafana
+    replaces them (the range as ISO times; a text-box variable as it is, empty by default)."""
     at = context(filled)
     grafana_values = {
         "${__from:date:iso}": at.start.isoformat(),
         "${__to:date:iso}": at.end.isoformat(),
         "${tz}": "Europe/Paris",
+        "${environment}": variables.get("environment", ""),
+        "${app_version}": variables.get("app_version", ""),
     }
     params = {
         p["key"]: grafana_values.get(p["value"], p["value"])
         for p in target["url_options"]["params"]
     }
+    assert not any("$" in v for v in params.values()), params
     panel_id = target["url"].removeprefix("/api/analytics/panels/")
     assert panel_id in PANELS_BY_ID and target["url"] == f"/api/analytics/panels/{panel_id}"
     reply = filled.client.get(target["url"], params=params)
     assert reply.status_code == 200, reply.text
     assert reply.headers["content-type"].startswith("text/csv")
-    header = next(csv.reader(io.StringIO(reply.text)))
-    declared = [c["selector"] for c in target["columns"]]
-    if declared:
-        assert header == declared, panel["title"]
+    header, *rows = list(csv.reader(io.StringIO(reply.text)))
+    return header, rows
+
+
+def check_csv(target: dict[str, Any], header: list[str], rows: list[list[str]]) -> None:
+    """The CSV has the declared columns (the survey scales: those of the kinds answered), and
+    the cells declared numbers parse as numbers."""
+    declared = {c["selector"]: c["type"] for c in target["columns"]}
+    assert rows and header[0] == next(iter(declared))
+    if header[0] == "scale":
+        assert len(header) > 1 and set(header) <= set(declared)
     else:
-        assert header[0] == "scale" and len(header) > 1  # survey kinds, one column each
+        assert header == list(declared)
+    for row in rows:
+        for name, cell in zip(header, row, strict=True):
+            if declared[name] == "number" and cell != "":
+                float(cell)
+
+
+@pytest.mark.parametrize(
+    ("uid", "panel", "target"),
+    INFINITY_TARGETS + EMBEDDED_TARGETS,
+    ids=[f"{u}:{p['title']}" for u, p, _ in INFINITY_TARGETS]
+    + [f"embedded:{u}:{p['title']}" for u, p, _ in EMBEDDED_TARGETS],
+)
+def test_every_infinity_panel_url_answers_its_declared_columns(
+    filled: Filled, uid: str, panel: dict[str, Any], target: dict[str, Any]
+) -> None:
+    header, rows = infinity_csv(filled, target)
+    check_csv(target, header, rows)
+
+
+def test_the_embedded_flavour_passes_the_environment_to_the_service(
+    filled: Filled, chdb_store: ChdbStore
+) -> None:
+    [target] = [
+        t
+        for u, p, t in EMBEDDED_TARGETS
+        if u == "netra-user-behavior" and p["title"] == "Active users"
+    ]
+    sql = title_query("netra-user-behavior", "Active users")
+    for environment in ("production", "staging"):
+        header, [row] = infinity_csv(filled, target, environment=environment)
+        [expected] = run(chdb_store, sql, context(filled, environment=environment))
+        assert header == ["value", "previous"] and int(row[0]) == expected["value"] > 0
 
 
 def metric_names() -> set[str]:
@@ -190,7 +237,7 @@ PROMQL_NAMES = sorted(
     {
         name
         for expr in [e for _, _, e, _ in OPERATIONS]
-        + [r.query for r in alerts.rules() if r.language == "promql"]
+        + [r.query for r in alerts.rules() + alerts.rules(True) if r.language == "promql"]
         for name in re.findall(r"\bnetra_\w+", expr)
     }
 )

@@ -67,18 +67,25 @@ def _sql(name: str) -> str:
     return (resources.files("netra_analytics.grafana") / "sql" / f"{name}.sql").read_text()
 
 
-def rules() -> tuple[Rule, ...]:
-    """The rules, one per failure the operators must hear about."""
+def rules(embedded: bool = False) -> tuple[Rule, ...]:
+    """The rules, one per failure the operators must hear about (with the embedded store,
+    which Grafana cannot query, data freshness comes from the service's own gauge)."""
+    stalled = (
+        Rule("netra-ingestion-stalled", "Ingestion stalled",
+             "The newest stored event is older than {threshold} s (data freshness).", "promql",
+             "max(netra_data_freshness_seconds)", "data_age_seconds", no_data="Alerting")
+        if embedded
+        else Rule("netra-ingestion-stalled", "Ingestion stalled",
+                  "The newest stored event is older than {threshold} s (data freshness).", "sql",
+                  _sql("alert_ingestion_stalled"), "data_age_seconds", no_data="Alerting")
+    )  # fmt: skip
     return (
         Rule("netra-error-rate", "Error rate over threshold",
              "More than {threshold} % of API requests answered 5xx over 5 minutes.", "promql",
              "100 * sum(rate(netra_api_requests_total{status_class=\"5xx\"}[5m]))"
              " / clamp_min(sum(rate(netra_api_requests_total[5m])), 1e-9)",
              "error_rate_percent"),
-        Rule("netra-ingestion-stalled", "Ingestion stalled",
-             "The newest stored event is older than {threshold} s (data freshness).", "sql",
-             _sql("alert_ingestion_stalled"), "data_age_seconds", pending="5m",
-             no_data="Alerting"),
+        stalled,
         Rule("netra-tag-heartbeat", "No tag heartbeat from a container",
              "A container's browser tag has not been heard for over {threshold} s.", "promql",
              "max by (container) (netra_tag_heartbeat_age_seconds)",
@@ -187,10 +194,10 @@ def rule(found: Rule, thresholds: Thresholds) -> alerting.Rule:
 _API_ONLY = ("folderUID", "orgID", "ruleGroup")
 
 
-def alert_rules_file(thresholds: Thresholds) -> dict[str, Any]:
+def alert_rules_file(thresholds: Thresholds, embedded: bool = False) -> dict[str, Any]:
     """The alerting provisioning file (apiVersion 1): one group in the folder."""
     found = []
-    for each in rules():
+    for each in rules(embedded):
         model: dict[str, Any] = json.loads(
             json.dumps(rule(each, thresholds).build(), cls=JSONEncoder)
         )

@@ -1,7 +1,7 @@
 """The catalog's dashboards as Grafana dashboards, built with grafana-foundation-sdk's typed
 builders (schemaVersion 42, Grafana 11/12), plus an Operations dashboard over Prometheus.
 
-Which datasource a panel reads (`source()`):
+Which datasource a panel reads (`source()`), for a ClickHouse server (the default):
 
 - ClickHouse (`netra-clickhouse`, grafana-clickhouse-datasource): every panel whose rows come
   from a catalog SQL file (`SqlQuery`), its SQL translated by `queries.panel_query`;
@@ -10,6 +10,10 @@ Which datasource a panel reads (`source()`):
   numbers (`LiveQuery`), the reports' parts (`ReportQuery`), and the health score, whose formula
   needs the batch writer's state (`SqlQuery` with a `shape`);
 - Prometheus (`netra-prometheus`): the Operations dashboard, from the service's `/metrics`.
+
+For the embedded store (chDB inside the service, which Grafana cannot reach), `embedded=True`
+reads every catalog panel through Infinity, the environment and app version filters passed to
+the panel endpoint from text-box variables (empty: all).
 
 Visualisations: core stat, timeseries, barchart (bars and funnels), piechart and table; the
 Business Charts panel (`volkovlabs-echarts-panel`) for the Sankey diagram, the word cloud, the
@@ -21,7 +25,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from grafana_foundation_sdk.builders import barchart, piechart, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
@@ -45,7 +49,13 @@ from netra_analytics.dashboards.catalog import (
     Visualisation,
 )
 from netra_analytics.dashboards.panels import _sql_file
-from netra_analytics.grafana.queries import TIME_ZONE_VARIABLE, VARIABLE_FILTERS, panel_query
+from netra_analytics.taxonomy import SurveyResponse
+from netra_analytics.grafana.queries import (
+    TIME_ZONE_VARIABLE,
+    VARIABLE_FILTERS,
+    panel_query,
+    select_columns,
+)
 
 FOLDER = "Netra Analytics"
 FOLDER_UID = "netra-analytics"
@@ -69,15 +79,17 @@ UNITS = {
 }
 
 # The columns of the Infinity panels' CSV (the panel endpoint's `columns`, routes.py), typed
-# for Infinity's parser; the tests compare them with the endpoint's over demo data. Panels with
-# columns only known at run time (one per survey question kind) are parsed as they come.
+# for Infinity's parser (a column not declared would arrive as text); the tests compare them
+# with the endpoint's over demo data. The survey scales have a column per question kind that
+# was answered: every kind the taxonomy knows is declared (one not answered is left empty).
 NUMBER, STRING = "number", "string"
+SURVEY_KINDS = get_args(get_type_hints(SurveyResponse)["question_type"])
 STAT_COLUMNS = (("value", NUMBER), ("previous", NUMBER))
 REPORT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "by_model": (("model", STRING), ("spend_cents", NUMBER)),
     "daily": (("period", STRING), ("spend_cents", NUMBER), ("projected_cents", NUMBER)),
     "survey_reported": (("measure", STRING), ("value", NUMBER)),
-    "surveys": (),
+    "surveys": (("scale", STRING), *((kind, NUMBER) for kind in SURVEY_KINDS)),
     "paths": (("source", STRING), ("target", STRING), ("value", NUMBER)),
     "cohorts": (("cohort", STRING), ("users", NUMBER), ("week", NUMBER), ("retention", NUMBER)),
     "onboarding": (("step", STRING), ("users", NUMBER), ("conversion_from_start", NUMBER)),
@@ -106,20 +118,31 @@ def uid(board: Dashboard) -> str:
     return f"netra-{board.name}"
 
 
-def source(panel: Panel) -> common.DataSourceRef:
+def source(panel: Panel, embedded: bool = False) -> common.DataSourceRef:
     """The datasource a catalog panel is read from in Grafana (module docstring)."""
     query = panel.query
-    if isinstance(query, SqlQuery) and query.shape is None:
+    if isinstance(query, SqlQuery) and query.shape is None and not embedded:
         return CLICKHOUSE
     return INFINITY
 
 
+LABELLED = (Visualisation.bar, Visualisation.pie, Visualisation.wordcloud)  # first column: text
+
+
 def infinity_columns(panel: Panel) -> tuple[tuple[str, str], ...]:
+    """The typed columns of a panel's CSV (its SQL file's, or the report table's)."""
     query = panel.query
     if panel.visualisation is Visualisation.stat:
         return STAT_COLUMNS
     if isinstance(query, ReportQuery):
         return REPORT_COLUMNS[query.field]
+    if isinstance(query, SqlQuery):
+        names = select_columns(query.file)
+        labelled = panel.visualisation in LABELLED
+        return tuple(
+            (name, STRING if name == "period" or (k == 0 and labelled) else NUMBER)
+            for k, name in enumerate(names)
+        )
     raise KeyError(f"panel {panel.id}: no Infinity columns")
 
 
@@ -165,14 +188,14 @@ def clickhouse_query(sql: str, ref_id: str = "A") -> Query:
 
 def infinity_query(panel: Panel) -> Query:
     """The panel endpoint's CSV through Infinity's backend parser: the dashboard's range as
-    ISO 8601 times, its time zone, no filters (the report-backed panels honour only the click
-    filters, which Grafana does not have)."""
+    ISO 8601 times, its time zone, and the environment and app version variables where the
+    panel honours them (the click filters Grafana does not have)."""
     params = [
         ("from", "${__from:date:iso}"),
         ("to", "${__to:date:iso}"),
         ("tz", f"${{{TIME_ZONE_VARIABLE}}}"),
         ("format", "csv"),
-    ]
+    ] + [(str(f), f"${{{f}}}") for f in VARIABLE_FILTERS if f in panel.filters]
     return Query(
         {
             "refId": "A",
@@ -195,9 +218,9 @@ def infinity_query(panel: Panel) -> Query:
     )
 
 
-def panel_target(panel: Panel) -> Query:
+def panel_target(panel: Panel, embedded: bool) -> Query:
     query = panel.query
-    if source(panel) is CLICKHOUSE:
+    if source(panel, embedded) is CLICKHOUSE:
         assert isinstance(query, SqlQuery)
         return clickhouse_query(panel_query(query.file))
     return infinity_query(panel)
@@ -225,7 +248,7 @@ def _unit(panel: Panel) -> str:
     return UNITS.get(panel.unit, f"suffix: {panel.unit}")
 
 
-def visualisation(panel: Panel) -> cogbuilder.Builder[model.Panel]:
+def visualisation(panel: Panel, embedded: bool) -> cogbuilder.Builder[model.Panel]:
     """The Grafana panel drawing a catalog visualisation, before its query and position."""
     kind = panel.visualisation
     unit = _unit(panel)
@@ -237,7 +260,12 @@ def visualisation(panel: Panel) -> cogbuilder.Builder[model.Panel]:
     if kind is Visualisation.timeseries:
         chart = timeseries.Panel().unit(unit).span_nulls(True)
         # $__timeInterval gives ClickHouse panels a time; other periods are labels ("2026-11-30").
-        timed = isinstance(panel.query, SqlQuery) and "/* period */" in _sql_file(panel.query.file)
+        query = panel.query
+        timed = (
+            source(panel, embedded) is CLICKHOUSE
+            and isinstance(query, SqlQuery)
+            and "/* period */" in _sql_file(query.file)
+        )
         return chart if timed else chart.with_transformation(_to_time("period"))
     if kind in (Visualisation.bar, Visualisation.funnel):
         bars = barchart.Panel().unit(unit).show_value(common.VisibilityMode.AUTO)
@@ -303,18 +331,30 @@ def _sql(name: str) -> str:
     return (resources.files("netra_analytics.grafana") / "sql" / f"{name}.sql").read_text()
 
 
-def variables(board: Dashboard) -> list[cogbuilder.Builder[model.VariableModel]]:
-    """Environment and app version (query variables over the store, "All" by default) where a
-    panel reads ClickHouse, and the time zone of hour and weekday buckets (a text box: Grafana's
-    `$__timezone` says `utc` or `browser`, which ClickHouse does not take)."""
+VARIABLE_LABELS = {"environment": "Environment", "app_version": "App version"}
+
+
+def variables(board: Dashboard, embedded: bool) -> list[cogbuilder.Builder[model.VariableModel]]:
+    """Environment and app version where a panel honours them (query variables over the store,
+    "All" by default; text boxes, empty for all, when the panels are read through the service),
+    and the time zone of hour and weekday buckets (a text box: Grafana's `$__timezone` says
+    `utc` or `browser`, which ClickHouse does not take)."""
     panels = [PANELS_BY_ID[p] for p in board.panels]
     found: list[cogbuilder.Builder[model.VariableModel]] = []
-    if any(source(p) is CLICKHOUSE for p in panels):
-        labels = {"environment": "Environment", "app_version": "App version"}
+    filtered = any(f in p.filters for p in panels for f in VARIABLE_FILTERS)
+    if embedded and filtered:
+        found.extend(
+            grafana.TextBoxVariable(str(name))
+            .label(VARIABLE_LABELS[str(name)])
+            .description("Empty: all")
+            .default_value("")
+            for name in VARIABLE_FILTERS
+        )
+    elif filtered:
         for name in VARIABLE_FILTERS:
             found.append(
                 grafana.QueryVariable(str(name))
-                .label(labels[str(name)])
+                .label(VARIABLE_LABELS[str(name)])
                 .datasource(CLICKHOUSE)
                 .query(_sql(f"variable_{name}"))
                 .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
@@ -333,14 +373,16 @@ def variables(board: Dashboard) -> list[cogbuilder.Builder[model.VariableModel]]
     return found
 
 
-def catalog_panel(panel: Panel, number: int, place: model.GridPos) -> cogbuilder.Builder[Any]:
-    builder: Any = visualisation(panel)
+def catalog_panel(
+    panel: Panel, number: int, place: model.GridPos, embedded: bool
+) -> cogbuilder.Builder[Any]:
+    builder: Any = visualisation(panel, embedded)
     placed: cogbuilder.Builder[Any] = (
         builder.id(number)
         .title(panel.title)
         .description(panel.description)
-        .datasource(source(panel))
-        .with_target(panel_target(panel))
+        .datasource(source(panel, embedded))
+        .with_target(panel_target(panel, embedded))
         .grid_pos(place)
     )
     return placed
@@ -350,7 +392,7 @@ def _refresh(seconds: int) -> str:
     return f"{seconds}s" if seconds < 60 else f"{seconds // 60}m"
 
 
-def dashboard(board: Dashboard) -> grafana.Dashboard:
+def dashboard(board: Dashboard, embedded: bool = False) -> grafana.Dashboard:
     panels = [PANELS_BY_ID[p] for p in board.panels]
     built = (
         grafana.Dashboard(board.title)
@@ -361,7 +403,7 @@ def dashboard(board: Dashboard) -> grafana.Dashboard:
         .timezone("browser")
         .time("now-15m" if board.live else "now-24h", "now")
         .refresh(_refresh(board.refresh_seconds))
-        .variables(variables(board))
+        .variables(variables(board, embedded))
         .links(
             [
                 grafana.DashboardLink("Netra Analytics")
@@ -374,7 +416,7 @@ def dashboard(board: Dashboard) -> grafana.Dashboard:
         )
     )
     for number, (panel, place) in enumerate(zip(panels, layout(panels), strict=True), 1):
-        built = built.with_panel(catalog_panel(panel, number, place))
+        built = built.with_panel(catalog_panel(panel, number, place, embedded))
     return built
 
 
@@ -450,8 +492,8 @@ def as_json(built: cogbuilder.Builder[model.Dashboard]) -> dict[str, Any]:
     return data
 
 
-def all_dashboards() -> dict[str, dict[str, Any]]:
+def all_dashboards(embedded: bool = False) -> dict[str, dict[str, Any]]:
     """Every generated dashboard's JSON model by uid: the catalog's, then Operations."""
-    found = {uid(board): as_json(dashboard(board)) for board in DASHBOARDS}
+    found = {uid(board): as_json(dashboard(board, embedded)) for board in DASHBOARDS}
     found[OPERATIONS_UID] = as_json(operations())
     return found

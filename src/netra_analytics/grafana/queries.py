@@ -83,3 +83,34 @@ def panel_query(file: str) -> str:
     for part in SHARED_PARTS:
         text = text.replace(f"/* {part} */", shared_part(part))
     return translate(text, f"{file}.sql").strip() + "\n"
+
+
+_WORD_OR_MARK = re.compile(r"'(?:[^'\\]|\\.)*'|--[^\n]*|\w+|[(),]")
+
+
+def select_columns(file: str) -> list[str]:
+    """The column names a panel SQL file answers: the aliases (or bare names) of its outermost
+    SELECT's items, in order (for declaring the columns of a panel read through the service)."""
+    depth, seen_select = 0, False
+    items: list[list[str]] = []
+    current: list[str] = []
+    for piece in _WORD_OR_MARK.findall(_sql_file(file)):
+        if piece.startswith("--"):
+            continue
+        word = piece.upper()
+        if depth == 0 and word == "SELECT" and not seen_select:
+            seen_select, current = True, []
+            continue
+        if not seen_select:
+            depth += (piece == "(") - (piece == ")")
+            continue
+        if depth == 0 and word == "FROM":
+            items.append(current)
+            break
+        depth += (piece == "(") - (piece == ")")
+        if depth == 0 and piece == ",":
+            items.append(current)
+            current = []
+        else:
+            current.append(piece)
+    return [item[-1] for item in items]
