@@ -166,8 +166,9 @@ def test_the_business_charts_panels_carry_their_chart_function() -> None:
         for panel in doc["panels"]:
             if panel["title"] in titles:
                 assert panel["type"] == "volkovlabs-echarts-panel"
-                assert "context.panel.data.series" in panel["options"]["getOption"]
-                assert "return {" in panel["options"]["getOption"]
+                body = panel["options"]["getOption"]
+                assert "context.panel.data.series" in body and "function chartOption(" in body
+                assert "import " not in body and "export " not in body
 
 
 def test_provisioning_files_name_the_agreed_uids_and_environment_variables() -> None:

@@ -49,13 +49,13 @@ from netra_analytics.dashboards.catalog import (
     Visualisation,
 )
 from netra_analytics.dashboards.panels import _sql_file
-from netra_analytics.taxonomy import SurveyResponse
 from netra_analytics.grafana.queries import (
     TIME_ZONE_VARIABLE,
     VARIABLE_FILTERS,
     panel_query,
     select_columns,
 )
+from netra_analytics.taxonomy import SurveyResponse
 
 FOLDER = "Netra Analytics"
 FOLDER_UID = "netra-analytics"
@@ -105,13 +105,15 @@ REPORT_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }  # fmt: skip
 
-# Which chart function draws which catalog visualisation in Business Charts.
-ECHARTS_FUNCTIONS = {
-    Visualisation.heatmap: "heatmap",
-    Visualisation.cohort_matrix: "cohort",
-    Visualisation.sankey: "sankey",
-    Visualisation.wordcloud: "wordcloud",
-}
+# The catalog visualisations no core panel draws: Business Charts with the built-in charts.
+ECHARTS_KINDS = (
+    Visualisation.heatmap,
+    Visualisation.cohort_matrix,
+    Visualisation.sankey,
+    Visualisation.wordcloud,
+)
+# The built-in dashboard's chart modules, in dependency order (format.js before charts.js).
+CHART_MODULES = ("format.js", "charts.js")
 
 
 def uid(board: Dashboard) -> str:
@@ -229,11 +231,22 @@ def panel_target(panel: Panel, embedded: bool) -> Query:
 # -- panels ----------------------------------------------------------------------------------------
 
 
+def _module_as_script(text: str) -> str:
+    """An ES module of the built-in dashboard as plain statements (a function body cannot
+    import or export): its imports dropped (the modules are put in order), `export ` removed."""
+    lines = [line for line in text.splitlines() if not line.startswith("import ")]
+    return "\n".join(line.removeprefix("export ") for line in lines)
+
+
 @cache
-def chart_function(name: str) -> str:
-    """A Business Charts function body: the shared column reader, then the chart's own part."""
-    folder = resources.files("netra_analytics.grafana") / "echarts"
-    return (folder / "_columns.js").read_text() + "\n" + (folder / f"{name}.js").read_text()
+def chart_function(kind: Visualisation, unit: str) -> str:
+    """A Business Charts function body drawing `kind` with the built-in dashboard's own chart
+    code (`chartOption` of static/charts.js), so Grafana and the built-in pages draw alike."""
+    static = resources.files("netra_analytics.dashboards") / "static"
+    shared = [_module_as_script((static / name).read_text()) for name in CHART_MODULES]
+    end = (resources.files("netra_analytics.grafana") / "echarts" / "panel.js").read_text()
+    end = end.replace("VISUALISATION", json.dumps(kind.value)).replace("UNIT", json.dumps(unit))
+    return "\n".join([*shared, end])
 
 
 def _to_time(field: str) -> model.DataTransformerConfig:
@@ -283,6 +296,8 @@ def visualisation(panel: Panel, embedded: bool) -> cogbuilder.Builder[model.Pane
         )
     if kind is Visualisation.table:
         return table.Panel()
+    if kind not in ECHARTS_KINDS:
+        raise ValueError(f"panel {panel.id}: no Grafana panel draws {kind.value}")
     return (
         grafana.Panel()
         .type(ECHARTS)
@@ -291,7 +306,7 @@ def visualisation(panel: Panel, embedded: bool) -> cogbuilder.Builder[model.Pane
                 "renderer": "canvas",
                 "editorMode": "code",
                 "map": "none",
-                "getOption": chart_function(ECHARTS_FUNCTIONS[kind]),
+                "getOption": chart_function(kind, panel.unit),
             }
         )
     )
