@@ -151,6 +151,12 @@ def test_the_ingestion_stalled_rule_query_runs(filled: Filled, chdb_store: ChdbS
     assert row["data_age_seconds"] < alerts.Thresholds().data_age_seconds  # not firing
 
 
+def iso_z(moment: datetime) -> str:
+    """A time as Grafana's `:date:iso` formats it (JavaScript's toISOString: ms, `Z`)."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
 def infinity_csv(
     filled: Filled, target: dict[str, Any], **variables: str
 ) -> tuple[list[str], list[list[str]]]:
@@ -158,8 +164,8 @@ def infinity_csv(
     replaces them (the range as ISO times; a text-box variable as it is, empty by default)."""
     at = context(filled)
     grafana_values = {
-        "${__from:date:iso}": at.start.isoformat(),
-        "${__to:date:iso}": at.end.isoformat(),
+        "${__from:date:iso}": iso_z(at.start),
+        "${__to:date:iso}": iso_z(at.end),
         "${tz}": "Europe/Paris",
         "${environment}": variables.get("environment", ""),
         "${app_version}": variables.get("app_version", ""),
