@@ -206,3 +206,13 @@ def test_the_cli_writes_the_files_and_sets_thresholds(tmp_path: Path) -> None:
     written = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
     assert written == set(generate.build())
     assert cli.main(["grafana", "generate", "--out", str(tmp_path), "--threshold", "x=1"]) == 2
+
+
+def test_time_series_over_the_store_are_hourly_at_the_finest() -> None:
+    for doc in dashboards().values():
+        for panel in doc["panels"]:
+            sql = panel["targets"][0].get("rawSql", "")
+            if panel["type"] == "timeseries" and "$__timeInterval(" in sql:
+                assert panel["interval"] == "1h", panel["title"]
+            elif panel["type"] == "timeseries" and panel["datasource"]["uid"] != "netra-prometheus":
+                assert panel["transformations"][0]["id"] == "convertFieldType", panel["title"]

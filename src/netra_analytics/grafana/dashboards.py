@@ -65,6 +65,7 @@ PROMETHEUS = common.DataSourceRef(type_val="prometheus", uid="netra-prometheus")
 INFINITY = common.DataSourceRef(type_val="yesoreyeram-infinity-datasource", uid="netra-infinity")
 ECHARTS = "volkovlabs-echarts-panel"
 PANEL_ROUTE = "/api/analytics/panels/{id}"
+MIN_INTERVAL = "1h"  # of time series over the store (the built-in dashboard's hour buckets)
 CLICKHOUSE_TABLE_FORMAT = 1  # sqlds' FormatOptionTable: rows as they come, one frame
 
 # Grafana units for the catalog's (custom "suffix:" units for counts of things).
@@ -279,7 +280,11 @@ def visualisation(panel: Panel, embedded: bool) -> cogbuilder.Builder[model.Pane
             and isinstance(query, SqlQuery)
             and "/* period */" in _sql_file(query.file)
         )
-        return chart if timed else chart.with_transformation(_to_time("period"))
+        # The catalog's finest bucket is the hour: Grafana's interval, and so $__timeInterval,
+        # no finer (wider on long ranges, as Grafana fits the points to the panel).
+        return (
+            chart.interval(MIN_INTERVAL) if timed else chart.with_transformation(_to_time("period"))
+        )
     if kind in (Visualisation.bar, Visualisation.funnel):
         bars = barchart.Panel().unit(unit).show_value(common.VisibilityMode.AUTO)
         if kind is Visualisation.funnel:
