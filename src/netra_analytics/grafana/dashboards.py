@@ -324,16 +324,20 @@ STAT_HEIGHT, CHART_HEIGHT = 4, 9
 
 
 def layout(panels: list[Panel]) -> list[model.GridPos]:
-    """Stat tiles first, side by side (a row of up to six); then charts, two to a row, a
-    `wide` one alone on its row; in the catalog's reading order."""
+    """Stat tiles first, side by side (rows of up to six, as even as they can be: seven tiles
+    are four and three); then charts, two to a row, a `wide` one alone on its row; in the
+    catalog's reading order."""
     tiles = [p for p in panels if p.visualisation is Visualisation.stat]
     places: dict[str, model.GridPos] = {}
     y = 0
-    for start in range(0, len(tiles), 6):
-        row = tiles[start : start + 6]
-        width = GRID_COLUMNS // len(row)
-        for k, panel in enumerate(row):
-            places[panel.id] = model.GridPos(h=STAT_HEIGHT, w=width, x=k * width, y=y)
+    per_row = -(-len(tiles) // -(-len(tiles) // 6)) if tiles else 1  # ceil(n / ceil(n / 6))
+    for start in range(0, len(tiles), per_row):
+        row = tiles[start : start + per_row]
+        x = 0
+        for k, panel in enumerate(row):  # the row's full width, the first tiles a column wider
+            width = GRID_COLUMNS // len(row) + (k < GRID_COLUMNS % len(row))
+            places[panel.id] = model.GridPos(h=STAT_HEIGHT, w=width, x=x, y=y)
+            x += width
         y += STAT_HEIGHT
     x = 0
     for panel in (p for p in panels if p.visualisation is not Visualisation.stat):
