@@ -16,7 +16,9 @@ time macros (`pkg/macros/macros.go`):
     $__timeInterval(c)   toStartOfInterval(toDateTime(c), INTERVAL <interval s, at least 1> second)
     $__interval_s        <interval s, at least 1>
 
-Times are whole seconds since the epoch (Go's `Unix()`: truncated) or milliseconds.
+Times are whole seconds since the epoch (Go's `Unix()`: truncated) or milliseconds. Macros in
+comments, string literals and quoted identifiers stay as they are, and so do unknown ones; a
+macro with the wrong number of arguments is an error (`MacroError`), as in the plugin.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ _VARIABLE_IN_ARG = re.compile(r"(?<=\$\{)[\w\d]+(?=\})|(?<=\$)[\w\d]+")
 # ${name}, ${name:format}, $name (not $__macros: Grafana's own globals start with __)
 _TEMPLATE_VARIABLE = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(?!__)(\w+)")
 _MACRO = re.compile(r"\$__(\w+)")
+# Where the plugin expands no macro (macropro's LineComment, BlockComment, BackslashEscape,
+# BacktickQuote): comments, string literals, quoted identifiers.
+_NOT_CODE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^'\\]|\\.)*'|`[^`]*`", re.DOTALL)
 
 
 class MacroError(ValueError):
@@ -139,9 +144,11 @@ def apply_time_macros(query: str, context: QueryContext) -> str:
             f"toStartOfInterval(toDateTime({c}), INTERVAL {interval_s} second)"
         ),
     }
+    protected = [m.span() for m in _NOT_CODE.finditer(query)]
     out, position = [], 0
     for match in _MACRO.finditer(query):
-        if match.start() < position:
+        inside = any(start <= match.start() < end for start, end in protected)
+        if match.start() < position or inside:
             continue
         name = match.group(1)
         out.append(query[position : match.start()])
@@ -158,8 +165,9 @@ def apply_time_macros(query: str, context: QueryContext) -> str:
         elif name in bare:
             out.append(bare[name])
             position = match.end()
-        else:
-            raise MacroError(f"unknown macro $__{name}")
+        else:  # left as it is, as the plugin leaves it (ClickHouse then refuses the `$`)
+            out.append(match.group())
+            position = match.end()
     out.append(query[position:])
     return "".join(out)
 
