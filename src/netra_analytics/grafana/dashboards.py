@@ -17,7 +17,8 @@ the panel endpoint from text-box variables (empty: all).
 
 Visualisations: core stat, timeseries, barchart (bars and funnels), piechart and table; the
 Business Charts panel (`volkovlabs-echarts-panel`) for the Sankey diagram, the word cloud, the
-weekday x hour heatmap and the cohort matrix, with the chart functions in `echarts/*.js`.
+weekday x hour heatmap and the cohort matrix, drawn by the built-in dashboard's own chart code
+(`chart_function`).
 """
 
 from __future__ import annotations
@@ -48,12 +49,12 @@ from netra_analytics.dashboards.catalog import (
     SqlQuery,
     Visualisation,
 )
-from netra_analytics.dashboards.panels import _sql_file
 from netra_analytics.grafana.queries import (
     TIME_ZONE_VARIABLE,
     VARIABLE_FILTERS,
     panel_query,
     select_columns,
+    sql_file,
 )
 from netra_analytics.taxonomy import SurveyResponse
 
@@ -278,7 +279,7 @@ def visualisation(panel: Panel, embedded: bool) -> cogbuilder.Builder[model.Pane
         timed = (
             source(panel, embedded) is CLICKHOUSE
             and isinstance(query, SqlQuery)
-            and "/* period */" in _sql_file(query.file)
+            and "/* period */" in sql_file(query.file)
         )
         # The catalog's finest bucket is the hour: Grafana's interval, and so $__timeInterval,
         # no finer (wider on long ranges, as Grafana fits the points to the panel).

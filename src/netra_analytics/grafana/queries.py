@@ -18,9 +18,10 @@ Anything else left in `{name:Type}` form fails the generation, naming the file.
 from __future__ import annotations
 
 import re
+from importlib import resources
 
 from netra_analytics.dashboards.catalog import Filter
-from netra_analytics.dashboards.panels import SHARED_PARTS, _sql_file, stop_words
+from netra_analytics.dashboards.panels import SHARED_PARTS, stop_words
 
 VARIABLE_FILTERS = (Filter.environment, Filter.app_version)  # dashboard template variables
 TIME_ZONE_VARIABLE = "tz"
@@ -31,6 +32,11 @@ _RANGE = re.compile(
 _FILTER = re.compile(r"\(\{(\w+):String\} = '' OR (\w+) = \{\1:String\}\)")
 _PARAMETER = re.compile(r"(?<!\$)\{(\w+):([^}]+)\}")
 _COMMENT_LINE = re.compile(r"^\s*--.*$\n?", re.MULTILINE)
+
+
+def sql_file(name: str) -> str:
+    """A panel SQL file of `dashboards/sql/` as written (its shared parts not put in)."""
+    return (resources.files("netra_analytics.dashboards") / "sql" / f"{name}.sql").read_text()
 
 
 class UntranslatedParameter(ValueError):
@@ -72,14 +78,14 @@ def shared_part(name: str) -> str:
     """A shared part (`sql/_<name>.sql`) as one line of Grafana's query, comments left out."""
     if name == "period":
         return "$__timeInterval(timestamp)"
-    lines = [line.strip() for line in _COMMENT_LINE.sub("", _sql_file(f"_{name}")).splitlines()]
+    lines = [line.strip() for line in _COMMENT_LINE.sub("", sql_file(f"_{name}")).splitlines()]
     return translate("\n  ".join(line for line in lines if line), f"_{name}.sql")
 
 
 def panel_query(file: str) -> str:
     """The panel SQL file `file` as the plugin's `rawSql` (its header comment kept: the plugin
     strips comments before expanding macros, and the reader of the dashboard sees why)."""
-    text = _sql_file(file)
+    text = sql_file(file)
     for part in SHARED_PARTS:
         text = text.replace(f"/* {part} */", shared_part(part))
     return translate(text, f"{file}.sql").strip() + "\n"
@@ -94,7 +100,7 @@ def select_columns(file: str) -> list[str]:
     depth, seen_select = 0, False
     items: list[list[str]] = []
     current: list[str] = []
-    for piece in _WORD_OR_MARK.findall(_sql_file(file)):
+    for piece in _WORD_OR_MARK.findall(sql_file(file)):
         if piece.startswith("--"):
             continue
         word = piece.upper()
