@@ -35,7 +35,9 @@ class Thresholds:
     """When each rule fires (its value above the threshold for `for`)."""
 
     error_rate_percent: float = 5.0  # API answers that were 5xx, % of requests over 5 min
-    data_age_seconds: float = 900.0  # newest stored event older than this: ingestion stalled
+    # Newest stored event older than this: ingestion stalled (raise it for a product quiet at
+    # night, whose traffic may pause longer without anything being wrong).
+    data_age_seconds: float = 900.0
     tag_heartbeat_age_seconds: float = 900.0  # a container's tag silent for longer than this
     report_p95_seconds: float = 2.0  # p95 of report queries over 5 min
     rate_limited_per_second: float = 10.0  # events refused by the per-user limit, per second
