@@ -68,3 +68,21 @@ def test_from_time_is_the_unix_second_truncated(moment: datetime) -> None:
     start = moment.replace(tzinfo=UTC)
     sql = expand("$__fromTime", QueryContext(start, start + timedelta(hours=1)))
     assert sql == f"toDateTime({int(start.timestamp() // 1)})"
+
+
+def test_the_plugins_own_test_vectors() -> None:
+    """pkg/macros/macros_test.go: from 2014-11-12T11:45:26.371Z to 2015-11-12T11:45:26.371Z,
+    interval 20 s."""
+    start = datetime(2014, 11, 12, 11, 45, 26, 371_000, tzinfo=UTC)
+    end = datetime(2015, 11, 12, 11, 45, 26, 371_000, tzinfo=UTC)
+    at = QueryContext(start, end, timedelta(seconds=20))
+    assert expand("$__fromTime", at) == "toDateTime(1415792726)"
+    assert expand("$__toTime", at) == "toDateTime(1447328726)"
+    assert expand("$__fromTime_ms", at) == "fromUnixTimestamp64Milli(1415792726371)"
+    assert expand("$__toTime_ms", at) == "fromUnixTimestamp64Milli(1447328726371)"
+    assert expand("$__dateFilter(dateCol)", at) == (
+        "dateCol >= toDate('2014-11-12') AND dateCol <= toDate('2015-11-12')"
+    )
+    assert expand("$__timeInterval(col)", at) == (
+        "toStartOfInterval(toDateTime(col), INTERVAL 20 second)"
+    )

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 ALL = "$__all"  # the value Grafana gives a variable whose "All" option is selected
 
@@ -114,12 +114,15 @@ def apply_variables(query: str, variables: Mapping[str, str]) -> str:
     return _TEMPLATE_VARIABLE.sub(replace, query)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _seconds(moment: datetime) -> int:
-    return int(moment.timestamp() // 1)
+    return (moment - EPOCH) // timedelta(seconds=1)  # exact: no float rounding
 
 
 def _millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000 // 1)
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def apply_time_macros(query: str, context: QueryContext) -> str:
@@ -138,7 +141,8 @@ def apply_time_macros(query: str, context: QueryContext) -> str:
         "timeFilter": lambda c: f"{c} >= {bare['fromTime']} AND {c} <= {bare['toTime']}",
         "timeFilter_ms": lambda c: f"{c} >= {bare['fromTime_ms']} AND {c} <= {bare['toTime_ms']}",
         "dateFilter": lambda c: (
-            f"{c} >= toDate('{context.start:%Y-%m-%d}') AND {c} <= toDate('{context.end:%Y-%m-%d}')"
+            f"{c} >= toDate('{context.start.astimezone(UTC):%Y-%m-%d}')"
+            f" AND {c} <= toDate('{context.end.astimezone(UTC):%Y-%m-%d}')"
         ),
         "timeInterval": lambda c: (
             f"toStartOfInterval(toDateTime({c}), INTERVAL {interval_s} second)"
