@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -262,3 +264,21 @@ def test_prometheus_queries_name_declared_metrics() -> None:
 def test_the_generated_files_hold_every_rule_query_checked_here() -> None:
     text = generate.build()["provisioning/alerting/netra-alerts.yaml"]
     assert all(rule.uid in text for rule in alerts.rules())
+
+
+def test_the_app_version_variable_and_time_zone_reach_the_query(
+    filled: Filled, chdb_store: ChdbStore
+) -> None:
+    version = Counter(e["context"].get("app_version") for e in filled.events).most_common(1)[0][0]
+    at = context(filled, app_version=version, tz="America/New_York")
+    rows = run(
+        chdb_store, title_query("netra-prompt-analytics", "Usage patterns (hour × weekday)"), at
+    )
+    zone = ZoneInfo("America/New_York")
+    expected = Counter(
+        (moment.hour, moment.isoweekday())
+        for e in filled.events
+        if e["context"].get("app_version") == version
+        for moment in [datetime.fromisoformat(e["timestamp"]).astimezone(zone)]
+    )
+    assert {(r["hour"], r["weekday"]): r["events"] for r in rows} == dict(expected)
