@@ -509,6 +509,25 @@ def alert_rule_body(
     return body
 
 
+def referenced_variables(root: Path) -> set[str]:
+    """The environment variables the provisioning files under `root` read, where Grafana
+    reads them (so the Grafana container, or `grafana push`, must be given each)."""
+    names: set[str] = set()
+    for entry in layout.read_yaml(root, layout.DATASOURCES).get("datasources") or []:
+        layout.interpolate(
+            {key: entry[key] for key in DATASOURCE_FIELDS if key in entry}, {}, names
+        )
+    for point in layout.read_yaml(root, layout.CONTACT_POINTS).get("contactPoints") or []:
+        layout.interpolate({key: point.get(key) for key in ("name", "receivers")}, {}, names)
+    for group in layout.read_yaml(root, layout.ALERT_RULES).get("groups") or []:
+        layout.interpolate(
+            {key: group.get(key) for key in ("name", "folder", "interval")}, {}, names
+        )
+        for rule in group.get("rules") or []:
+            alert_rule_body(rule, "", "", {}, names)
+    return {name for name in names if not name.startswith("file ")}
+
+
 def _same_rule(existing: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
     """Grafana answers `for` in its own spelling (`300s` comes back `5m`): compared in seconds."""
     if _seconds(str(existing.get("for") or "0s")) != _seconds(str(body["for"])):
