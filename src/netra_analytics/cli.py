@@ -240,7 +240,7 @@ def _grafana(args: argparse.Namespace) -> int:
 
         problems = check(args.dir)
         for problem in problems:
-            print(f"{args.dir}/{problem}", file=sys.stderr)
+            print(f"{args.dir}: {problem}", file=sys.stderr)
         if not problems:
             print(f"{args.dir}: the Grafana files are valid and up to date")
         return 1 if problems else 0

@@ -94,7 +94,7 @@ def test_broken_files_fail_with_one_line_each(
     ]
     assert cli.main(["grafana", "check", "--dir", str(grafana_dir)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err == [f"{grafana_dir}/{problem}" for problem in problems]
+    assert err == [f"{grafana_dir}: {problem}" for problem in problems]
 
 
 @pytest.mark.usefixtures("generator")

@@ -257,3 +257,16 @@ def test_the_stand_in_refuses_what_grafana_refuses() -> None:
         assert rule.status_code == 400 and "condition B does not exist" in rule.json()["message"]
         bearer = client.get("/api/folders/f", headers={"Authorization": "Basic YWRtaW46YWRtaW4="})
         assert bearer.status_code == 401 and bearer.json()["message"] == "Invalid API key"
+
+
+def test_comparison_tolerates_what_grafana_adds_or_leaves_out() -> None:
+    from netra_analytics.grafana.push import _contains, _seconds
+
+    stored = {"uid": "r", "id": 7, "data": [{"model": {"expr": "up", "intervalMs": 1000}}]}
+    assert _contains(stored, {"uid": "r", "labels": {}, "isPaused": False,
+                              "data": [{"model": {"expr": "up"}}]})  # fmt: skip
+    assert not _contains(stored, {"uid": "r", "labels": {"team": "x"}})
+    assert not _contains(stored, {"data": [{"model": {"expr": "up"}}, {"model": {}}]})
+    assert not _contains(stored, {"data": [{"model": {"expr": "down"}}]})
+    assert _seconds("300s") == _seconds("5m") == 300
+    assert _seconds("1h30m") == 5400

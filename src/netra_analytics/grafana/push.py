@@ -267,6 +267,24 @@ class _Pusher:
         self.report.item(kind, uid, outcome)
         return True
 
+    def _upsert(
+        self,
+        existing: Any,
+        create_path: str,
+        update_path: str,
+        body: dict[str, Any],
+        same: Callable[[Any], bool],
+        headers: dict[str, str] | None = None,
+    ) -> str:
+        """POST to create what is absent, PUT what differs, nothing when it is the same."""
+        if existing is None:
+            self.grafana.write("POST", create_path, body, headers)
+            return "created"
+        if same(existing):
+            return "unchanged"
+        self.grafana.write("PUT", update_path, body, headers)
+        return "updated"
+
     def _plugin_missing(self, plugin_id: str) -> bool:
         if plugin_id not in self.plugins:
             found = self.grafana.get(f"/api/plugins/{quote(plugin_id, safe='')}/settings")
@@ -321,15 +339,14 @@ class _Pusher:
 
         def action() -> str:
             path = f"/api/datasources/uid/{quote(uid, safe='')}"
-            existing = self.grafana.get(path)
-            if existing is None:
-                self.grafana.write("POST", "/api/datasources", body)
-                return "created"
             public = {key: value for key, value in body.items() if key != "secureJsonData"}
-            if "secureJsonData" not in body and _contains(existing, public):
-                return "unchanged"
-            self.grafana.write("PUT", path, body)
-            return "updated"
+            return self._upsert(
+                self.grafana.get(path),
+                "/api/datasources",
+                path,
+                body,
+                lambda existing: "secureJsonData" not in body and _contains(existing, public),
+            )
 
         self._attempt("datasource", uid, action)
 
@@ -380,21 +397,14 @@ class _Pusher:
 
             def action(body: dict[str, Any] = body, uid: str = uid) -> str:
                 found = self.grafana.get("/api/v1/provisioning/contact-points", name=name) or []
-                existing = next((cp for cp in found if cp.get("uid") == uid), None)
-                if existing is None:
-                    self.grafana.write(
-                        "POST", "/api/v1/provisioning/contact-points", body, self.provenance
-                    )
-                    return "created"
-                if _contains(existing, body):
-                    return "unchanged"
-                self.grafana.write(
-                    "PUT",
+                return self._upsert(
+                    next((cp for cp in found if cp.get("uid") == uid), None),
+                    "/api/v1/provisioning/contact-points",
                     f"/api/v1/provisioning/contact-points/{quote(uid, safe='')}",
                     body,
+                    lambda existing: _contains(existing, body),
                     self.provenance,
                 )
-                return "updated"
 
             self._attempt("contact point", uid, action)
 
@@ -440,16 +450,14 @@ class _Pusher:
 
         def action() -> str:
             path = f"/api/v1/provisioning/alert-rules/{quote(uid, safe='')}"
-            existing = self.grafana.get(path)
-            if existing is None:
-                self.grafana.write(
-                    "POST", "/api/v1/provisioning/alert-rules", body, self.provenance
-                )
-                return "created"
-            if _same_rule(existing, body):
-                return "unchanged"
-            self.grafana.write("PUT", path, body, self.provenance)
-            return "updated"
+            return self._upsert(
+                self.grafana.get(path),
+                "/api/v1/provisioning/alert-rules",
+                path,
+                body,
+                lambda existing: _same_rule(existing, body),
+                self.provenance,
+            )
 
         return self._attempt("alert rule", uid, action)
 
@@ -540,8 +548,11 @@ def _contains(stored: Any, wanted: Any) -> bool:
     fields, ids, versions and defaults, to what it keeps)."""
     if isinstance(wanted, dict):
         return isinstance(stored, dict) and all(
-            key in stored and _contains(stored[key], value) for key, value in wanted.items()
+            _contains(stored[key], value) if key in stored else _empty(value)
+            for key, value in wanted.items()
         )
+    if stored is None and _empty(wanted):
+        return True
     if isinstance(wanted, list):
         return (
             isinstance(stored, list)
@@ -549,6 +560,11 @@ def _contains(stored: Any, wanted: Any) -> bool:
             and all(_contains(s, w) for s, w in zip(stored, wanted, strict=True))
         )
     return bool(stored == wanted)
+
+
+def _empty(value: Any) -> bool:
+    """Zero values Grafana leaves out of what it returns (`omitempty`)."""
+    return value is None or value == {} or value == [] or value is False or value == ""
 
 
 def _seconds(duration: str) -> float:
