@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_keys_parser(commands)
     _add_grafana_parser(commands)
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        return _demo(args.url, args.users, args.days, args.seed, args.timeout, args.api_key)
     if args.command == "grafana":
         return _grafana(args)
+    if args.command == "demo":
+        return _demo(args.url, args.users, args.days, args.seed, args.timeout, args.api_key)
 
     try:
         settings = Settings.from_env(os.environ)
@@ -167,6 +167,26 @@ def _demo(url: str, users: int, days: int, seed: int, timeout: float, api_key: s
     return 0 if summary.rejected == 0 else 1
 
 
+def _add_grafana_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """`grafana <action>`; the actions' parsers, for more to be added beside `generate`."""
+    from netra_analytics.grafana import commands as grafana_commands
+
+    grafana = commands.add_parser("grafana", help="Grafana provisioning from the panel catalog")
+    actions = grafana.add_subparsers(dest="action", required=True)
+    grafana_commands.add_parsers(actions)  # push, check
+    return actions
+
+
+def _grafana(args: argparse.Namespace) -> int:
+    from netra_analytics.grafana import commands as grafana_commands
+
+    if args.action in grafana_commands.ACTIONS:
+        return grafana_commands.run(args)
+    return 2
+
+
 def _add_keys_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     actions = keys.add_subparsers(dest="action", required=True)
@@ -208,60 +228,3 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
-
-
-GRAFANA_TOKEN_ENV = "GRAFANA_API_TOKEN"  # noqa: S105 (a variable name; keeps the token off argv)
-
-
-def _add_grafana_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    grafana = commands.add_parser("grafana", help="Grafana's provisioning files under grafana/")
-    actions = grafana.add_subparsers(dest="action", required=True)
-    push = actions.add_parser(
-        "push",
-        help="upload the folder, datasources, dashboards, contact points and alert rules to "
-        f"GRAFANA_API_URL with {GRAFANA_TOKEN_ENV} (idempotent by uid)",
-    )
-    push.add_argument("--dir", type=Path, default=Path("grafana"), help="default: grafana")
-    push.add_argument(
-        "--editable",
-        action="store_true",
-        help="send X-Disable-Provenance so alert rules and contact points stay editable in "
-        "Grafana's UI (default: locked there, as provisioned resources are)",
-    )
-    check = actions.add_parser("check", help="validate the files offline (exit 1 on a problem)")
-    check.add_argument("--dir", type=Path, default=Path("grafana"), help="default: grafana")
-
-
-def _grafana(args: argparse.Namespace) -> int:
-    from netra_analytics.grafana import layout
-
-    if args.action == "check":
-        from netra_analytics.grafana.check import check
-
-        problems = check(args.dir)
-        for problem in problems:
-            print(f"{args.dir}: {problem}", file=sys.stderr)
-        if not problems:
-            print(f"{args.dir}: the Grafana files are valid and up to date")
-        return 1 if problems else 0
-
-    from netra_analytics.grafana.push import push
-
-    try:
-        url = Settings.from_env(os.environ).grafana_api_url
-    except ConfigError as exc:
-        print(f"netra-analytics: configuration error: {exc}", file=sys.stderr)
-        return 2
-    token = os.environ.get(GRAFANA_TOKEN_ENV, "").strip()
-    if url is None or not token:
-        print(
-            f"netra-analytics grafana push: set GRAFANA_API_URL and {GRAFANA_TOKEN_ENV}",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        report = push(args.dir, url, token, os.environ, editable=args.editable)
-    except layout.LayoutError as exc:
-        print(f"netra-analytics grafana push: {args.dir}/{exc}", file=sys.stderr)
-        return 1
-    return 1 if report.failed else 0

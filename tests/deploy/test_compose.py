@@ -17,7 +17,7 @@ import yaml
 from netra_analytics.config import Settings
 from netra_analytics.grafana import layout
 from netra_analytics.grafana.push import referenced_variables
-from tests.grafana.conftest import FIXTURES
+from tests.grafana.fixture_files import FIXTURES
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

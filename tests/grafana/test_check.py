@@ -14,9 +14,14 @@ import pytest
 
 from netra_analytics import cli
 from netra_analytics.grafana.check import check
-from tests.grafana.conftest import FIXTURES
+from tests.grafana.fixture_files import FIXTURES, copy_fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def grafana_dir(tmp_path: Path) -> Path:
+    return copy_fixtures(tmp_path)
 
 
 def _stub_schema(doc: dict[str, Any]) -> list[str]:

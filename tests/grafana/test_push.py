@@ -10,10 +10,15 @@ import httpx
 import pytest
 
 from netra_analytics import cli
-from tests.grafana.conftest import FIXTURE_ENV
+from tests.grafana.fixture_files import FIXTURE_ENV, copy_fixtures
 from tests.support import grafana_api
 
 TOKEN = "glsa_fixtureServiceAccountToken_0123456789"
+
+
+@pytest.fixture
+def grafana_dir(tmp_path: Path) -> Path:
+    return copy_fixtures(tmp_path)
 
 
 @pytest.fixture

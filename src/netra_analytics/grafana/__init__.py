@@ -1,2 +1,2 @@
-"""Grafana for this service: generated provisioning files (`generate`), their offline check
-(`check`) and their upload to a running Grafana (`push`)."""
+"""Grafana provisioning generated from the panel catalog (`generate.build()`), the plugin's
+macro expansion (`macros`) and validation against Grafana's dashboard JSON schema (`schema`)."""

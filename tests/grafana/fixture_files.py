@@ -1,9 +1,9 @@
+"""Grafana files in the layout of CONTRACTS-17-18, for the push and check tests."""
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-
-import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grafana"
 # What the fixture files read from the environment, as an operator would export it.
@@ -22,8 +22,7 @@ FIXTURE_ENV = {
 }
 
 
-@pytest.fixture
-def grafana_dir(tmp_path: Path) -> Path:
+def copy_fixtures(tmp_path: Path) -> Path:
     """A copy of the fixture files (tests change it)."""
     target = tmp_path / "grafana"
     shutil.copytree(FIXTURES, target)
