@@ -185,6 +185,26 @@ def test_a_missing_plugin_is_one_line_per_item_and_the_rest_is_pushed(
 
 
 @pytest.mark.usefixtures("environment")
+def test_grafana_refusing_one_item_is_one_line_with_its_message(
+    grafana_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with grafana_api.running(TOKEN) as (url, grafana):
+        # A datasource that Grafana's own file provisioning owns there (read-only).
+        grafana.datasources["netra-prometheus"] = {
+            "uid": "netra-prometheus", "name": "Netra Prometheus", "type": "prometheus",
+            "url": "http://elsewhere:9090", "id": 99, "orgId": 1, "version": 1, "readOnly": True,
+        }  # fmt: skip
+        code, lines = run_push(monkeypatch, capsys, url, grafana_dir)
+    assert code == 1
+    assert [line for line in lines if "failed" in line] == [
+        "datasource netra-prometheus: failed: Grafana answered 403: Cannot update read-only "
+        "data source"
+    ]
+    assert grafana.datasources["netra-prometheus"]["url"] == "http://elsewhere:9090"
+    assert "alert rule netra-error-rate: created" in lines  # the rest goes on
+
+
+@pytest.mark.usefixtures("environment")
 def test_an_unset_variable_stops_its_item_only(
     grafana_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
