@@ -204,6 +204,7 @@ def test_grafana_is_provisioned_from_the_repository_with_pinned_plugins() -> Non
     plugins = dict(p.split("@") for p in environment["GF_PLUGINS_PREINSTALL_SYNC"].split(","))
     assert set(plugins) == PLUGINS
     assert all(re.fullmatch(r"\d+\.\d+\.\d+", version) for version in plugins.values())
+    assert environment["GF_PLUGINS_PREINSTALL_AUTO_UPDATE"] == "false"
     assert set(environment) >= GRAFANA_DATASOURCE_VARIABLES
     assert environment["GRAFANA_CLICKHOUSE_USER"] == "grafana"  # the read-only user
 
