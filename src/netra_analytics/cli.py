@@ -171,6 +171,8 @@ def _add_grafana_parser(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     """`grafana <action>`; the actions' parsers, for more to be added beside `generate`."""
+    from netra_analytics.grafana import commands as grafana_commands
+
     grafana = commands.add_parser("grafana", help="Grafana provisioning from the panel catalog")
     actions = grafana.add_subparsers(dest="action", required=True)
     generate = actions.add_parser(
@@ -189,13 +191,17 @@ def _add_grafana_parser(
         action="store_true",
         help="for a service on its embedded store: every panel read through the service",
     )
+    grafana_commands.add_parsers(actions)  # push, check
     return actions
 
 
 def _grafana(args: argparse.Namespace) -> int:
+    from netra_analytics.grafana import commands as grafana_commands
     from netra_analytics.grafana import generate
     from netra_analytics.grafana.alerts import Thresholds
 
+    if args.action in grafana_commands.ACTIONS:
+        return grafana_commands.run(args)
     if args.action == "generate":
         try:
             assignments = {}
