@@ -39,6 +39,7 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from netra_analytics import __version__, auth, health, metrics
@@ -126,13 +127,6 @@ def create_app(
     app.add_middleware(BoundedHeaders)
     app.add_middleware(BrowserCORS, origins=settings.cors_origins)
     app.add_middleware(SecurityHeaders)
-    availability = metrics.Availability()
-    app.add_middleware(
-        RequestObserver,
-        access_log_per_second=settings.access_log_per_second,
-        panel_ids=PANELS_BY_ID.keys(),
-        availability=availability,
-    )
     app.state.client_errors = RateLimitedLog(log)
     app.add_exception_handler(NetraError, _error_response)  # type: ignore[arg-type]
     app.add_route("/api/analytics/events", post_events, methods=["POST"])
@@ -167,6 +161,16 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Outermost of ours, added last: it needs the routes (plain Starlette routes leave no
+    # `route` in the scope under FastAPI's router; their paths are fixed, so known by name).
+    availability = metrics.Availability()
+    app.add_middleware(
+        RequestObserver,
+        access_log_per_second=settings.access_log_per_second,
+        panel_ids=PANELS_BY_ID.keys(),
+        fixed_routes=[r.path for r in app.routes if isinstance(r, Route) and "{" not in r.path],
+        availability=availability,
+    )
     return app
 
 

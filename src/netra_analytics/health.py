@@ -116,7 +116,10 @@ class Monitor:
     async def run(self) -> None:
         next_assessment = time.monotonic()
         while True:
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # a gauge left stale must not stop the others
+                log.exception("updating the metrics failed")
             if time.monotonic() >= next_assessment:
                 next_assessment = time.monotonic() + ASSESS_SECONDS
                 self._refresh = asyncio.create_task(self.assess())

@@ -224,23 +224,20 @@ class IngestionRate:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._samples: deque[tuple[float, dict[str, float]]] = deque(maxlen=RATE_WINDOW_SECONDS + 1)
-        self._accepted_total = 0.0
+        # Events counted before this process's monitor started are not "arriving".
+        self._accepted_total = _totals().get("accepted", 0.0)
         self.last_accepted: float | None = None  # by `clock`
 
     def sample(self) -> dict[str, float]:
         """Take a sample now; the rate per outcome over the window (also set on the gauge)."""
         now = self._clock()
-        totals: dict[str, float] = {}
-        for family in EVENTS_RECEIVED.collect():
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    outcome = sample.labels["outcome"]
-                    totals[outcome] = totals.get(outcome, 0.0) + sample.value
+        totals = _totals()
         accepted = totals.get("accepted", 0.0)  # what frontend_events' freshness reflects
         if accepted > self._accepted_total:
             self.last_accepted = now
         self._accepted_total = accepted
-        self._samples.append((now, totals))
+        if not self._samples or now - self._samples[-1][0] >= 1.0:  # one kept per second
+            self._samples.append((now, totals))
         first_at, first = self._samples[0]
         span = max(1.0, now - first_at)
         rates = {
@@ -250,6 +247,17 @@ class IngestionRate:
         for outcome, rate in rates.items():
             INGESTION_RATE.labels(outcome).set(rate)
         return rates
+
+
+def _totals() -> dict[str, float]:
+    """This process's ingestion counter summed per outcome."""
+    totals: dict[str, float] = {}
+    for family in EVENTS_RECEIVED.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                outcome = sample.labels["outcome"]
+                totals[outcome] = totals.get(outcome, 0.0) + sample.value
+    return totals
 
 
 AVAILABILITY_BUCKET_SECONDS = 10

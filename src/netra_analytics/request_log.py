@@ -86,7 +86,9 @@ class LogBudget:
 class RequestObserver:
     """The middleware (outermost of the app's own, `app.py`): see the module's docstring.
 
-    `access_log_per_second`: 0 logs nothing; `panel_ids`: the panels whose timing is kept.
+    `access_log_per_second`: 0 logs nothing; `panel_ids`: the panels whose timing is kept;
+    `fixed_routes`: paths of routes without parameters, the label of a request to one when
+    the router left no `route` in the scope.
     """
 
     def __init__(
@@ -95,12 +97,14 @@ class RequestObserver:
         *,
         access_log_per_second: int,
         panel_ids: Collection[str] = (),
+        fixed_routes: Collection[str] = (),
         availability: metrics.Availability | None = None,
     ) -> None:
         self.app = app
         self.ids = RequestIds()
         self.budget = LogBudget(access_log_per_second) if access_log_per_second > 0 else None
         self.panel_ids = frozenset(panel_ids)
+        self.fixed_routes = frozenset(fixed_routes)
         self.availability = availability or metrics.Availability()
         # Children of the counter by (route, status class): labels() takes a lock and builds
         # a tuple per call; this dict holds at most routes x 5.
@@ -142,7 +146,10 @@ class RequestObserver:
         self, scope: Scope, status: int, size: int, seconds: float, request_id: str
     ) -> None:
         route_object: Any = scope.get("route")
-        route = getattr(route_object, "path", None) or UNMATCHED
+        route = getattr(route_object, "path", None)
+        if route is None:
+            path = scope["path"]
+            route = path if path in self.fixed_routes else UNMATCHED
         status_class = min(5, max(1, status // 100))
         key = (route, status_class)
         counter = self._counters.get(key)
