@@ -80,7 +80,7 @@ def test_ids_are_made_up_when_absent_or_insane_and_sent_on_errors(
     insane = ["", "a" * 65, "has space", "<script>", "semi;colon", "tab\tbed", "ümlaut"]
     seen = set()
     for value in [None, *insane]:
-        headers = {} if value is None else {"x-request-id": value.encode()}
+        headers = {} if value is None else {b"x-request-id": value.encode()}
         reply = observed.get("/api/analytics/panels/no-such-panel", headers=headers)
         assert reply.status_code == 404
         request_id = reply.headers["x-request-id"]
@@ -128,7 +128,7 @@ def test_every_line_logged_during_a_request_carries_its_id(
 def test_any_incoming_id_gives_a_sane_reply_id(observed: TestClient, value: bytes) -> None:
     """Whatever bytes a client sends as its id, the reply's id is sane (no header injection, a
     bounded length), and it is the client's exactly when that was sane."""
-    reply = observed.get("/health", headers={"x-request-id": value})
+    reply = observed.get("/health", headers={b"x-request-id": value})
     reply_id = reply.headers["x-request-id"]
     assert SANE.fullmatch(reply_id)
     incoming = value.strip(b" \t")  # the HTTP layer trims what surrounds a value
