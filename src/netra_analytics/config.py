@@ -83,7 +83,7 @@ class Settings:
     report_max_memory_bytes: int = 2 << 30  # ClickHouse max_memory_usage of one report query
     report_concurrency: int = 2  # report queries running at once per process
     # Observability (issue 17; README "Health and metrics").
-    access_log_per_second: int = 100  # access log lines per second per process; 0: none
+    access_log_per_second: int = 0  # access log lines per second per process; 0: none
     health_freshness_minutes: float = 15.0  # newest stored event older, events arriving: degraded
     health_freshness_failing_minutes: float = 60.0  # ... failing
     health_tag_heartbeat_minutes: float = 60.0  # a container's tag heartbeat older: degraded
@@ -232,7 +232,7 @@ ACCESS_LOG_ON = 1_000_000  # lines per second: in effect every request
 def _observability_settings(get: Callable[..., Any]) -> dict[str, Any]:
     """The access log and the health thresholds (issue 17), each checked against the other."""
     values = {
-        "access_log_per_second": get("ANALYTICS_ACCESS_LOG", _access_log, 100),
+        "access_log_per_second": get("ANALYTICS_ACCESS_LOG", _access_log, 0),
         "health_freshness_minutes": get(
             "ANALYTICS_HEALTH_FRESHNESS_MINUTES", _minutes_in(0.05, 10_080), 15.0
         ),

@@ -108,7 +108,9 @@ class Monitor:
     ) -> None:
         self.service = service
         self.availability = availability or metrics.Availability()
-        self.rate = rate or metrics.IngestionRate()
+        self.rate = rate or metrics.IngestionRate(
+            quiet_seconds=service.settings.health_freshness_minutes * 60
+        )
         self.started = time.monotonic()
         self._assessing: asyncio.Task[dict[str, Any]] | None = None
         self._refresh: asyncio.Task[dict[str, Any]] | None = None
@@ -225,16 +227,16 @@ class Monitor:
         return {"status": status, "health": overall, "health_checks": levels, "checks": checks}
 
     def _freshness(self, latest: str | None) -> tuple[dict[str, Any], str]:
-        """Degraded (failing) when the newest stored event is older than
-        ANALYTICS_HEALTH_FRESHNESS_MINUTES (..._FAILING_MINUTES) while this process has
-        accepted events within that time; ok when none arrive (a quiet site is not a fault)."""
+        """Degraded (failing) when no event has been stored for
+        ANALYTICS_HEALTH_FRESHNESS_MINUTES (..._FAILING_MINUTES) while events arrive: the
+        stale time is the newest stored event's age, but at most how long this process has
+        been accepting events without a pause of that many minutes (a site quiet for hours
+        whose first event waits for the next flush is not stale); ok when none arrive."""
         settings = self.service.settings
         self.rate.sample()
-        window = settings.health_freshness_minutes * 60
-        last = self.rate.last_accepted
-        arriving = last is not None and time.monotonic() - last <= window
+        arriving_for = self.rate.arriving_for()
         body: dict[str, Any] = {"latest_event": None, "lag_seconds": None}
-        age: float | None = None
+        stale = arriving_for  # nothing stored yet: as long as events have waited
         if latest is not None:
             moment = datetime.fromisoformat(latest).replace(tzinfo=UTC)
             age = max(0.0, self.service.clock() - moment.timestamp())
@@ -243,13 +245,12 @@ class Monitor:
                 "lag_seconds": round(age, 3),
             }
             metrics.DATA_FRESHNESS.set(age)
-        elif arriving:  # accepted but nothing stored yet: as old as this process's wait
-            age = time.monotonic() - self.started
+            stale = None if arriving_for is None else min(age, arriving_for)
         level = OK
-        if arriving and age is not None:
-            if age >= settings.health_freshness_failing_minutes * 60:
+        if stale is not None:
+            if stale >= settings.health_freshness_failing_minutes * 60:
                 level = FAILING
-            elif age >= window:
+            elif stale >= settings.health_freshness_minutes * 60:
                 level = DEGRADED
         return body, level
 

@@ -218,15 +218,27 @@ class IngestionRate:
     The request path does nothing more than increment the counter; `sample()` (once a second,
     from `health.refresh_forever`) keeps the counter's totals per outcome for the last 61
     seconds and sets the gauge to (total now - total 60 s ago) / 60 (less while the process
-    is younger than a minute: its age). Also remembers when an accepted event last arrived
-    (data freshness only matters while events arrive)."""
+    is younger than a minute: its age). Also keeps since when accepted events have been
+    arriving without a pause of `quiet_seconds` (`arriving_since`: data freshness only matters
+    while events arrive, and only as long as they have)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, quiet_seconds: float = 900.0
+    ) -> None:
         self._clock = clock
+        self.quiet_seconds = quiet_seconds
         self._samples: deque[tuple[float, dict[str, float]]] = deque(maxlen=RATE_WINDOW_SECONDS + 1)
         # Events counted before this process's monitor started are not "arriving".
         self._accepted_total = _totals().get("accepted", 0.0)
         self.last_accepted: float | None = None  # by `clock`
+        self.arriving_since: float | None = None  # start of the current run of arrivals
+
+    def arriving_for(self) -> float | None:
+        """Seconds events have been arriving without a quiet pause; None when quiet now."""
+        now = self._clock()
+        if self.last_accepted is None or now - self.last_accepted > self.quiet_seconds:
+            return None
+        return now - self.arriving_since if self.arriving_since is not None else None
 
     def sample(self) -> dict[str, float]:
         """Take a sample now; the rate per outcome over the window (also set on the gauge)."""
@@ -234,6 +246,8 @@ class IngestionRate:
         totals = _totals()
         accepted = totals.get("accepted", 0.0)  # what frontend_events' freshness reflects
         if accepted > self._accepted_total:
+            if self.last_accepted is None or now - self.last_accepted > self.quiet_seconds:
+                self.arriving_since = now
             self.last_accepted = now
         self._accepted_total = accepted
         if not self._samples or now - self._samples[-1][0] >= 1.0:  # one kept per second
