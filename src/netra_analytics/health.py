@@ -72,8 +72,8 @@ async def live(request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     """`GET /health/ready`: `{"status": "ready"|"not_ready", "health": "ok"|"degraded"|
-    "failing", "checks": {...}}`, 503 only when a check is failing (see the module's
-    docstring and the README for each check's thresholds)."""
+    "failing", "health_checks": {check: level}, "checks": {check: facts}}`; 503 only when a
+    check is failing (the module's docstring and the README give each check's thresholds)."""
     monitor: Monitor = request.app.state.monitor
     body = await monitor.assess()
     return _json(body, 503 if body["health"] == FAILING else 200)
