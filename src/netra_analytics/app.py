@@ -10,6 +10,8 @@ first:
 
     ServerErrorMiddleware   Starlette's last resort (plain text, no CORS): only for an
                             exception after a reply has started
+    RequestObserver         request id (X-Request-ID on every reply), access log line, API
+                            metrics and report/panel timings (`request_log`)
     SecurityHeaders         nosniff, referrer policy, no framing, CSP: on every reply
     BrowserCORS             CORS headers on ingestion and the tag only (`CORS_PATHS`), errors
                             included; other routes answer no CORS at all
@@ -35,15 +37,16 @@ from typing import Any
 import orjson
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from netra_analytics import __version__, auth, health, metrics
 from netra_analytics.auth import routes as auth_routes
 from netra_analytics.config import Settings
 from netra_analytics.dashboards import routes as dashboard_routes
+from netra_analytics.dashboards.catalog import PANELS_BY_ID
 from netra_analytics.errors import (
     NetraError,
     SpoolFull,
@@ -59,6 +62,7 @@ from netra_analytics.logs import RateLimitedLog
 from netra_analytics.privacy import routes as privacy_routes
 from netra_analytics.privacy.iphash import load_or_create_secret
 from netra_analytics.reports import activity, engagement, journeys, prompts, spend
+from netra_analytics.request_log import RequestObserver
 from netra_analytics.service import Service
 from netra_analytics.store import Store
 from netra_analytics.tag import routes as tag_routes
@@ -79,6 +83,9 @@ def create_app(
         service = Service(settings, store=store, clock=clock)
         app.state.service = service
         await service.start()
+        monitor = health.Monitor(service, availability)
+        app.state.monitor = monitor
+        monitoring = asyncio.create_task(monitor.run(), name="monitor")
         if store is None and settings.embedded and service.store is not None:
             host = "localhost" if settings.host in {"0.0.0.0", "::"} else settings.host
             dashboard = f"http://{host}:{settings.port}/"
@@ -86,6 +93,8 @@ def create_app(
         try:
             yield
         finally:
+            monitoring.cancel()
+            await monitor.stop()
             await service.stop()
 
     app = FastAPI(
@@ -152,6 +161,16 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # Outermost of ours, added last: it needs the routes (plain Starlette routes leave no
+    # `route` in the scope under FastAPI's router; their paths are fixed, so known by name).
+    availability = metrics.Availability()
+    app.add_middleware(
+        RequestObserver,
+        access_log_per_second=settings.access_log_per_second,
+        panel_ids=PANELS_BY_ID.keys(),
+        fixed_routes=[r.path for r in app.routes if isinstance(r, Route) and "{" not in r.path],
+        availability=availability,
+    )
     return app
 
 
@@ -229,8 +248,12 @@ class CatchUnexpected:
 
 
 async def _metrics(request: Request) -> Response:
+    """`GET /metrics`: Prometheus's text format; every process's values when
+    PROMETHEUS_MULTIPROC_DIR is set (`metrics.exposition`). Reads gauges only (kept current by
+    `health.Monitor`): a scrape never waits for the store."""
     metrics.SPOOL_BACKLOG.set(request.app.state.service.spool.backlog_bytes)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = await asyncio.to_thread(metrics.exposition)
+    return Response(body, media_type=content_type)
 
 
 def _events_operation(schema: dict[str, Any]) -> dict[str, Any]:

@@ -82,6 +82,14 @@ class Settings:
     report_timeout_seconds: int = 30  # ClickHouse max_execution_time of report queries
     report_max_memory_bytes: int = 2 << 30  # ClickHouse max_memory_usage of one report query
     report_concurrency: int = 2  # report queries running at once per process
+    # Observability (issue 17; README "Health and metrics").
+    access_log_per_second: int = 0  # access log lines per second per process; 0: none
+    health_freshness_minutes: float = 15.0  # newest stored event older, events arriving: degraded
+    health_freshness_failing_minutes: float = 60.0  # ... failing
+    health_tag_heartbeat_minutes: float = 60.0  # a container's tag heartbeat older: degraded
+    health_spool_degraded_fraction: float = 0.5  # spool backlog of its cap: degraded
+    health_spool_failing_fraction: float = 0.9  # ... failing
+    health_writer_failures: int = 3  # failed inserts in a row: degraded
 
     @property
     def embedded(self) -> bool:
@@ -182,6 +190,7 @@ class Settings:
                 defaults.import_events_per_second,
             ),
             **_access_settings(get),
+            **_observability_settings(get),
         )
 
 
@@ -215,6 +224,62 @@ def _access_settings(get: Callable[..., Any]) -> dict[str, Any]:
             if not values[name]:
                 raise ConfigError(f"ANALYTICS_JWT_{variable}", "required when JWTs are accepted")
     return values
+
+
+ACCESS_LOG_ON = 1_000_000  # lines per second: in effect every request
+
+
+def _observability_settings(get: Callable[..., Any]) -> dict[str, Any]:
+    """The access log and the health thresholds (issue 17), each checked against the other."""
+    values = {
+        "access_log_per_second": get("ANALYTICS_ACCESS_LOG", _access_log, 0),
+        "health_freshness_minutes": get(
+            "ANALYTICS_HEALTH_FRESHNESS_MINUTES", _minutes_in(0.05, 10_080), 15.0
+        ),
+        "health_freshness_failing_minutes": get(
+            "ANALYTICS_HEALTH_FRESHNESS_FAILING_MINUTES", _minutes_in(0.05, 10_080), 60.0
+        ),
+        "health_tag_heartbeat_minutes": get(
+            "ANALYTICS_HEALTH_TAG_HEARTBEAT_MINUTES", _minutes_in(1, 43_200), 60.0
+        ),
+        "health_spool_degraded_fraction": get(
+            "ANALYTICS_HEALTH_SPOOL_DEGRADED_FRACTION", _fraction, 0.5
+        ),
+        "health_spool_failing_fraction": get(
+            "ANALYTICS_HEALTH_SPOOL_FAILING_FRACTION", _fraction, 0.9
+        ),
+        "health_writer_failures": get("ANALYTICS_HEALTH_WRITER_FAILURES", _int_in(1, 1000), 3),
+    }
+    if values["health_freshness_failing_minutes"] < values["health_freshness_minutes"]:
+        raise ConfigError(
+            "ANALYTICS_HEALTH_FRESHNESS_FAILING_MINUTES",
+            "must be at least ANALYTICS_HEALTH_FRESHNESS_MINUTES",
+        )
+    if values["health_spool_failing_fraction"] < values["health_spool_degraded_fraction"]:
+        raise ConfigError(
+            "ANALYTICS_HEALTH_SPOOL_FAILING_FRACTION",
+            "must be at least ANALYTICS_HEALTH_SPOOL_DEGRADED_FRACTION",
+        )
+    return values
+
+
+def _access_log(raw: str) -> int:
+    """`on` (every request), `off`, or at most this many lines per second."""
+    value = raw.lower()
+    if value in {"on", "off"}:
+        return ACCESS_LOG_ON if value == "on" else 0
+    try:
+        return _int_in(1, ACCESS_LOG_ON)(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not on, off or a number of lines per second") from None
+
+
+def _minutes_in(low: float, high: float) -> Callable[[str], float]:
+    return _in_range(low, high, float, "a number of minutes")
+
+
+def _fraction(raw: str) -> float:
+    return _in_range(0.01, 1.0, float, "a fraction such as 0.5")(raw)
 
 
 def _hs256_secret(raw: str) -> str:

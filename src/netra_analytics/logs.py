@@ -8,6 +8,7 @@ so that no client can fill the disk with our logs.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 import time
@@ -19,6 +20,12 @@ import orjson
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
+# The id of the request being served (`request_log.RequestObserver` sets it), so that every
+# line logged while it runs says which request it belongs to.
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -28,6 +35,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        request_id = current_request_id.get()
+        if request_id is not None:
+            line["request_id"] = request_id
         line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)

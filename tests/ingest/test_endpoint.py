@@ -254,7 +254,10 @@ def test_health_and_readiness(client: TestClient, store: ChdbStore) -> None:
     freshness = client.get("/health/ready").json()["checks"]["freshness"]
     assert freshness["latest_event"] is not None and 0 <= freshness["lag_seconds"] < 60
     metrics = client.get("/metrics").text
-    assert 'netra_events_received_total{event_type="feature_usage",outcome="accepted"}' in metrics
+    assert (
+        'netra_event_ingestion_events_total{event_type="feature_usage",outcome="accepted"}'
+        in metrics
+    )
 
 
 def test_readiness_reports_redis(make_client: Callable[..., TestClient], redis_server: Any) -> None:

@@ -209,7 +209,10 @@ def test_bot_traffic_is_counted_apart_and_kept_out_of_reports(
     wait_until(lambda: _count(store, "bot_events") == 2 and _count(store) == 1, timeout=20)
     assert client.get("/api/analytics/reports/engagement").json()["active_users"] == 1
     metrics = client.get("/metrics").text
-    assert 'netra_events_received_total{event_type="chat_interaction",outcome="bot"} 2.0' in metrics
+    assert (
+        'netra_event_ingestion_events_total{event_type="chat_interaction",outcome="bot"} 2.0'
+        in metrics
+    )
 
 
 def test_the_bot_filter_can_be_turned_off(make_client: Any, store: ChdbStore) -> None:

@@ -45,7 +45,7 @@ def _no_consent_count() -> float:
     for metric in REGISTRY.collect():
         for sample in metric.samples:
             if (
-                sample.name == "netra_events_received_total"
+                sample.name == "netra_event_ingestion_events_total"
                 and sample.labels.get("outcome") == "no_consent"
             ):
                 total += sample.value

@@ -10,7 +10,7 @@ mobile app, another tag) reaches the endpoint directly, so the service decides t
   under the CCPA regulations, §7025).
 
 A refused request's events are dropped before the spool, the live state and the rate
-limiter, and only counted (`netra_events_received_total{outcome="no_consent"}`); the reply
+limiter, and only counted (`netra_event_ingestion_events_total{outcome="no_consent"}`); the reply
 says so, so that an integrator sees why nothing arrived.
 """
 

@@ -103,6 +103,7 @@ async def _ingest(request: Request) -> Response:
     _count(accepted, batch.rejected, "bot" if bot else "accepted")
     if limited:
         metrics.RATE_LIMITED.inc(len(limited))
+        _count(limited, [], "rate_limited")
     retry_after = decision.retry_after_seconds(now_ms)
     rejected = [r.reply() for r in batch.rejected] + [
         _rate_limited(e, limit, retry_after) for e in limited
@@ -184,8 +185,8 @@ async def post_import(request: Request) -> Response:
     filter_bots = service.settings.bot_filter
     bots = [e for e in consented if filter_bots and is_bot(e.user_agent)]
     people = [e for e in consented if not (filter_bots and is_bot(e.user_agent))]
-    await _spool(service, received, people, batch.rejected, False)
-    await _spool(service, received, bots, [], True)
+    await _spool(service, received, people, batch.rejected, False, imported=True)
+    await _spool(service, received, bots, [], True, imported=True)
     _record_recent(service, people, received)
     _count(people, batch.rejected, "imported")
     _count(bots, [], "bot")
@@ -232,6 +233,8 @@ async def _spool(
     accepted: list[AcceptedEvent],
     rejected: list[RejectedEvent],
     bot: bool,
+    *,
+    imported: bool = False,
 ) -> None:
     """Append one record of events (each under its own context's user id) to the spool."""
     if accepted or rejected:
@@ -240,6 +243,7 @@ async def _spool(
             [(e.event_id, e.context.user_id, e.row) for e in accepted],
             [r.row for r in rejected],
             bot,
+            imported,
         )
         await service.spool.append(encode_record(record))
 

@@ -137,6 +137,10 @@ class LiveStateGuard:
         if self.primary is not None:
             await self.primary.ping()
 
+    async def used_memory(self) -> int | None:
+        """Redis's `used_memory` in bytes; None without Redis (raises its errors)."""
+        return None if self.primary is None else await self.primary.used_memory()
+
     async def close(self) -> None:
         if self.primary is not None:
             await self.primary.close()

@@ -149,6 +149,10 @@ class LiveState(Protocol):
 
     async def ping(self) -> None: ...
 
+    async def used_memory(self) -> int | None:
+        """Bytes the backing server uses (Redis's `used_memory`); None in process."""
+        return None
+
     async def close(self) -> None: ...
 
 

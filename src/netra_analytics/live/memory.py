@@ -339,5 +339,8 @@ class InProcessLiveState:
     async def ping(self) -> None:
         return None
 
+    async def used_memory(self) -> int | None:
+        return None
+
     async def close(self) -> None:
         return None

@@ -348,5 +348,10 @@ class RedisLiveState:
     async def ping(self) -> None:
         await self._client.ping()
 
+    async def used_memory(self) -> int | None:
+        info: dict[str, object] = await self._client.info("memory")
+        used = info.get("used_memory")
+        return int(used) if isinstance(used, int | str) else None
+
     async def close(self) -> None:
         await self._client.aclose()

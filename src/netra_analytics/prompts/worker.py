@@ -428,6 +428,10 @@ class PromptWorker:
         self._erased = erased
         self.analyser: PromptAnalyser | None = None
         self.rows_written = 0
+        # When the request of the last record analysed arrived (`lag_seconds`); None: none yet.
+        self.analysed_until: float | None = None
+        self._chunk_received_at: float | None = None
+        self._started_at = clock()
         self.records_skipped = 0
         self.skipped_bytes = 0
         self.prompts_recovered = 0
@@ -442,6 +446,15 @@ class PromptWorker:
             kept = without_erased([record for _, record in chosen], self._erased)
             chosen = [(offset, record) for (offset, _), record in zip(chosen, kept, strict=True)]
         return self.analyser.analyse(chosen)
+
+    def lag_seconds(self) -> float:
+        """How far the analysis is behind what the writer has stored: 0 when it has analysed
+        every stored record, else the seconds since the last record it analysed (or since it
+        started) arrived. From offsets and times it holds: no spool read."""
+        if self._spool.consumer_offset(CONSUMER) >= self._spool.checkpoint:
+            return 0.0
+        since = self.analysed_until if self.analysed_until is not None else self._started_at
+        return max(0.0, self._clock() - since)
 
     def status(self) -> dict[str, Any]:
         """For /health/ready: `recovering` while a skipped window is still being recovered."""
@@ -486,6 +499,7 @@ class PromptWorker:
             self._outage.succeeded()
             if end >= 0:
                 self._spool.commit_consumer(CONSUMER, end)
+                self.analysed_until = self._chunk_received_at
             else:
                 self._recovered_slice()
                 self.prompts_recovered += count
@@ -537,6 +551,7 @@ class PromptWorker:
         chosen = [(r.end, decode_spooled(r, now)) for r in records if r.end <= stored_until]
         if not chosen:
             return None
+        self._chunk_received_at = chosen[-1][1].received_at
         return await self._analysed(chosen, chosen[-1][0])
 
     async def _analysed(
