@@ -131,13 +131,16 @@ def run(
     allow_remote: bool = False,
     readback: bool = True,
     drain_timeout: float = 60.0,
+    reply_grace: float = REPLY_GRACE_SECONDS,
     seed: int = 1,
     progress: TextIO | None = sys.stderr,
 ) -> LoadTestResult:
     """Send `rate` events/s for `duration` s to `url`'s events endpoint in requests of exactly
     `batch` events, each from one of `users` browsers (see `traffic`), then read back how many
     of the run's events the store holds (admin endpoint `READBACK_PATH`, needs `api_key` of an
-    admin unless `readback` is False). Blocking: runs its own event loop (uvloop).
+    admin unless `readback` is False). Replies are awaited `reply_grace` seconds after the
+    last request was due; the read-back at most `drain_timeout` seconds. Blocking: runs its own
+    event loop (uvloop), so call it from a thread without one.
 
     Raises LoadTestError before sending anything when the URL is not loopback (and not
     `allow_remote`), the service cannot be reached, or the key is refused.
@@ -152,7 +155,7 @@ def run(
         _read_stored(url, run_id, api_key)  # the key works before anything is sent
     traffic = Traffic(run_id, seed=seed)
     plan = _Plan(rate=rate, duration=duration, batch=batch, users=users)
-    sender = _Sender(target, traffic, plan, connections, progress)
+    sender = _Sender(target, traffic, plan, connections, reply_grace, progress)
     import uvloop  # with uvicorn[standard]; the loop that makes the client cheap
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -270,6 +273,12 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self) -> None:
+        """Close now, unsent bytes and all (the run is over)."""
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
 
 def _parse_reply(buffer: bytearray) -> _Reply | None:
     """The first complete HTTP/1.1 reply in `buffer` (removed from it), or None while it is
@@ -331,10 +340,11 @@ class _Sender:
         traffic: Traffic,
         plan: _Plan,
         connections: int,
+        reply_grace: float,
         progress: TextIO | None,
     ) -> None:
         self.target, self.traffic, self.plan = target, traffic, plan
-        self.connections = connections
+        self.connections, self.reply_grace = connections, reply_grace
         self.bar = Progress(progress)
         self.rng = traffic.rng
         self.sent = self.missed = self.failed = self.answered = 0
@@ -343,6 +353,7 @@ class _Sender:
         self.rejected: collections.Counter[str] = collections.Counter()
         self.statuses: collections.Counter[int] = collections.Counter()
         self.latencies: list[float] = []
+        self.open: set[_Connection] = set()
         self.started = self.finished = 0.0
         self.head = (
             f"POST {EVENTS_PATH} HTTP/1.1\r\nHost: {target.server_name}\r\n"
@@ -361,10 +372,10 @@ class _Sender:
         self.started = CLOCK()
         try:
             await self._schedule(queue)
-            grace = self.started + self.plan.duration + REPLY_GRACE_SECONDS - CLOCK()
-            for _ in workers:
-                await asyncio.wait_for(queue.put(None), max(grace, 0.001))
-            await asyncio.wait(workers, timeout=max(grace, 0.001))
+            deadline = self.started + self.plan.duration + self.reply_grace
+            for _ in workers:  # one stop sign each, behind what is queued
+                await asyncio.wait_for(queue.put(None), max(deadline - CLOCK(), 0.001))
+            await asyncio.wait(workers, timeout=max(deadline - CLOCK(), 0.001))
         except TimeoutError:
             pass
         finally:
@@ -372,6 +383,11 @@ class _Sender:
             for task in (*workers, shower):
                 task.cancel()
             await asyncio.gather(*workers, shower, return_exceptions=True)
+            for connection in self.open:  # those still waiting for a reply
+                connection.abort()
+            await asyncio.sleep(0)  # their transports' close callbacks
+            while not queue.empty():  # due, but no connection took them in time: not sent
+                self.missed += queue.get_nowait() is not None
         self._show_now(done_all=True)
 
     async def _schedule(self, queue: asyncio.Queue[Any]) -> None:
@@ -404,8 +420,11 @@ class _Sender:
             if item is None:
                 break
             scheduled, payload, count = item
+            self.sent += 1  # from here it counts as sent: answered, failed or unanswered
+            self.events_sent += count
             try:
                 if connection is None or connection.closed:
+                    self.open.discard(connection)
                     _, connection = await loop.create_connection(
                         lambda: _Connection(loop),
                         self.target.host,
@@ -415,13 +434,13 @@ class _Sender:
                         if self.target.ssl
                         else None,
                     )
-                self.sent += 1
-                self.events_sent += count
+                    self.open.add(connection)
                 reply = await connection.send(payload)
             except (OSError, ConnectionError):
                 self.failed += 1
                 if connection is not None:
                     connection.close()
+                    self.open.discard(connection)
                 connection = None
                 continue
             self.answered += 1
@@ -429,6 +448,7 @@ class _Sender:
             self._tally(reply, count)
         if connection is not None:
             connection.close()
+            self.open.discard(connection)
 
     def _tally(self, reply: _Reply, count: int) -> None:
         if 200 <= reply.status < 300:
