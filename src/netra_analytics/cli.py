@@ -200,8 +200,8 @@ def _add_loadtest_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
     loadtest.add_argument(
         "--connections",
         type=_positive,
-        default=64,
-        help="keep-alive connections, one request in flight each (default 64)",
+        default=128,
+        help="keep-alive connections, one request in flight each (default 128)",
     )
     loadtest.add_argument(
         "--api-key",

@@ -127,7 +127,7 @@ def run(
     batch: int = 20,
     users: int = 100_000,
     api_key: str | None = None,
-    connections: int = 64,
+    connections: int = 128,
     allow_remote: bool = False,
     readback: bool = True,
     drain_timeout: float = 60.0,
