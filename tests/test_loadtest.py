@@ -200,7 +200,8 @@ def test_the_read_back_counts_the_runs_events_for_admins_only(
 
 @pytest.mark.slow
 def test_a_run_against_the_service_adds_up_and_its_loss_is_the_stores(tmp_path: Path) -> None:
-    service = ServiceProcess(tmp_path / "data", env={"EVENT_FLUSH_INTERVAL_MS": "200"})
+    limit = {"MAX_EVENTS_PER_USER_PER_MINUTE": "100"}  # ~12 a browser below; 200 from one
+    service = ServiceProcess(tmp_path / "data", env={"EVENT_FLUSH_INTERVAL_MS": "200", **limit})
     service.start()
     key = service.admin_headers()["authorization"].removeprefix("Bearer ")
     command = [str(CLI), "loadtest", "--url", service.url, "--rate", "200", "--duration", "3",
@@ -216,6 +217,19 @@ def test_a_run_against_the_service_adds_up_and_its_loss_is_the_stores(tmp_path: 
     ran = subprocess.run([*command, "--json"], capture_output=True, env=env, timeout=120)
     assert ran.returncode == 0, ran.stderr.decode()[-2000:]
     result = orjson.loads(ran.stdout)
+
+    # One browser sending twice its limit: refusals are counted, and what passed is stored.
+    one = [str(CLI), "loadtest", "--url", service.url, "--rate", "100", "--duration", "2",
+           "--batch", "5", "--users", "1", "--json"]  # fmt: skip
+    limited = orjson.loads(subprocess.run(one, capture_output=True, env=env, timeout=120).stdout)
+    assert limited["events_sent"] == 200
+    assert limited["acknowledged"] + limited["rate_limited"] == 200
+    assert limited["acknowledged"] <= 100 and limited["statuses"].get("429", 0) >= 1
+    assert (
+        limited["rejected"].get("rate_limited", 0) + 5 * limited["statuses"]["429"]
+        == (limited["rate_limited"])
+    )
+    assert limited["loss"] == 0 and limited["stored"] == limited["acknowledged"]
     assert service.stop()
 
     # Coherent: 600 events asked in 120 requests of 5, all sent on time, taken and stored.
