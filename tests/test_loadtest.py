@@ -28,7 +28,7 @@ from netra_analytics import demo, loadtest
 from netra_analytics.auth.keys import ANALYST, create_key
 from netra_analytics.ingest.bots import is_bot
 from netra_analytics.ingest.process import RequestInfo, process
-from netra_analytics.loadtest.runner import READBACK_PATH, _Plan, _target
+from netra_analytics.loadtest.runner import READBACK_PATH, _parse_reply, _Plan, _target
 from netra_analytics.loadtest.traffic import ENVIRONMENT, Traffic, session_prefix
 from netra_analytics.store.chdb_backend import ChdbStore
 from netra_analytics.taxonomy import EVENT_TYPES
@@ -95,6 +95,39 @@ def test_the_plan_is_never_more_than_rate_times_duration(
     assert plan.requests * batch <= asked * (1 + 1e-9)
     assert (plan.requests + 1) * batch > asked * (1 - 1e-9)  # as many whole requests as fit
     assert (plan.requests - 1) * plan.interval < duration  # the last is due within the run
+
+
+REPLIES = [
+    (b"HTTP/1.1 202 Accepted\r\ncontent-length: 29\r\n\r\n"
+     b'{"accepted":20,"rejected":[]}', 202, b'{"accepted":20,"rejected":[]}', False),
+    (b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 3\r\nContent-Length: 2\r\n"
+     b"Connection: close\r\n\r\n{}", 429, b"{}", True),
+    (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\nabcd\r\n"
+     b"3;x=1\r\nefg\r\n0\r\nx-trailer: 1\r\n\r\n", 200, b"abcdefg", False),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", 204, b"", False),
+]  # fmt: skip
+
+
+@given(order=st.permutations(range(len(REPLIES))), cuts=st.lists(st.integers(0, 400), max_size=8))
+def test_replies_are_read_whole_however_the_bytes_arrive(order: list[int], cuts: list[int]) -> None:
+    stream = b"".join(REPLIES[i][0] for i in order)
+    buffer = bytearray()
+    got = []
+    at = 0
+    for cut in [*sorted(c for c in cuts if c < len(stream)), len(stream)]:
+        buffer += stream[at:cut]
+        at = max(at, cut)
+        while (reply := _parse_reply(buffer)) is not None:
+            got.append((reply.status, reply.body, reply.close))
+    assert got == [REPLIES[i][1:] for i in order]
+    assert buffer == b""
+
+
+def test_what_is_not_an_http_reply_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an HTTP"):
+        _parse_reply(bytearray(b"SSH-2.0-OpenSSH\r\n\r\n"))
+    with pytest.raises(ValueError, match="too large"):
+        _parse_reply(bytearray(b"HTTP/1.1 200 OK\r\n" + b"x" * 70_000))
 
 
 # --- bounds ---------------------------------------------------------------------------------
