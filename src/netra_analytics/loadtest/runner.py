@@ -45,7 +45,10 @@ from netra_analytics.progress import Progress
 
 READBACK_PATH = "/api/analytics/admin/loadtest/{run_id}"
 REPLY_GRACE_SECONDS = 10.0  # after the last request is due, for the replies still on the way
-STABLE_READS = 2  # equal stored counts in a row, once the spool is empty, end the read-back
+# Once the spool is empty, a stored count short of the acknowledged one is final when it has not
+# moved for this long: longer than the default flush interval (EVENT_FLUSH_INTERVAL_MS, 5 s),
+# since with several workers `/health/ready` shows one worker's spool, not every one's.
+STEADY_SECONDS = 6.0
 READ_INTERVAL = 1.0  # seconds between read-back polls
 PROGRESS_INTERVAL = 0.25
 TICK = 0.001  # seconds: the scheduler's resolution
@@ -567,20 +570,23 @@ def _detail(body: bytes) -> str:
 def _with_readback(
     result: LoadTestResult, url: str, api_key: str, timeout: float, progress: TextIO | None
 ) -> LoadTestResult:
-    """Wait until the service has stored what it acknowledged (its spool empty, per
-    `/health/ready`) and the run's stored count has stopped changing, at most `timeout` s;
-    then the count, duplicates and loss."""
+    """Wait until the service's spool is empty (per `/health/ready`) and the run's stored
+    count has reached the acknowledged one or not moved for STEADY_SECONDS, at most `timeout`
+    s; then the count, duplicates and loss (`drained` False when the timeout came first: the
+    loss is then an upper bound)."""
     started = time.monotonic()
     if progress is not None:
         progress.write("waiting for the service to store what it acknowledged ...\n")
         progress.flush()
     spool_empty = demo.wait_stored(url, timeout) is not None
-    counts: list[dict[str, Any]] = []
+    previous, changed = -1, time.monotonic()
     while True:
-        counts.append(_read_stored(url, result.run_id, api_key))
-        recent = [c["stored"] for c in counts[-STABLE_READS:]]
-        steady = len(recent) == STABLE_READS and len(set(recent)) == 1
-        if spool_empty and (steady or counts[-1]["stored"] >= result.acknowledged):
+        last = _read_stored(url, result.run_id, api_key)
+        stored = int(last["stored"])
+        if stored != previous:
+            previous, changed = stored, time.monotonic()
+        steady = time.monotonic() - changed >= STEADY_SECONDS
+        if spool_empty and (stored >= result.acknowledged or steady):
             drained = True
             break
         if time.monotonic() - started + READ_INTERVAL > timeout:
@@ -589,8 +595,6 @@ def _with_readback(
         time.sleep(READ_INTERVAL)
         if not spool_empty:
             spool_empty = demo.wait_stored(url, 0.01) is not None
-    last = counts[-1]
-    stored = int(last["stored"])
     return dataclasses.replace(
         result,
         stored=stored,
