@@ -58,6 +58,7 @@ from netra_analytics.hardening import BoundedHeaders, BrowserCORS, SecurityHeade
 from netra_analytics.http_limits import BodyLimits
 from netra_analytics.ingest.process import IMPORT
 from netra_analytics.ingest.routes import post_events, post_import
+from netra_analytics.loadtest import routes as loadtest_routes
 from netra_analytics.logs import RateLimitedLog
 from netra_analytics.privacy import routes as privacy_routes
 from netra_analytics.privacy.iphash import load_or_create_secret
@@ -143,6 +144,7 @@ def create_app(
     app.include_router(privacy_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(dashboard_routes.router)
+    app.include_router(loadtest_routes.router)
 
     schema = json_schema()
 

@@ -1,4 +1,4 @@
-"""`netra-analytics`: serve, migrate, query, demo."""
+"""`netra-analytics`: serve, migrate, query, demo, loadtest."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+
+import orjson
 
 from netra_analytics.config import Settings
 from netra_analytics.errors import ConfigError, StoreError
@@ -40,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get(API_KEY_ENV) or None,
         help=f"an admin key: the import is admin-only (default: {API_KEY_ENV})",
     )
+    _add_loadtest_parser(commands)
     _add_keys_parser(commands)
     _add_grafana_parser(commands)
     args = parser.parse_args(argv)
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return _grafana(args)
     if args.command == "demo":
         return _demo(args.url, args.users, args.days, args.seed, args.timeout, args.api_key)
+    if args.command == "loadtest":
+        return _loadtest(args)
 
     try:
         settings = Settings.from_env(os.environ)
@@ -216,6 +221,104 @@ def _grafana(args: argparse.Namespace) -> int:
         print(f"wrote {len(written)} files under {args.out}")
         return 0
     return 2
+
+
+def _add_loadtest_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    loadtest = commands.add_parser(
+        "loadtest",
+        help="realistic open-loop traffic against a running service, and what it stored",
+        description="Sends --rate events/s for --duration s in requests of exactly --batch "
+        "events, each from one of --users browsers, then reads back how many the store holds "
+        "(admin key needed) and reports rate, latency, refusals and loss. Exit status 1 when "
+        "events were lost or duplicated.",
+    )
+    loadtest.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8090")
+    loadtest.add_argument(
+        "--rate", type=_positive_float, default=10_000.0, help="events per second (default 10000)"
+    )
+    loadtest.add_argument(
+        "--duration", type=_positive_float, default=60.0, help="seconds of sending (default 60)"
+    )
+    loadtest.add_argument(
+        "--batch",
+        type=_batch,
+        default=20,
+        help="events in every request, exactly (default 20, the tag's batch)",
+    )
+    loadtest.add_argument(
+        "--users",
+        type=_positive,
+        default=100_000,
+        help="browsers the requests come from (default 100000)",
+    )
+    loadtest.add_argument(
+        "--connections",
+        type=_positive,
+        default=128,
+        help="keep-alive connections, one request in flight each (default 128)",
+    )
+    loadtest.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV) or None,
+        help=f"an admin key, for the read-back of stored events (default: {API_KEY_ENV})",
+    )
+    loadtest.add_argument(
+        "--no-readback",
+        action="store_true",
+        help="do not read back what was stored (no loss figure, no key)",
+    )
+    loadtest.add_argument(
+        "--drain-timeout",
+        type=_positive_float,
+        default=60.0,
+        help="seconds to wait for the service to store the run (default 60)",
+    )
+    loadtest.add_argument(
+        "--allow-remote", action="store_true", help="allow a URL that is not a loopback address"
+    )
+    loadtest.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    from netra_analytics import loadtest
+
+    try:
+        result = loadtest.run(
+            args.url,
+            rate=args.rate,
+            duration=args.duration,
+            batch=args.batch,
+            users=args.users,
+            connections=args.connections,
+            api_key=args.api_key,
+            readback=not args.no_readback,
+            drain_timeout=args.drain_timeout,
+            allow_remote=args.allow_remote,
+        )
+    except loadtest.LoadTestError as exc:
+        print(f"netra-analytics loadtest: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        print(loadtest.table(result))
+    return 1 if (result.loss or result.duplicates) else 0
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{raw} is not a positive number")
+    return value
+
+
+def _batch(raw: str) -> int:
+    from netra_analytics.taxonomy import MAX_EVENTS
+
+    value = _positive(raw)
+    if value > MAX_EVENTS:
+        raise argparse.ArgumentTypeError(f"{value} is over the {MAX_EVENTS} events of a request")
+    return value
 
 
 def _add_keys_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

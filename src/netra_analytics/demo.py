@@ -45,6 +45,7 @@ from typing import Any, TextIO
 import orjson
 
 from netra_analytics.ingest.process import IMPORT
+from netra_analytics.progress import Progress
 
 IMPORT_PATH = "/api/analytics/import"
 NAMESPACE = uuid.UUID("6b1f3c1e-5a7d-4c55-9d43-0c2f8e1a7b90")  # of the demo's event ids
@@ -563,16 +564,21 @@ def run(
             rejections[rejected["reason"]] = rejections.get(rejected["reason"], 0) + 1
         batch.clear()
 
-    bar = _Progress(users, progress)
+    bar = Progress(progress)
+
+    def show(done: int, events: int, *, done_all: bool = False) -> None:
+        text = f"{done:,}/{users:,} people, {events:,} events, {time.monotonic() - started:.1f} s"
+        bar.show(done / users, text, done_all=done_all)
+
     for done, events in enumerate(_people(users, days, seed, now or datetime.now(UTC)), 1):
         for event in events:
             batch.append(event)
             if len(batch) == BATCH_EVENTS:
                 flush()
-        bar.show(done, totals["events"] + len(batch), time.monotonic() - started)
+        show(done, totals["events"] + len(batch))
     if batch:
         flush()
-    bar.show(users, totals["events"], time.monotonic() - started, done_all=True)
+    show(users, totals["events"], done_all=True)
     return Summary(
         events=totals["events"],
         accepted=totals["accepted"],
@@ -638,35 +644,6 @@ def _post(
 
 def _lower(items: Any) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in items}
-
-
-class _Progress:
-    """One line on a terminal (redrawn in place), or a line per tenth when not a terminal."""
-
-    WIDTH = 30
-
-    def __init__(self, total: int, stream: TextIO | None) -> None:
-        self.total = max(total, 1)
-        self.stream = stream
-        self.tty = bool(stream and stream.isatty())
-        self.shown = -1.0
-
-    def show(self, done: int, events: int, seconds: float, *, done_all: bool = False) -> None:
-        if self.stream is None:
-            return
-        share = done / self.total
-        step = 0.01 if self.tty else 0.1
-        if not done_all and share - self.shown < step:
-            return
-        self.shown = share
-        filled = int(share * self.WIDTH)
-        line = (
-            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {share:4.0%}  "
-            f"{done:,}/{self.total:,} people, {events:,} events, {seconds:.1f} s"
-        )
-        end = "\n" if done_all or not self.tty else ""
-        self.stream.write(("\r" if self.tty else "") + line + end)
-        self.stream.flush()
 
 
 def wait_stored(url: str, timeout: float) -> float | None:

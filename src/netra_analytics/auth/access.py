@@ -14,7 +14,7 @@ Access, by route (the route's path template, so `/tag/{name}` is one entry):
   route's user parameter must equal their token's subject (403 otherwise).
 - `OWN_USER_PATH`: the same for a user named in the path (a person's own export).
 - `ADMIN_PREFIXES`, and every method other than GET and HEAD: admin only (keys, the import,
-  erasure, export and the audit log).
+  erasure, export, the audit log, and `/api/analytics/admin/...`: the load test's read-back).
 - The rest (reports, panels, dashboards, hot prompts): analyst or admin.
 
 Roles: `admin` may do everything; `analyst` reads; `ingest` (keys only) sends events when
