@@ -145,14 +145,15 @@ def cli_query(data_dir: Path, sql: str, *, env: dict[str, str] | None = None) ->
 class ChdbHttpServer(Process):
     """A ClickHouse HTTP endpoint over chDB (see chdb_http.py), in its own process."""
 
-    def __init__(self, data_path: Path) -> None:
+    def __init__(self, data_path: Path, *, user: str = "default", password: str = "") -> None:
         self.port = free_port()
         script = str(Path(__file__).with_name("chdb_http.py"))
         super().__init__(
-            [sys.executable, script, str(data_path), str(self.port)],
+            [sys.executable, script, str(data_path), str(self.port), user, password],
             log=data_path.parent / "chdb_http.log",
         )
-        self.url = f"clickhouse://127.0.0.1:{self.port}/analytics"
+        credentials = f"{user}:{password}@" if password else ""
+        self.url = f"clickhouse://{credentials}127.0.0.1:{self.port}/analytics"
 
     def start(self) -> None:
         super().start()
