@@ -166,10 +166,10 @@ class _Handler(BaseHTTPRequestHandler):
         header = self.headers.get("Authorization", "")
         if header.lower().startswith("basic "):
             try:
-                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                name, _, secret = base64.b64decode(header[6:]).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 return None, None
-            return user, password
+            return name, secret
         user = self.headers.get("X-ClickHouse-User") or args.get("user")
         password = self.headers.get("X-ClickHouse-Key") or args.get("password")
         return user, password
