@@ -17,6 +17,10 @@ from netra_analytics.errors import ConfigError
 
 T = TypeVar("T")
 
+# Set by the engine owner (`workers.py`) for its worker processes; not for operators.
+WORKER_PROCESS_ENV = "NETRA_WORKER_PROCESS"  # "1": this is one of ANALYTICS_WORKERS workers
+LIVE_SOCKET_ENV = "NETRA_LIVE_SOCKET"  # the owner's live state (no Redis configured)
+
 # The spec's GRAFANA_API_URL default is literally "TBD": treat it as "not configured".
 _UNSET_MARKERS = frozenset({"", "tbd"})
 
@@ -82,6 +86,9 @@ class Settings:
     report_timeout_seconds: int = 30  # ClickHouse max_execution_time of report queries
     report_max_memory_bytes: int = 2 << 30  # ClickHouse max_memory_usage of one report query
     report_concurrency: int = 2  # report queries running at once per process
+    workers: int = 1  # HTTP worker processes; > 1: this process owns the engine (workers.py)
+    worker_process: bool = False  # one of those workers (set by the owner)
+    live_socket: Path | None = None  # the owner's live state, for workers without Redis
 
     @property
     def embedded(self) -> bool:
@@ -181,6 +188,9 @@ class Settings:
                 _int_in(1, 10_000_000),
                 defaults.import_events_per_second,
             ),
+            workers=get("ANALYTICS_WORKERS", _int_in(1, 64), defaults.workers),
+            worker_process=env.get(WORKER_PROCESS_ENV) == "1",
+            live_socket=get(LIVE_SOCKET_ENV, Path, None),
             **_access_settings(get),
         )
 

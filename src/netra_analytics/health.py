@@ -83,7 +83,7 @@ async def ready(request: Request) -> Response:
     checks["clickhouse"] = clickhouse
 
     if service.live.primary is not None:
-        checks["redis"] = await _redis_status(service)
+        checks[service.live.name] = await _redis_status(service)
 
     spool = service.spool
     backlog = spool.backlog_bytes

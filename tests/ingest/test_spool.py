@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from netra_analytics.errors import SpoolFull
-from netra_analytics.ingest.spool import Spool
+from netra_analytics.ingest.spool import Spool, SpoolBusy
 
 
 def _append_all(spool: Spool, payloads: list[bytes]) -> None:
@@ -188,6 +188,6 @@ def test_concurrent_appends_share_fsyncs(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_a_second_process_cannot_open_the_same_spool(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=1 << 20)
-    with pytest.raises(RuntimeError, match="another process"):
+    with pytest.raises(SpoolBusy, match="another process"):
         Spool(tmp_path, max_bytes=1 << 20)
     spool.close()
