@@ -19,9 +19,17 @@ import httpx
 import orjson
 import pytest
 
+from netra_analytics.config import parse_clickhouse_url
 from netra_analytics.dashboards.catalog import PANELS
+from netra_analytics.store.http_backend import HttpStore
 from tests.factories import BROWSER_USER_AGENT, body, event
-from tests.support.processes import ServiceProcess, cli_query, wait_until
+from tests.support.processes import (
+    ChdbHttpServer,
+    RedisServer,
+    ServiceProcess,
+    cli_query,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -188,3 +196,56 @@ def test_restarting_with_fewer_workers_stores_the_extra_spool(tmp_path: Path) ->
         assert single.stop()
     assert _stored(data_dir) == (len(acked), len(acked))
     assert "drained and removed a spool" in single.log()
+
+
+def test_server_mode_with_redis_needs_nothing_from_the_owner_but_the_workers(
+    tmp_path: Path, redis_server: RedisServer, redis_db: object
+) -> None:
+    """`CLICKHOUSE_ANALYTICS_URL` and `REDIS_ANALYTICS_URL` set: the owner serves neither the
+    store nor the live state; the workers use both directly (one limit per user in Redis)."""
+    clickhouse = ChdbHttpServer(tmp_path / "clickhouse", user="netra", password="pw-1234")
+    clickhouse.start()
+    data_dir = tmp_path / "data"
+    service = ServiceProcess(
+        data_dir, workers=2,
+        env={"CLICKHOUSE_ANALYTICS_URL": clickhouse.url, "REDIS_ANALYTICS_URL": redis_server.url,
+             "EVENT_FLUSH_INTERVAL_MS": "200", "MAX_EVENTS_PER_USER_PER_MINUTE": "10"},
+    )  # fmt: skip
+    _started(service, 2)
+    try:
+        assert "serving the embedded store" not in service.log()
+        assert not (data_dir / "live.sock").exists() and not (data_dir / "chdb").exists()
+        replies = _send(service.url, [f"sr-{n}" for n in range(60)], 4)
+        assert {status for status, _, _ in replies} == {202}
+        limited = _send(service.url, ["sr-limited"] * 25, 1)
+        assert sum(accepted for _, _, accepted in limited) == 10
+        assert service.ready()["checks"]["redis"] == {"status": "ok"}
+    finally:
+        assert service.stop()
+    store = HttpStore(parse_clickhouse_url(clickhouse.url), connect_timeout=2, timeout=30)
+    rows = store.query_rows(
+        "SELECT count() AS n, uniqExact(event_id) AS d FROM analytics.frontend_events"
+    )
+    store.close()
+    clickhouse.kill()
+    assert rows == [{"n": 250, "d": 250}]
+
+
+def test_workers_stop_when_their_owner_is_killed_and_a_restart_stores_their_events(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    slow = {"EVENT_FLUSH_INTERVAL_MS": "600000", "EVENT_BATCH_SIZE": "100000",
+            "ANALYTICS_SHUTDOWN_SECONDS": "4"}  # fmt: skip
+    service = ServiceProcess(data_dir, workers=2, env=slow)
+    _started(service, 2)
+    replies = _send(service.url, [f"o-{n}" for n in range(60)], 2)
+    acked = {i for _, ids, _ in replies for i in ids}
+    workers = service.worker_pids()
+    service.kill()
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 30)
+    again = ServiceProcess(data_dir, workers=2, port=service.port,
+                           env={"EVENT_FLUSH_INTERVAL_MS": "200"})  # fmt: skip
+    _started(again, 2)
+    assert again.stop()
+    assert _stored(data_dir) == (len(acked), len(acked))

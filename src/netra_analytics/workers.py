@@ -69,17 +69,18 @@ PARENT_CHECK_SECONDS = 1.0
 
 def serve(settings: Settings) -> int:
     """Run the engine owner and `settings.workers` worker processes until SIGTERM/SIGINT."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics_dir = settings.data_dir / METRICS_DIR
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    # Before prometheus_client creates any metric (importing `service` does), here and in the
+    # workers (they inherit it).
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     import uvicorn
 
     from netra_analytics import logs
     from netra_analytics.service import UVICORN_SHARE
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    metrics_dir = settings.data_dir / METRICS_DIR
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir()
-    # Before prometheus_client creates any metric, here and in the workers (they inherit it).
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     logs.configure(settings.log_level)
     owner = EngineOwner(settings)
     owner.start()
