@@ -34,6 +34,7 @@ import orjson
 from bench.common import BIN, REPO, _ms, free_port, median, save_results, wait_http
 
 MARK = "__WHO__"
+CONNECTIONS = 32
 USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
@@ -78,7 +79,7 @@ def run_wrk(url: str, body_file: Path, seconds: int, run: str) -> dict[str, floa
     script = body_file.with_suffix(".lua")
     script.write_text(LUA % {"agent": USER_AGENT, "body": body_file, "run": run, "mark": MARK})
     out = subprocess.run(
-        ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -130,6 +131,14 @@ def one(workers: int, events: int, seconds: int, workdir: Path, run: str) -> dic
     }  # fmt: skip
 
 
+def _stored_once(run: dict[str, Any]) -> bool:
+    """No duplicates, nothing acknowledged missing. wrk counts the requests answered within its
+    time; those still open at its end (at most one per connection) may be stored too."""
+    rows, distinct, acked = (int(run[k]) for k in ("stored_rows", "stored_distinct", "acked"))
+    in_flight = CONNECTIONS * int(run["events_per_request"])
+    return rows == distinct and acked <= rows <= acked + in_flight
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=15)
@@ -155,10 +164,14 @@ def main() -> None:
             ]
             summary["medians"][f"{workers} workers, {events} events/request"] = {
                 key: round(median(mine, key), 1)
-                for key in ("acked_events_per_s", "stored_events_per_s", "p50_ms", "p99_ms",
-                            "stop_seconds")
-            } | {"all_stored_once": all(r["acked"] == r["stored_rows"] == r["stored_distinct"]
-                                        for r in mine)}  # fmt: skip
+                for key in (
+                    "acked_events_per_s",
+                    "stored_events_per_s",
+                    "p50_ms",
+                    "p99_ms",
+                    "stop_seconds",
+                )
+            } | {"all_stored_once": all(_stored_once(r) for r in mine)}
     summary["runs"] = runs
     save_results("workers", summary)
 

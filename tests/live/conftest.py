@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ class _Served(RemoteLiveState):
         self.server = LiveStateServer(state, path)
         self._started = False
 
-    async def _connected(self) -> asyncio.StreamWriter:
+    async def _connected(self) -> Any:
         if not self._started:
             self._started = True
             await self.server.start()

@@ -8,10 +8,12 @@ engine owner keeps the in-process backend (`InProcessLiveState`) and serves it
 concurrent workers never admit more than the limit together. With Redis, workers use Redis.
 
 Protocol: frames of `[length u32 big-endian][msgpack]`. A request is `[id, method, args]`, its
-answer `[id, true, result]` or `[id, false, error text]`. One persistent connection per
-client process carries every request at once (multiplexed by id; the server answers each as
-soon as it is done, so a slow hot-prompts ranking does not hold a rate-limit decision). Values
-cross as msgpack's own types: dataclasses are sent as arrays of their fields, in order.
+answer `[id, true, result]` or `[id, false, error text]`; `record` (one per request) is sent
+with id 0 and not answered. Frames written in one turn of the event loop go out together.
+One persistent connection per client process carries every request at once (multiplexed by
+id; the server answers each as soon as it is done, so a slow hot-prompts ranking does not hold
+a rate-limit decision). Values cross as msgpack's own types: dataclasses are sent as arrays
+of their fields, in order.
 
 A call without answer in `CALL_TIMEOUT` seconds, or a lost connection, raises: the caller
 (`LiveStateGuard`) then falls back to its process's own state, as when Redis is down, and
@@ -28,7 +30,7 @@ import struct
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -40,6 +42,7 @@ _LENGTH = struct.Struct(">I")
 MAX_FRAME_BYTES = 64 << 20  # a cached report is at most 1/8 of the cache (8 MiB by default)
 CALL_TIMEOUT = 2.0  # seconds; the Redis client's socket timeout is of the same order
 CONNECT_TIMEOUT = 1.0
+NOTIFICATION = 0  # the id of a request that wants no answer (`record`)
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
@@ -91,6 +94,92 @@ _PLAIN = frozenset({"session", "recent_prompts", "cache_get", "cache_put", "forg
                     "tag_fired", "ping"})  # fmt: skip
 
 
+class _Framed(asyncio.Protocol):
+    """Length-prefixed frames both ways; what is written in one turn of the event loop goes
+    out in one system call (under load, many small replies and requests share it)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._inbox = bytearray()
+        self._outbox: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        inbox = self._inbox
+        inbox += data
+        at = 0
+        while len(inbox) - at >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(inbox, at)
+            if length > MAX_FRAME_BYTES:
+                log.warning("oversized frame on the live-state socket; closing it")
+                assert self.transport is not None
+                self.transport.close()
+                return
+            if len(inbox) - at - _LENGTH.size < length:
+                break
+            start = at + _LENGTH.size
+            frame = bytes(inbox[start : start + length])
+            at = start + length
+            try:
+                self.frame_received(_decode(frame))
+            except (msgspec.DecodeError, ValueError, TypeError):
+                log.warning("a frame on the live-state socket is not a message; closing it")
+                assert self.transport is not None
+                self.transport.close()
+                return
+        del inbox[:at]
+
+    def frame_received(self, message: Any) -> None:
+        raise NotImplementedError
+
+    def send(self, message: Any) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise LiveStateUnavailable("live-state connection closed")
+        payload = _encode(message)
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox += (_LENGTH.pack(len(payload)), payload)
+
+    def _flush(self) -> None:
+        out, self._outbox = self._outbox, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(out))
+
+
+class _ServerSide(_Framed):
+    def __init__(self, server: LiveStateServer) -> None:
+        super().__init__()
+        self.server = server
+        self.calls: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        for call in self.calls:
+            call.cancel()
+
+    def frame_received(self, message: Any) -> None:
+        call_id, method, args = message
+        call = asyncio.ensure_future(self._answer(call_id, method, args))
+        self.calls.add(call)
+        call.add_done_callback(self.calls.discard)
+
+    async def _answer(self, call_id: int, method: str, args: list[Any]) -> None:
+        try:
+            reply = [call_id, True, await _serve_call(self.server.state, method, args)]
+        except Exception as exc:
+            reply = [call_id, False, f"{type(exc).__name__}: {str(exc)[:300]}"]
+        if call_id != NOTIFICATION:
+            with contextlib.suppress(LiveStateUnavailable):
+                self.send(reply)
+
+
 class LiveStateServer:
     """Serves `state` on the Unix socket `path` from the running event loop."""
 
@@ -98,61 +187,48 @@ class LiveStateServer:
         self.state = state
         self.path = path
         self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.connections: set[_ServerSide] = set()
 
     async def start(self) -> None:
         self.path.unlink(missing_ok=True)  # left by a process that was killed
-        self._server = await asyncio.start_unix_server(self._connection, path=str(self.path))
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: _ServerSide(self), str(self.path))
         self.path.chmod(0o600)
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-            for task in list(self._tasks):
-                task.cancel()
+            for connection in list(self.connections):
+                if connection.transport is not None:
+                    connection.transport.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
         self.path.unlink(missing_ok=True)
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        calls: set[asyncio.Task[None]] = set()
-        try:
-            while True:
-                head = await reader.readexactly(_LENGTH.size)
-                (length,) = _LENGTH.unpack(head)
-                if length > MAX_FRAME_BYTES:
-                    log.warning("live-state client sent an oversized frame; closing it")
-                    return
-                call_id, method, args = _decode(await reader.readexactly(length))
-                call = asyncio.create_task(self._answer(writer, call_id, method, args))
-                calls.add(call)
-                call.add_done_callback(calls.discard)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return
-        except (msgspec.DecodeError, ValueError, TypeError):
-            log.warning("live-state client sent a frame that is not a request; closing it")
-        finally:
-            self._tasks.discard(task)
-            for call in calls:
-                call.cancel()
-            writer.close()
 
-    async def _answer(
-        self, writer: asyncio.StreamWriter, call_id: int, method: str, args: list[Any]
-    ) -> None:
-        try:
-            reply = [call_id, True, await _serve_call(self.state, method, args)]
-        except Exception as exc:
-            reply = [call_id, False, f"{type(exc).__name__}: {str(exc)[:300]}"]
-        payload = _encode(reply)
-        if writer.is_closing():
-            return
-        writer.write(_LENGTH.pack(len(payload)) + payload)
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
+class _ClientSide(_Framed):
+    def __init__(self, client: RemoteLiveState) -> None:
+        super().__init__()
+        self.client = client
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+
+    def frame_received(self, message: Any) -> None:
+        call_id, ok, result = message
+        future = self.pending.pop(call_id, None)
+        if future is None or future.done():
+            return  # its caller timed out
+        if ok:
+            future.set_result(result)
+        else:
+            future.set_exception(RemoteError(result))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client._lost(self)
+        lost = LiveStateUnavailable(f"live state at {self.client.path}: connection lost")
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(lost)
+        self.pending.clear()
 
 
 class RemoteLiveState:
@@ -162,68 +238,52 @@ class RemoteLiveState:
         self.path = path
         self.timeout = timeout
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._writer: asyncio.StreamWriter | None = None
-        self._reading: asyncio.Task[None] | None = None
+        self._connection: _ClientSide | None = None
         self._connecting: asyncio.Lock | None = None
 
-    async def _connected(self) -> asyncio.StreamWriter:
-        if self._writer is not None and not self._writer.is_closing():
-            return self._writer
+    async def _connected(self) -> _ClientSide:
+        connection = self._connection
+        transport = None if connection is None else connection.transport
+        if connection is not None and transport is not None and not transport.is_closing():
+            return connection
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
-            if self._writer is None or self._writer.is_closing():
+            if self._connection is None:
+                loop = asyncio.get_running_loop()
                 try:
-                    reader, writer = await asyncio.wait_for(
-                        asyncio.open_unix_connection(str(self.path)), CONNECT_TIMEOUT
+                    _, protocol = await asyncio.wait_for(
+                        loop.create_unix_connection(lambda: _ClientSide(self), str(self.path)),
+                        CONNECT_TIMEOUT,
                     )
                 except (OSError, TimeoutError) as exc:
                     raise LiveStateUnavailable(f"live state at {self.path}: {exc}") from None
-                self._writer = writer
-                self._reading = asyncio.create_task(self._read(reader, writer))
-        assert self._writer is not None
-        return self._writer
+                self._connection = protocol
+        assert self._connection is not None
+        return self._connection
 
-    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
-                call_id, ok, result = _decode(await reader.readexactly(length))
-                future = self._pending.pop(call_id, None)
-                if future is None or future.done():
-                    continue  # its caller timed out
-                if ok:
-                    future.set_result(result)
-                else:
-                    future.set_exception(RemoteError(result))
-        except (asyncio.IncompleteReadError, ConnectionError, msgspec.DecodeError, ValueError):
-            pass
-        finally:
-            if self._writer is writer:
-                self._writer = None
-            writer.close()
-            lost = LiveStateUnavailable(f"live state at {self.path}: connection lost")
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(lost)
-            self._pending.clear()
+    def _lost(self, connection: _ClientSide) -> None:
+        if self._connection is connection:
+            self._connection = None
 
     async def _call(self, method: str, *args: Any) -> Any:
-        writer = await self._connected()
+        connection = await self._connected()
         call_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[call_id] = future
-        payload = _encode([call_id, method, list(args)])
-        writer.write(_LENGTH.pack(len(payload)) + payload)
+        connection.pending[call_id] = future
         try:
+            connection.send([call_id, method, list(args)])
             return await asyncio.wait_for(future, self.timeout)
         except TimeoutError:
             raise LiveStateUnavailable(
                 f"live state at {self.path}: no answer to {method} within {self.timeout:g} s"
             ) from None
         finally:
-            self._pending.pop(call_id, None)
+            connection.pending.pop(call_id, None)
+
+    async def _notify(self, method: str, *args: Any) -> None:
+        """A call without answer: its errors on the other side are not reported."""
+        (await self._connected()).send([NOTIFICATION, method, list(args)])
 
     async def take(
         self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int
@@ -234,7 +294,8 @@ class RemoteLiveState:
         return RateDecision(tuple(admitted), limit, remaining, reset_ms)
 
     async def record(self, activity: Activity) -> None:
-        await self._call("record", *_activity_args(activity))
+        # The most frequent call (one per request) and nothing waits on it: no answer.
+        await self._notify("record", *_activity_args(activity))
 
     async def totals(self, now_ms: int) -> Totals:
         return Totals(*await self._call("totals", now_ms))
@@ -272,10 +333,6 @@ class RemoteLiveState:
         await self._call("ping")
 
     async def close(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-        if self._reading is not None:
-            self._reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reading
+        connection, self._connection = self._connection, None
+        if connection is not None and connection.transport is not None:
+            connection.transport.close()
