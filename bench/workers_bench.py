@@ -6,6 +6,7 @@ For each round, each worker count in `--workers` and each batch size in `--batch
 (interleaved, so that other work on the machine falls on every configuration alike), on a fresh
 data directory with the default settings: wrk -t2 -c32 for `--seconds`, then SIGTERM (the
 workers flush their spools), then the stored rows are counted with `netra-analytics query`.
+`--connections` changes wrk's -c (default 32).
 
 Reported per configuration, medians over the rounds: acknowledged events/s while wrk ran,
 request latency p50/p99, how long the stop took (the flush of what was left), and stored
@@ -34,7 +35,7 @@ import orjson
 from bench.common import BIN, REPO, _ms, free_port, median, save_results, wait_http
 
 MARK = "__WHO__"
-CONNECTIONS = 32
+CONNECTIONS = 32  # wrk's default here (-c, `--connections`)
 USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36"
@@ -75,11 +76,13 @@ end
 """
 
 
-def run_wrk(url: str, body_file: Path, seconds: int, run: str) -> dict[str, float]:
+def run_wrk(
+    url: str, body_file: Path, seconds: int, run: str, connections: int
+) -> dict[str, float]:
     script = body_file.with_suffix(".lua")
     script.write_text(LUA % {"agent": USER_AGENT, "body": body_file, "run": run, "mark": MARK})
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -92,7 +95,9 @@ def run_wrk(url: str, body_file: Path, seconds: int, run: str) -> dict[str, floa
     }
 
 
-def one(workers: int, events: int, seconds: int, workdir: Path, run: str) -> dict[str, Any]:
+def one(
+    workers: int, events: int, seconds: int, workdir: Path, run: str, connections: int
+) -> dict[str, Any]:
     data_dir = workdir / f"data-{run}"
     port = free_port()
     env = {**os.environ, "ANALYTICS_DATA_DIR": str(data_dir), "ANALYTICS_SERVICE_PORT": str(port),
@@ -107,7 +112,7 @@ def one(workers: int, events: int, seconds: int, workdir: Path, run: str) -> dic
         time.sleep(3.0 if workers > 1 else 0.5)  # every worker up
         body_file = workdir / f"body-{events}.json"
         body_file.write_bytes(body(events))
-        result = run_wrk(f"{url}/api/analytics/events", body_file, seconds, run)
+        result = run_wrk(f"{url}/api/analytics/events", body_file, seconds, run, connections)
         stopping = time.monotonic()
         server.send_signal(signal.SIGTERM)
         server.wait(120)
@@ -123,7 +128,7 @@ def one(workers: int, events: int, seconds: int, workdir: Path, run: str) -> dic
     ).stdout.split()  # fmt: skip
     acked = result["ok_requests"] * events
     return {
-        "workers": workers, "events_per_request": events,
+        "workers": workers, "events_per_request": events, "connections": connections,
         "acked_events_per_s": acked / seconds, "p50_ms": result["p50_ms"],
         "p99_ms": result["p99_ms"], "stop_seconds": stop_seconds,
         "stored_events_per_s": int(rows) / (seconds + stop_seconds),
@@ -135,7 +140,7 @@ def _stored_once(run: dict[str, Any]) -> bool:
     """No duplicates, nothing acknowledged missing. wrk counts the requests answered within its
     time; those still open at its end (at most one per connection) may be stored too."""
     rows, distinct, acked = (int(run[k]) for k in ("stored_rows", "stored_distinct", "acked"))
-    in_flight = CONNECTIONS * int(run["events_per_request"])
+    in_flight = int(run["connections"]) * int(run["events_per_request"])
     return rows == distinct and acked <= rows <= acked + in_flight
 
 
@@ -145,6 +150,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--batches", type=int, nargs="+", default=[20, 1])
+    parser.add_argument("--connections", type=int, default=CONNECTIONS)
+    parser.add_argument("--name", default="workers", help="of the results file")
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory(prefix="workers-bench-") as tmp:
@@ -152,11 +159,12 @@ def main() -> None:
             for events in args.batches:
                 for workers in args.workers:
                     name = f"r{round_}-w{workers}-e{events}"
-                    result = one(workers, events, args.seconds, Path(tmp), name)
+                    result = one(workers, events, args.seconds, Path(tmp), name, args.connections)
                     print(name, {k: round(v, 1) if isinstance(v, float) else v
                                  for k, v in result.items()}, flush=True)  # fmt: skip
                     runs.append(result)
-    summary: dict[str, Any] = {"seconds": args.seconds, "rounds": args.rounds, "medians": {}}
+    summary: dict[str, Any] = {"seconds": args.seconds, "rounds": args.rounds,
+                               "connections": args.connections, "medians": {}}  # fmt: skip
     for events in args.batches:
         for workers in args.workers:
             mine = [
@@ -173,7 +181,7 @@ def main() -> None:
                 )
             } | {"all_stored_once": all(_stored_once(r) for r in mine)}
     summary["runs"] = runs
-    save_results("workers", summary)
+    save_results(args.name, summary)
 
 
 if __name__ == "__main__":
