@@ -83,8 +83,8 @@ def serve(settings: Settings) -> int:
 
     logs.configure(settings.log_level)
     owner = EngineOwner(settings)
-    owner.start()
     try:
+        owner.start()
         os.environ.update(owner.worker_env())
         config = uvicorn.Config(
             "netra_analytics.workers:worker_app",
@@ -123,6 +123,7 @@ class EngineOwner:
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._failure: BaseException | None = None
 
     def start(self) -> None:
         from netra_analytics.privacy.iphash import load_or_create_secret
@@ -149,6 +150,8 @@ class EngineOwner:
         self._thread = threading.Thread(target=self._run_loop, name="engine-owner", daemon=True)
         self._thread.start()
         self._ready.wait(30)
+        if self._failure is not None:
+            raise RuntimeError(f"the engine owner could not start: {self._failure}")
 
     def _serve_store(self) -> None:
         from netra_analytics import auth
@@ -184,7 +187,13 @@ class EngineOwner:
     def _run_loop(self) -> None:
         import uvloop
 
-        uvloop.run(self._main())
+        try:
+            uvloop.run(self._main())
+        except BaseException as exc:  # reported by start(), or logged once running
+            self._failure = exc
+            log.exception("the engine owner's event loop stopped")
+        finally:
+            self._ready.set()
 
     async def _main(self) -> None:
         from netra_analytics.live.memory import InProcessLiveState
