@@ -66,6 +66,19 @@ def test_the_memory_and_timeout_bounds_parse() -> None:
     assert (settings.request_timeout_seconds, settings.max_inflight_body_bytes) == (12.5, 8 << 20)
 
 
+def test_worker_processes_parse_and_default_to_one() -> None:
+    assert Settings.from_env({}).workers == 1
+    worker = Settings.from_env(
+        {"ANALYTICS_WORKERS": "3", "NETRA_WORKER_PROCESS": "1", "NETRA_LIVE_SOCKET": "/x/l.sock"}
+    )
+    assert (worker.workers, worker.worker_process, str(worker.live_socket)) == (
+        3,
+        True,
+        "/x/l.sock",
+    )
+    assert not Settings.from_env({"ANALYTICS_WORKERS": "3"}).worker_process
+
+
 def test_https_clickhouse_defaults_to_8443() -> None:
     settings = Settings.from_env({"CLICKHOUSE_ANALYTICS_URL": "https://ch.example.com"})
     assert settings.clickhouse is not None and settings.clickhouse.secure
@@ -97,6 +110,9 @@ def test_https_clickhouse_defaults_to_8443() -> None:
         ("ANALYTICS_REQUEST_TIMEOUT_SECONDS", "0.1"),
         ("ANALYTICS_REQUEST_TIMEOUT_SECONDS", "soon"),
         ("ANALYTICS_MAX_INFLIGHT_BODY_BYTES", "1e9"),
+        ("ANALYTICS_WORKERS", "0"),
+        ("ANALYTICS_WORKERS", "65"),
+        ("ANALYTICS_WORKERS", "two"),
     ],
 )
 def test_bad_value_names_the_variable(variable: str, value: str) -> None:

@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="default: ANALYTICS_SERVICE_PORT or 8090")
     serve.add_argument("--host", help="default: ANALYTICS_SERVICE_HOST or 0.0.0.0")
     serve.add_argument("--data-dir", type=Path, help="default: ANALYTICS_DATA_DIR or ./data")
+    serve.add_argument(
+        "--workers", type=_workers, help="HTTP worker processes (default: ANALYTICS_WORKERS or 1)"
+    )
     migrate = commands.add_parser("migrate", help="create or update the ClickHouse schema")
     migrate.add_argument("--data-dir", type=Path)
     query = commands.add_parser("query", help="run SQL on the configured store and print rows")
@@ -64,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             ("port", getattr(args, "port", None)),
             ("host", getattr(args, "host", None)),
             ("data_dir", getattr(args, "data_dir", None)),
+            ("workers", getattr(args, "workers", None)),
         )
         if value is not None
     }
@@ -83,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    if settings.workers > 1 and not settings.worker_process:
+        from netra_analytics import workers
+
+        return workers.serve(settings)
     import uvicorn
 
     from netra_analytics import logs
@@ -136,6 +144,13 @@ def _positive(raw: str) -> int:
     value = int(raw)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _workers(raw: str) -> int:
+    value = _positive(raw)
+    if value > 64:
+        raise argparse.ArgumentTypeError(f"{value} workers: at most 64")
     return value
 
 

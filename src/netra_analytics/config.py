@@ -17,6 +17,10 @@ from netra_analytics.errors import ConfigError
 
 T = TypeVar("T")
 
+# Set by the engine owner (`workers.py`) for its worker processes; not for operators.
+WORKER_PROCESS_ENV = "NETRA_WORKER_PROCESS"  # "1": this is one of ANALYTICS_WORKERS workers
+LIVE_SOCKET_ENV = "NETRA_LIVE_SOCKET"  # the owner's live state (no Redis configured)
+
 # The spec's GRAFANA_API_URL default is literally "TBD": treat it as "not configured".
 _UNSET_MARKERS = frozenset({"", "tbd"})
 
@@ -90,6 +94,9 @@ class Settings:
     health_spool_degraded_fraction: float = 0.5  # spool backlog of its cap: degraded
     health_spool_failing_fraction: float = 0.9  # ... failing
     health_writer_failures: int = 3  # failed inserts in a row: degraded
+    workers: int = 1  # HTTP worker processes; > 1: this process owns the engine (workers.py)
+    worker_process: bool = False  # one of those workers (set by the owner)
+    live_socket: Path | None = None  # the owner's live state, for workers without Redis
 
     @property
     def embedded(self) -> bool:
@@ -189,6 +196,9 @@ class Settings:
                 _int_in(1, 10_000_000),
                 defaults.import_events_per_second,
             ),
+            workers=get("ANALYTICS_WORKERS", _int_in(1, 64), defaults.workers),
+            worker_process=env.get(WORKER_PROCESS_ENV) == "1",
+            live_socket=get(LIVE_SOCKET_ENV, Path, None),
             **_access_settings(get),
             **_observability_settings(get),
         )

@@ -183,9 +183,10 @@ class Monitor:
         checks["clickhouse"] = clickhouse
 
         if service.live.primary is not None:
-            checks["redis"] = await _redis_status(service)
-            levels["redis"] = OK if checks["redis"]["status"] == "ok" else DEGRADED
-            if levels["redis"] == OK:
+            name = service.live.name  # redis, or the engine owner's live state
+            checks[name] = await _redis_status(service)
+            levels[name] = OK if checks[name]["status"] == "ok" else DEGRADED
+            if levels[name] == OK:
                 with contextlib.suppress(Exception):
                     used = await asyncio.wait_for(service.live.used_memory(), CHECK_TIMEOUT)
                     if used is not None:

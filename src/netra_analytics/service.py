@@ -17,6 +17,13 @@ Store calls of the background workers and of health checks run in pools of their
 call within a timeout (`StoreCalls`, `ANALYTICS_STORE_TIMEOUT_SECONDS`): a hung store costs
 them threads, never the spool's (`Spool`), so ingestion depends on the disk alone.
 
+Spool directories: the single process uses `spool`; with `ANALYTICS_WORKERS` > 1 each worker
+process claims the first free one of `spool`, `spool.1`, ... (`claim_spool`), so a worker killed
+with -9 is replaced by one that claims its spool and stores what it acknowledged. Directories
+beyond the current count (left by a larger count before) are drained by whoever owns the store
+(`drain_extra_spools`: this process when it is the only one, else the engine owner): their
+events are stored and analysed as in a worker, then the directory is removed.
+
 Stop, within `ANALYTICS_SHUTDOWN_SECONDS` in all (a quarter of it goes to uvicorn, for open
 requests to finish, the rest here): wait for in-flight appends, stop the funnel walk builder
 (between two of its queries), stop the prompt worker (it resumes from its spool offset next
@@ -28,24 +35,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from netra_analytics import metrics
 from netra_analytics.config import Settings
 from netra_analytics.errors import StoreError
 from netra_analytics.ingest.erased import ErasedPeople
-from netra_analytics.ingest.spool import Spool
+from netra_analytics.ingest.spool import Spool, claim_spool, spool_index
 from netra_analytics.ingest.writer import BatchWriter, WriterState
 from netra_analytics.live import open_live_state
 from netra_analytics.live.base import Activity
 from netra_analytics.privacy.iphash import IpHasher, load_or_create_secret
 from netra_analytics.prompts.cost import PriceTable
 from netra_analytics.prompts.similarity import SimilarityIndex
+from netra_analytics.prompts.worker import CONSUMER as PROMPTS_CONSUMER
 from netra_analytics.prompts.worker import PromptWorker
 from netra_analytics.store import Store, open_store
 from netra_analytics.store.calls import StoreCalls
@@ -169,9 +180,12 @@ class Service:
         *,
         store: Store | None = None,
         clock: Callable[[], float] = time.time,
+        spool_dir: Path | None = None,
     ) -> None:
         """`store`: an already open store to use (and leave open), as in-process tests do;
-        `clock`: the wall clock (seconds) for receive times, rate windows and live metrics."""
+        `clock`: the wall clock (seconds) for receive times, rate windows and live metrics;
+        `spool_dir`: a spool directory to store and analyse (`drain_spool`) instead of this
+        process's own."""
         self.settings = settings
         self.clock = clock
         self.live = open_live_state(settings)
@@ -182,7 +196,17 @@ class Service:
         self.secret = load_or_create_secret(settings.ip_hash_secret, settings.data_dir)
         self.hash_ip = IpHasher(self.secret)
         self.erased: ErasedPeople | None = None  # with the store
-        self.spool = Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)
+        if spool_dir is not None:
+            self.spool = Spool(spool_dir, max_bytes=settings.spool_max_bytes)
+        elif settings.worker_process:
+            self.spool = claim_spool(
+                settings.data_dir, settings.workers, max_bytes=settings.spool_max_bytes
+            )
+        else:
+            self.spool = Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)
+        # The only process of the data directory drains the spools a larger worker count left.
+        self._drains_extra = spool_dir is None and not settings.worker_process
+        self._drain_task: asyncio.Task[None] | None = None
         self.store: Store | None = store
         timeout = settings.store_timeout_seconds
         # One thread each: a worker's calls are sequential, and a call that timed out must end
@@ -241,6 +265,10 @@ class Service:
         self.supervisors["prompts"] = Supervisor("prompts", self._run_prompts)
         if self.settings.funnel_walk_days:
             self.supervisors["funnel_walks"] = Supervisor("funnel_walks", self._run_funnel_walks)
+        if self._drains_extra and self.store is not None:
+            self._drain_task = asyncio.create_task(
+                drain_extra_spools(self.settings, self.store, keep=1, clock=self.clock)
+            )
 
     async def _run_writer(self) -> None:
         assert self.store is not None
@@ -305,10 +333,11 @@ class Service:
         def left(reserve: float = 0.0) -> float:
             return max(0.1, deadline - time.monotonic() - reserve)
 
-        if self._start_task is not None:
-            self._start_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._start_task
+        for task in (self._start_task, self._drain_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.spool.wait_flushed(), left())
         await self._stop_worker("funnel_walks", self.funnel_walks, min(5.0, left(3)))
@@ -350,3 +379,56 @@ class Service:
                     await asyncio.wait_for(worker.stop(task), timeout)
 
         await supervisor.stop(stop)
+
+
+def extra_spools(data_dir: Path, keep: int) -> list[Path]:
+    """Spool directories of worker indexes `keep` and above, in order (`spool_directory`)."""
+    found = [(spool_index(p), p) for p in data_dir.glob("spool*") if p.is_dir()]
+    return [p for index, p in sorted((i, p) for i, p in found if i is not None) if index >= keep]
+
+
+async def drain_extra_spools(
+    settings: Settings, store: Store, *, keep: int, clock: Callable[[], float] = time.time
+) -> None:
+    """Store and analyse what every spool directory beyond the first `keep` holds, one after
+    another, and remove each once empty (`drain_spool`). Cancelled: stops where it is (the rest
+    waits for the next start)."""
+    for directory in extra_spools(settings.data_dir, keep):
+        try:
+            await drain_spool(settings, store, directory, clock=clock)
+        except Exception as exc:  # the next start tries again; the events stay on disk
+            log.error("could not drain %s", directory, extra={"error": str(exc)[:300]})
+
+
+async def drain_spool(
+    settings: Settings, store: Store, directory: Path, *, clock: Callable[[], float] = time.time
+) -> bool:
+    """Store what the spool in `directory` holds, with its prompt analysis, as a worker would
+    have (a `Service` on that spool, without ingestion), then remove the directory. Returns
+    whether it was removed (not when cancelled, or when it keeps quarantined records)."""
+    quiet = dataclasses.replace(
+        settings, funnel_walk_days=0, worker_process=False, live_socket=None, redis_url=None
+    )
+    drain = Service(quiet, store=store, clock=clock, spool_dir=directory)
+    spool = drain.spool
+    log.info("storing the events of a spool no worker claims", extra={"spool": str(directory),
+             "backlog_bytes": spool.backlog_bytes})  # fmt: skip
+    done = False
+    try:
+        await drain.start()
+        while not done:
+            done = (
+                spool.checkpoint >= spool.durable_end
+                and spool.consumer_offset(PROMPTS_CONSUMER) >= spool.durable_end
+            )
+            if not done:
+                await asyncio.sleep(0.2)
+    finally:
+        await asyncio.shield(drain.stop(budget=5.0 if done else 2.0))
+    if spool.quarantined:
+        log.warning("a drained spool is kept for its quarantined records",
+                    extra={"spool": str(directory)})  # fmt: skip
+        return False
+    shutil.rmtree(directory, ignore_errors=True)
+    log.info("drained and removed a spool", extra={"spool": str(directory)})
+    return True

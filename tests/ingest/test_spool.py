@@ -8,7 +8,13 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from netra_analytics.errors import SpoolFull
-from netra_analytics.ingest.spool import Spool
+from netra_analytics.ingest.spool import (
+    Spool,
+    SpoolBusy,
+    claim_spool,
+    spool_directory,
+    spool_index,
+)
 
 
 def _append_all(spool: Spool, payloads: list[bytes]) -> None:
@@ -188,6 +194,35 @@ def test_concurrent_appends_share_fsyncs(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_a_second_process_cannot_open_the_same_spool(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=1 << 20)
-    with pytest.raises(RuntimeError, match="another process"):
+    with pytest.raises(SpoolBusy, match="another process"):
         Spool(tmp_path, max_bytes=1 << 20)
     spool.close()
+
+
+def test_workers_claim_spools_in_order_and_a_freed_one_is_claimed_again(tmp_path: Path) -> None:
+    """`claim_spool`: each worker takes the first spool no one holds; when a worker dies its
+    lock goes with it, and the next claimant gets that same directory (and what it holds)."""
+    first = claim_spool(tmp_path, 3, max_bytes=1 << 20)
+    second = claim_spool(tmp_path, 3, max_bytes=1 << 20)
+    assert [first._dir.name, second._dir.name] == ["spool", "spool.1"]
+    _append_all(second, [b"acknowledged"])
+    second.close()  # as a worker killed with -9: the kernel drops its lock
+    replacement = claim_spool(tmp_path, 3, max_bytes=1 << 20)
+    assert replacement._dir.name == "spool.1"
+    assert _payloads(replacement) == [b"acknowledged"]
+    third = claim_spool(tmp_path, 3, max_bytes=1 << 20)
+    with pytest.raises(SpoolBusy, match="all 3 spool directories"):
+        claim_spool(tmp_path, 3, max_bytes=1 << 20, wait_seconds=0.3)
+    for spool in (first, replacement, third):
+        spool.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "index"),
+    [("spool", 0), ("spool.1", 1), ("spool.12", 12), ("spool.0", None), ("spool.01", None),
+     ("spool.x", None), ("spools", None), ("spool.1.bak", None)],
+)  # fmt: skip
+def test_spool_directory_names(tmp_path: Path, name: str, index: int | None) -> None:
+    assert spool_index(tmp_path / name) == index
+    if index is not None:
+        assert spool_directory(tmp_path, index).name == name

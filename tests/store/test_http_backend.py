@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
 from netra_analytics.config import parse_clickhouse_url
-from netra_analytics.errors import StoreUnavailable
+from netra_analytics.errors import StoreError, StoreUnavailable
 from netra_analytics.reports.funnel_walks import build, funnel_totals, stored_walks
 from netra_analytics.reports.funnels import funnels_query, load_funnels
 from netra_analytics.store.chdb_backend import ChdbStore
@@ -68,3 +69,29 @@ def test_funnel_walks_over_http(http_store: HttpStore) -> None:
         [expected] = http_store.query_rows(text, params)
         assert funnel_totals(http_store, funnels, start, end) == expected
         assert expected["f0_reached_0"] > 0
+
+
+def test_the_engine_owners_server_refuses_a_wrong_password_as_clickhouse_does(
+    tmp_path: Path,
+) -> None:
+    """`store/chdb_server.py` (what the engine owner serves its workers): the right password
+    answers, a wrong one is ClickHouse's 516 AUTHENTICATION_FAILED, and a bad query is the
+    engine's own error with its code, never a dropped connection."""
+    server = ChdbHttpServer(tmp_path / "db", user="netra", password="s3cret-per-start")
+    server.start()
+    try:
+        good = HttpStore(parse_clickhouse_url(server.url), connect_timeout=2, timeout=10)
+        assert good.query_rows("SELECT 1 + {n:UInt8} AS x", {"n": 2}) == [{"x": 3}]
+        with pytest.raises(StoreError, match="Code: 62"):
+            good.query_rows("SELEC nonsense")
+        assert good.query_rows("SELECT 2 AS y") == [{"y": 2}]  # the connection still serves
+        good.close()
+        wrong = server.url.replace("s3cret-per-start", "guess")
+        bad = HttpStore(parse_clickhouse_url(wrong), connect_timeout=2, timeout=10)
+        with pytest.raises((StoreError, StoreUnavailable), match=r"516|Authentication failed"):
+            bad.ping()
+        raw = httpx.post(f"http://127.0.0.1:{server.port}/", content=b"SELECT 1")
+        assert raw.status_code == 403
+        assert raw.headers["x-clickhouse-exception-code"] == "516"
+    finally:
+        server.kill()

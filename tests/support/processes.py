@@ -86,8 +86,14 @@ class ServiceProcess(Process):
     """`netra-analytics serve` with its own data directory and port."""
 
     def __init__(
-        self, data_dir: Path, *, env: dict[str, str] | None = None, port: int | None = None
+        self,
+        data_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        workers: int = 1,
     ) -> None:
+        """`workers` > 1: the engine owner and that many worker processes (workers.py)."""
         self.port = port or free_port()
         self.data_dir = data_dir
         full_env = {
@@ -96,6 +102,7 @@ class ServiceProcess(Process):
             "ANALYTICS_SERVICE_PORT": str(self.port),
             "ANALYTICS_SERVICE_HOST": "127.0.0.1",
             "ANALYTICS_FUNNEL_WALK_DAYS": "0",  # no background builds unless a test asks
+            "ANALYTICS_WORKERS": str(workers),
             **(env or {}),
         }
         super().__init__(
@@ -110,6 +117,23 @@ class ServiceProcess(Process):
             wait_until(
                 lambda: httpx.get(f"{self.url}/health/ready", timeout=5).status_code == 200, 60
             )
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes of an engine owner (uvicorn's spawned children)."""
+        assert self.proc is not None
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == self.proc.pid and b"spawn_main" in cmdline:
+                found.append(int(entry.name))
+        return sorted(found)
 
     def ready(self) -> dict[str, Any]:
         body: dict[str, Any] = httpx.get(f"{self.url}/health/ready", timeout=10).json()
@@ -145,14 +169,15 @@ def cli_query(data_dir: Path, sql: str, *, env: dict[str, str] | None = None) ->
 class ChdbHttpServer(Process):
     """A ClickHouse HTTP endpoint over chDB (see chdb_http.py), in its own process."""
 
-    def __init__(self, data_path: Path) -> None:
+    def __init__(self, data_path: Path, *, user: str = "default", password: str = "") -> None:
         self.port = free_port()
         script = str(Path(__file__).with_name("chdb_http.py"))
         super().__init__(
-            [sys.executable, script, str(data_path), str(self.port)],
+            [sys.executable, script, str(data_path), str(self.port), user, password],
             log=data_path.parent / "chdb_http.log",
         )
-        self.url = f"clickhouse://127.0.0.1:{self.port}/analytics"
+        credentials = f"{user}:{password}@" if password else ""
+        self.url = f"clickhouse://{credentials}127.0.0.1:{self.port}/analytics"
 
     def start(self) -> None:
         super().start()

@@ -31,7 +31,9 @@ Contract:
   record is void once the checkpoint passes it.
 - The spool refuses an append (`SpoolFull`) when the bytes not yet committed would pass the
   cap: the client is told 503 and keeps its events, rather than the disk filling up.
-- One process owns a spool directory (an exclusive `flock`); a second one fails at start-up.
+- One process owns a spool directory (an exclusive `flock`); a second one fails at start-up
+  (`SpoolBusy`). With several worker processes each claims its own (`claim_spool`): `spool`,
+  `spool.1`, `spool.2`, ... (`spool_directory`).
 
 Everything except `read` runs on the event loop's thread (`read_async` runs `read` in the
 spool's reader threads); file writes and fsync run in the
@@ -51,6 +53,7 @@ import logging
 import os
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -85,6 +88,41 @@ class Quarantined:
 IN_FLIGHT_FORMAT = 2  # entries (event id, user id, why); inserts deduplicated by their rows
 
 
+class SpoolBusy(RuntimeError):
+    """Another process holds this spool directory."""
+
+
+def spool_directory(data_dir: Path, index: int) -> Path:
+    """Worker `index`'s spool: `spool` for the first (and the single process), `spool.<i>`."""
+    return data_dir / ("spool" if index == 0 else f"spool.{index}")
+
+
+def spool_index(directory: Path) -> int | None:
+    """The index of a spool directory's name (`spool_directory`), None for other names."""
+    if directory.name == "spool":
+        return 0
+    head, _, number = directory.name.partition(".")
+    return int(number) if head == "spool" and number.isdigit() and number[0] != "0" else None
+
+
+def claim_spool(data_dir: Path, count: int, *, max_bytes: int, wait_seconds: float = 30.0) -> Spool:
+    """The first of the `count` spool directories no other process holds, opened.
+
+    A worker killed with -9 frees its lock as it dies, so its replacement claims the same
+    directory and stores the events it acknowledged. When all are held (a replacement started
+    before the old worker's exit was complete), tries again for `wait_seconds`."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        for index in range(count):
+            try:
+                return Spool(spool_directory(data_dir, index), max_bytes=max_bytes)
+            except SpoolBusy:
+                continue
+        if time.monotonic() >= deadline:
+            raise SpoolBusy(f"all {count} spool directories in {data_dir} are held by others")
+        time.sleep(0.2)
+
+
 class Spool:
     def __init__(
         self, directory: Path, *, max_bytes: int, segment_bytes: int = SEGMENT_BYTES
@@ -98,7 +136,7 @@ class Spool:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
-            raise RuntimeError(f"another process is using the spool in {directory}") from None
+            raise SpoolBusy(f"another process is using the spool in {directory}") from None
         self.checkpoint = self._read_offset("checkpoint")
         self._consumers: dict[str, int] = {
             p.name.removeprefix("consumer."): self._read_offset(p.name)

@@ -1,7 +1,9 @@
 """Live state: rate limits, sessions, real-time metrics and hot prompts (see `base.py`).
 
 `LiveStateGuard` is what the service uses. Without `REDIS_ANALYTICS_URL` it is the in-process
-backend. With Redis it uses Redis, and when Redis fails (a timeout, a refused connection) it
+backend, or, in a worker process of several (`ANALYTICS_WORKERS` > 1), the engine owner's
+in-process backend over a Unix socket (`remote.py`). With Redis (or the owner) it uses that
+shared state, and when it fails (a timeout, a refused connection) it
 never fails a request: rate limits fall back to this process's own limiter, live updates go to
 the in-process state, reads are answered from it, the outage is logged once and counted in
 metrics, and Redis is tried again a second later, and used again as soon as it answers.
@@ -34,8 +36,11 @@ class LiveStateGuard:
         *,
         clock: Callable[[], float] = time.monotonic,
         local: InProcessLiveState | None = None,
+        name: str = "redis",
     ) -> None:
+        """`name`: what the shared state is called in health and reports (`redis`, `owner`)."""
         self.primary = primary
+        self.name = name
         self.local = local if local is not None else InProcessLiveState()
         self._clock = clock
         self._down_since: float | None = None
@@ -69,10 +74,10 @@ class LiveStateGuard:
         if self._down_since is None:
             self._down_since = self._clock()
             log.warning(
-                "Redis unavailable: rate limits are per process and live state is local "
-                "until it answers again",
+                "%s unavailable: rate limits are per process and live state is local "
+                "until it answers again", self._label,
                 extra={"error": self.last_error},
-            )
+            )  # fmt: skip
 
     def _recovered(self) -> None:
         if self._down_since is not None:
@@ -80,11 +85,16 @@ class LiveStateGuard:
             # keep it until the next outage.
             self.local.clear()
             log.info(
-                "Redis answers again",
+                "%s answers again",
+                self._label,
                 extra={"down_seconds": round(self._clock() - self._down_since, 1)},
             )
             self._down_since = None
             self.last_error = None
+
+    @property
+    def _label(self) -> str:
+        return "Redis" if self.name == "redis" else "the engine owner's live state"
 
     async def take(
         self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int
@@ -99,8 +109,8 @@ class LiveStateGuard:
 
     async def totals(self, now_ms: int) -> tuple[Totals, str]:
         totals, on_redis = await self._use(lambda s: s.totals(now_ms), counter="read")
-        return totals, "redis" if on_redis else (
-            "in-process" if self.primary is None else "in-process (Redis unavailable)"
+        return totals, self.name if on_redis else (
+            "in-process" if self.primary is None else f"in-process ({self._label} unavailable)"
         )
 
     async def session(self, session_id: str, now_ms: int) -> dict[str, str] | None:
@@ -151,6 +161,10 @@ def open_live_state(settings: Settings) -> LiveStateGuard:
         hot_prompts_tracked=settings.hot_prompts_tracked,
         cache_max_bytes=settings.report_cache_max_bytes,
     )
+    if settings.redis_url is None and settings.live_socket is not None:
+        from netra_analytics.live.remote import RemoteLiveState
+
+        return LiveStateGuard(RemoteLiveState(settings.live_socket), local=local, name="owner")
     if settings.redis_url is None:
         return LiveStateGuard(None, local=local)
     from netra_analytics.live.redis_backend import RedisLiveState

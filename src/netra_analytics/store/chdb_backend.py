@@ -4,9 +4,9 @@ Calls are serialised by a lock: chDB keeps query parameters on the connection, s
 querying at once (the batch writer's lookup, the prompt worker's thread load) could run with
 each other's parameters ("Substitution `user` is not set" was seen under load).
 
-chDB allows one data path per process, so embedded mode is one service process (several
-workers need a ClickHouse server). chdb is imported here, lazily, because importing it and then
-forking can hang the child.
+chDB allows one data path per process, so embedded mode has one engine owner; with several
+worker processes the owner serves this store to them over HTTP (`chdb_server`). chdb is
+imported here, lazily, because importing it and then forking can hang the child.
 """
 
 from __future__ import annotations
@@ -81,6 +81,18 @@ class ChdbStore:
 
     def ping(self) -> None:
         self._run("SELECT 1", None, "TSV")
+
+    def run_text(
+        self, sql: str, fmt: str, params: Mapping[str, str], settings: Mapping[str, str]
+    ) -> bytes:
+        """For ClickHouse's HTTP interface (`chdb_server`): `params` already in ClickHouse's
+        text form, `settings` applied to the session first (and kept); raises chDB's own
+        exception, whose text is ClickHouse's."""
+        with self._lock:
+            for name, value in settings.items():
+                self._session.query(f"SET {name} = {render_param(value, nested=True)}")
+            data: bytes = self._session.query(sql, fmt, params=dict(params) or None).bytes()
+        return data
 
     def close(self) -> None:
         self._session.close()

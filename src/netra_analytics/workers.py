@@ -1,0 +1,342 @@
+"""Several worker processes (`ANALYTICS_WORKERS` > 1): the engine owner and its workers.
+
+Python's request path uses one core; HTTP, validation and the spool's appends are per request,
+so they scale over processes. The `serve` process becomes the engine owner:
+
+- embedded mode: it opens chDB (one data path per process allows nothing else), migrates, and
+  serves ClickHouse's HTTP interface from it on 127.0.0.1 with a password drawn per start
+  (`store/chdb_server.py`); every worker then talks to the store exactly as to a ClickHouse
+  server (`HttpStore`), the code path of production. Server mode (`CLICKHOUSE_ANALYTICS_URL`):
+  it migrates, and the workers use that server directly;
+- without `REDIS_ANALYTICS_URL`, it keeps the live state (rate limits, sessions, live metrics,
+  hot prompts, the report cache) and serves it on a Unix socket in the data directory
+  (`live/remote.py`), so a user's limit holds across workers and live reports see every
+  worker's traffic; with Redis, workers use Redis;
+- it runs the funnel walk builder (once, not per worker), and stores the spools a larger
+  worker count left (`service.drain_extra_spools`);
+- it runs N workers under uvicorn's process supervisor, sharing one listening socket; uvicorn
+  replaces a worker that dies or stops answering its health pings.
+
+Each worker is a `Service` in server mode: it claims a spool directory of its own
+(`ingest.spool.claim_spool`), and runs its own batch writer and prompt worker, so a worker
+killed with -9 leaves its acknowledged events in its spool, and its replacement claims that
+spool and stores them. The prompt worker's near-duplicate index is per worker: a prompt is
+matched against the texts its worker has seen (see README); sharing it through the owner
+would put a round trip and the owner's one core on every prompt.
+
+Metrics: `PROMETHEUS_MULTIPROC_DIR` is `<data_dir>/metrics`, emptied at start, for the owner
+and the workers (prometheus_client's multiprocess mode; `/metrics` of any worker aggregates).
+
+Stop (SIGTERM or SIGINT to the owner): the workers get SIGTERM and stop as a single process
+does (open requests, then their writers flush within `ANALYTICS_SHUTDOWN_SECONDS`; what is not
+stored stays in their spools), then the owner stops the builder, the live state and the store.
+A worker whose owner is gone (killed with -9) stops itself within a second, so its socket and
+spool are free for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from netra_analytics.config import LIVE_SOCKET_ENV, WORKER_PROCESS_ENV, Settings
+from netra_analytics.errors import StoreError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from netra_analytics.live.remote import LiveStateServer
+    from netra_analytics.service import Supervisor
+    from netra_analytics.store import Store
+
+log = logging.getLogger(__name__)
+
+STORE_USER = "netra"
+MAX_UNIX_PATH = 100  # bytes: AF_UNIX paths are at most 107 on Linux
+METRICS_DIR = "metrics"
+PARENT_CHECK_SECONDS = 1.0
+
+
+def serve(settings: Settings) -> int:
+    """Run the engine owner and `settings.workers` worker processes until SIGTERM/SIGINT."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metrics_dir = settings.data_dir / METRICS_DIR
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    # Before prometheus_client creates any metric (importing `service` does), here and in the
+    # workers (they inherit it).
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    import uvicorn
+
+    from netra_analytics import logs
+    from netra_analytics.service import UVICORN_SHARE
+
+    logs.configure(settings.log_level)
+    owner = EngineOwner(settings)
+    try:
+        owner.start()
+        os.environ.update(owner.worker_env())
+        config = uvicorn.Config(
+            "netra_analytics.workers:worker_app",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            loop="uvloop",
+            http="netra_analytics.workers:HeadTimeoutProtocol",
+            access_log=False,
+            log_config=None,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_seconds * UVICORN_SHARE)),
+        )
+        sock = config.bind_socket()
+        try:
+            _worker_processes_class()(config, sockets=[sock]).run()
+        finally:
+            sock.close()
+    finally:
+        owner.stop()
+    return 0
+
+
+class EngineOwner:
+    """The store, the shared live state and the once-only background work, for the workers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: Store | None = None
+        self.store_server: Any = None  # ChdbHttpServer in embedded mode
+        self.store_url: str | None = None
+        self.live_socket: Path | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+
+    def start(self) -> None:
+        from netra_analytics.privacy.iphash import load_or_create_secret
+        from netra_analytics.store import open_store
+        from netra_analytics.store.migrations import migrate
+
+        settings = self.settings
+        # Created here once, not raced for by the workers.
+        load_or_create_secret(settings.ip_hash_secret, settings.data_dir)
+        load_or_create_secret(settings.session_secret, settings.data_dir, "session.key")
+        self.store = open_store(settings)
+        try:
+            applied = migrate(self.store, settings.clickhouse_cluster)
+        except StoreError as exc:
+            # Server mode with the server down: the workers migrate once it answers.
+            log.warning("store not ready at start-up", extra={"error": str(exc)[:300]})
+        else:
+            if applied:
+                log.info("migrations applied", extra={"migrations": applied})
+        if settings.embedded:
+            self._serve_store()
+        if settings.redis_url is None:
+            self.live_socket = _socket_path(settings.data_dir / "live.sock")
+        self._thread = threading.Thread(target=self._run_loop, name="engine-owner", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._failure is not None:
+            raise RuntimeError(f"the engine owner could not start: {self._failure}")
+
+    def _serve_store(self) -> None:
+        from netra_analytics import auth
+        from netra_analytics.store.chdb_backend import ChdbStore
+        from netra_analytics.store.chdb_server import ChdbHttpServer
+
+        assert isinstance(self.store, ChdbStore)
+        host = "localhost" if self.settings.host in {"0.0.0.0", "::"} else self.settings.host
+        auth.bootstrap_admin_key(self.store, f"http://{host}:{self.settings.port}/")
+        password = secrets.token_urlsafe(24)
+        self.store_server = ChdbHttpServer(self.store, user=STORE_USER, password=password)
+        self.store_server.serve_in_thread()
+        port = self.store_server.port
+        self.store_url = f"clickhouse://{STORE_USER}:{password}@127.0.0.1:{port}/analytics"
+        log.info("serving the embedded store to the workers", extra={"port": port})
+
+    def worker_env(self) -> dict[str, str]:
+        """What the workers read besides the operator's environment."""
+        env = {
+            WORKER_PROCESS_ENV: "1",
+            "ANALYTICS_WORKERS": str(self.settings.workers),
+            "ANALYTICS_DATA_DIR": str(self.settings.data_dir),
+            "ANALYTICS_SERVICE_HOST": self.settings.host,
+            "ANALYTICS_SERVICE_PORT": str(self.settings.port),
+            "ANALYTICS_FUNNEL_WALK_DAYS": "0",  # built once, here
+        }
+        if self.store_url is not None:
+            env["CLICKHOUSE_ANALYTICS_URL"] = self.store_url
+        if self.live_socket is not None:
+            env[LIVE_SOCKET_ENV] = str(self.live_socket)
+        return env
+
+    def _run_loop(self) -> None:
+        import uvloop
+
+        try:
+            uvloop.run(self._main())
+        except BaseException as exc:  # reported by start(), or logged once running
+            self._failure = exc
+            log.exception("the engine owner's event loop stopped")
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from netra_analytics.live.memory import InProcessLiveState
+        from netra_analytics.live.remote import LiveStateServer
+        from netra_analytics.service import drain_extra_spools
+
+        settings, store = self.settings, self.store
+        assert store is not None
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        server: LiveStateServer | None = None
+        tasks: list[asyncio.Task[None]] = []
+        builder: Supervisor | None = None
+        try:
+            if self.live_socket is not None:
+                state = InProcessLiveState(
+                    hot_prompts_tracked=settings.hot_prompts_tracked,
+                    cache_max_bytes=settings.report_cache_max_bytes,
+                )
+                server = LiveStateServer(state, self.live_socket)
+                await server.start()
+            tasks.append(
+                asyncio.create_task(drain_extra_spools(settings, store, keep=settings.workers))
+            )
+            if settings.funnel_walk_days:
+                builder = self._funnel_walks(store)
+        finally:
+            self._ready.set()
+        await self._stopping.wait()
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if builder is not None:
+            await builder.stop(self._stop_builder)
+        if server is not None:
+            await server.close()
+
+    def _funnel_walks(self, store: Store) -> Supervisor:
+        from netra_analytics.reports.funnel_walks import FunnelWalkBuilder
+        from netra_analytics.reports.funnels import load_funnels
+        from netra_analytics.service import Supervisor
+
+        settings = self.settings
+
+        async def run() -> None:
+            self._builder = FunnelWalkBuilder(
+                store, lambda: load_funnels(settings.funnels_file), time.time,
+                settings.funnel_walk_days,
+            )  # fmt: skip
+            await self._builder.run()
+
+        return Supervisor("funnel_walks", run)
+
+    async def _stop_builder(self, task: asyncio.Task[None]) -> None:
+        builder = getattr(self, "_builder", None)
+        if builder is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(builder.stop(task), 5.0)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has ended already
+                self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            self._thread.join(10)
+        if self.store_server is not None:
+            self.store_server.shutdown()
+            self.store_server.server_close()
+        if self.store is not None:
+            self.store.close()
+
+
+def _socket_path(wanted: Path) -> Path:
+    """`wanted`, or a private directory's socket when the data directory's path is too long."""
+    if len(os.fsencode(wanted.resolve())) <= MAX_UNIX_PATH:
+        return wanted.resolve()
+    return Path(tempfile.mkdtemp(prefix="netra-live-")) / "live.sock"
+
+
+def _worker_processes_class() -> type:
+    from uvicorn.supervisors.multiprocess import Multiprocess
+
+    class WorkerProcesses(Multiprocess):
+        """uvicorn's supervisor, with the metrics files of dead workers marked, and SIGHUP
+        refused: a worker's replacement must start after it ends, to claim its spool."""
+
+        def keep_subprocess_alive(self) -> None:
+            before = {p.pid for p in self.processes if p.pid is not None}
+            super().keep_subprocess_alive()
+            for pid in before - {p.pid for p in self.processes}:
+                log.warning("worker process %s ended; a new one replaces it", pid)
+                _mark_dead(pid)
+
+        def handle_hup(self) -> None:
+            log.warning("SIGHUP ignored with ANALYTICS_WORKERS > 1: restart the service")
+
+        def run(self) -> None:
+            try:
+                super().run()
+            finally:
+                for process in self.processes:
+                    if process.pid is not None:
+                        _mark_dead(process.pid)
+
+    return WorkerProcesses
+
+
+def _mark_dead(pid: int) -> None:
+    from prometheus_client import multiprocess
+
+    with contextlib.suppress(Exception):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def __getattr__(name: str) -> Any:
+    # uvicorn imports the protocol by name in each worker (a class made in a function cannot
+    # be sent to a spawned process); made there, from the worker's environment.
+    if name == "HeadTimeoutProtocol":
+        from netra_analytics.http_limits import head_timeout_protocol
+
+        return head_timeout_protocol(Settings.from_env(os.environ).request_timeout_seconds)
+    raise AttributeError(name)
+
+
+def worker_app() -> FastAPI:
+    """One worker's application (uvicorn's factory, in the worker process)."""
+    from netra_analytics import logs
+    from netra_analytics.app import create_app
+
+    settings = Settings.from_env(os.environ)
+    logs.configure(settings.log_level)
+    _stop_with_owner(os.getppid())
+    return create_app(settings)
+
+
+def _stop_with_owner(owner: int) -> None:
+    """SIGTERM to this worker once its owner is gone (it was killed with -9)."""
+
+    def watch() -> None:
+        while os.getppid() == owner:
+            time.sleep(PARENT_CHECK_SECONDS)
+        log.warning("the engine owner is gone; this worker stops")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="owner-watch", daemon=True).start()

@@ -1,0 +1,82 @@
+"""The live state served over a Unix socket (`live/remote.py`): what a worker sees when the
+engine owner's socket is gone, goes away, or comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from netra_analytics.live import LiveStateGuard
+from netra_analytics.live.memory import InProcessLiveState
+from netra_analytics.live.remote import LiveStateServer, LiveStateUnavailable, RemoteLiveState
+
+T0 = 1_764_000_000_000
+
+
+def test_no_owner_is_unavailable_and_the_guard_falls_back_to_this_process(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        remote = RemoteLiveState(tmp_path / "missing.sock")
+        with pytest.raises(LiveStateUnavailable):
+            await remote.ping()
+        guard = LiveStateGuard(remote, name="owner")
+        decision = await guard.take("u1", ["e1", "e2"], T0, 1)
+        assert decision.admitted == (True, False)  # decided by this process's own limiter
+        assert guard.degraded
+        _, source = await guard.totals(T0)
+        assert source == "in-process (the engine owner's live state unavailable)"
+        await guard.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_owner_fails_the_calls_in_flight_and_a_new_one_is_used_at_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "live.sock"
+
+    async def scenario() -> None:
+        first = LiveStateServer(InProcessLiveState(), path)
+        await first.start()
+        client = RemoteLiveState(path, timeout=1.0)
+        assert (await client.take("u1", ["a"], T0, 5)).remaining == 4
+        await first.close()
+        with pytest.raises(LiveStateUnavailable):
+            await client.take("u1", ["b"], T0, 5)
+        second = LiveStateServer(InProcessLiveState(), path)  # a restarted owner: empty state
+        await second.start()
+        assert (await client.take("u1", ["c"], T0, 5)).remaining == 4
+        await client.close()
+        await second.close()
+        assert not path.exists()
+
+    asyncio.run(scenario())
+
+
+def test_many_concurrent_calls_on_one_connection_get_their_own_answers(tmp_path: Path) -> None:
+    """Multiplexed by id: 300 users' decisions at once, each its own, and a frame of garbage
+    from another client does not disturb them."""
+    path = tmp_path / "live.sock"
+
+    async def scenario() -> None:
+        server = LiveStateServer(InProcessLiveState(), path)
+        await server.start()
+        _, rogue = await asyncio.open_unix_connection(str(path))
+        rogue.write(b"\x00\x00\x00\x03abc")
+        client = RemoteLiveState(path)
+        decisions = await asyncio.gather(
+            *(client.take(f"user-{n}", [f"e{i}" for i in range(n % 7 + 1)], T0, 3)
+              for n in range(300))
+        )  # fmt: skip
+        for n, decision in enumerate(decisions):
+            asked = n % 7 + 1
+            assert decision.allowed == min(3, asked), n
+            assert decision.remaining == max(0, 3 - asked), n
+        rogue.close()
+        await client.close()
+        await server.close()
+
+    asyncio.run(scenario())

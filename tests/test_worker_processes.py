@@ -1,0 +1,251 @@
+"""Several worker processes (`ANALYTICS_WORKERS` > 1), on real processes: the engine owner with
+embedded chDB and its live state, two uvicorn workers sharing one socket.
+
+What must hold as for one process: every acknowledged event stored exactly once (also when a
+worker is killed with -9, and when the service restarts with fewer workers), one rate limit
+per user whatever worker answers, live reports that see every worker's traffic, reports and
+panels through the workers, and a clean SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from netra_analytics.config import parse_clickhouse_url
+from netra_analytics.dashboards.catalog import PANELS
+from netra_analytics.store.http_backend import HttpStore
+from tests.factories import BROWSER_USER_AGENT, body, event
+from tests.support.processes import (
+    ChdbHttpServer,
+    RedisServer,
+    ServiceProcess,
+    cli_query,
+    wait_until,
+)
+
+pytestmark = pytest.mark.slow
+
+HEADERS = {"user-agent": BROWSER_USER_AGENT, "content-type": "application/json"}
+
+
+def _started(service: ServiceProcess, workers: int) -> None:
+    service.start()
+    wait_until(lambda: service.log().count("Application startup complete.") >= workers, 60)
+    assert len(service.worker_pids()) == workers
+
+
+def _post(url: str, user: str, events: int) -> tuple[int, list[str], int]:
+    """One request of `events` events from `user` (its own session) on a new connection, as
+    browsers spread over workers: (status, the event ids, accepted)."""
+    batch = [event("feature_usage") for _ in range(events)]
+    payload = orjson.dumps(body(batch, user_id=user, session_id=f"s-{user}"))
+    with httpx.Client(timeout=30, headers=HEADERS) as client:
+        reply = client.post(f"{url}/api/analytics/events", content=payload)
+    accepted = reply.json().get("accepted", 0) if reply.status_code in (202, 429) else 0
+    return reply.status_code, [e["event_id"] for e in batch], accepted
+
+
+def _send(url: str, users: list[str], events: int) -> list[tuple[int, list[str], int]]:
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda user: _post(url, user, events), users))
+
+
+def _stored(data_dir: Path) -> tuple[int, int]:
+    """(rows, distinct event ids) in frontend_events, read once the service has stopped."""
+    rows, distinct = cli_query(
+        data_dir, "SELECT count(), uniqExact(event_id) FROM analytics.frontend_events"
+    ).split()
+    return int(rows), int(distinct)
+
+
+def _spool_bytes(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.glob("*.wal"))
+
+
+def test_two_workers_store_once_share_limits_and_live_state_and_stop_cleanly(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    service = ServiceProcess(
+        data_dir, workers=2,
+        env={"EVENT_FLUSH_INTERVAL_MS": "200", "MAX_EVENTS_PER_USER_PER_MINUTE": "10"},
+    )  # fmt: skip
+    _started(service, 2)
+    try:
+        admin = service.admin_headers()  # printed once, by the owner
+        assert service.log().count("sign in at") == 1
+        users = [f"mp-{uuid.uuid4().hex[:10]}" for _ in range(120)]
+        replies = _send(service.url, users, 5)
+        assert {status for status, _, _ in replies} == {202}
+        acked = {i for _, ids, _ in replies for i in ids}
+        assert len(acked) == 600
+        # Both workers took requests: each spool holds records.
+        assert _spool_bytes(data_dir / "spool") > 0 and _spool_bytes(data_dir / "spool.1") > 0
+
+        # The live state is one: every worker answers the engagement report with all of it.
+        for _ in range(6):  # new connections, so both workers answer some of these
+            report = httpx.get(f"{service.url}/api/analytics/reports/engagement",
+                               headers=admin, timeout=10).json()  # fmt: skip
+            assert report["active_users"] == 120, report
+            assert report["events_last_5_minutes"] == 600, report
+            assert report["source"] == "owner"
+
+        # One user's limit (10 events a minute) across both workers: 30 requests of one event.
+        limited = f"mp-limited-{uuid.uuid4().hex[:6]}"
+        results = _send(service.url, [limited] * 30, 1)
+        assert sum(accepted for _, _, accepted in results) == 10
+        assert sorted(status for status, _, _ in results).count(429) == 20
+        acked |= {ids[0] for status, ids, _ in results if status == 202}
+
+        # Reports and panels answer through the workers (they query the owner's store).
+        wait_until(
+            lambda: httpx.get(f"{service.url}/api/analytics/dashboards", headers=admin,
+                              timeout=10).json()["events_stored"],
+            30,
+        )  # fmt: skip
+        for panel in PANELS:
+            reply = httpx.get(f"{service.url}/api/analytics/panels/{panel.id}", headers=admin,
+                              timeout=30)  # fmt: skip
+            assert reply.status_code == 200, (panel.id, reply.text)
+        ready = service.ready()
+        assert ready["status"] == "ready" and ready["checks"]["owner"] == {"status": "ok"}
+    finally:
+        clean = service.stop()
+    assert clean and service.proc is not None and service.proc.returncode == 0
+    assert service.log().count("Application shutdown complete.") == 2
+    assert _stored(data_dir) == (610, 610)
+    stored = cli_query(data_dir, "SELECT toString(event_id) FROM analytics.frontend_events")
+    assert set(stored.split()) == acked
+
+
+def test_a_worker_killed_with_9_is_replaced_and_its_events_are_stored(tmp_path: Path) -> None:
+    """The writers wait (a long flush interval), so the killed worker's events are only in its
+    spool: the replacement claims that spool and stores them by the end of the run."""
+    data_dir = tmp_path / "data"
+    slow = {"EVENT_FLUSH_INTERVAL_MS": "600000", "EVENT_BATCH_SIZE": "100000"}
+    service = ServiceProcess(data_dir, workers=2, env=slow)
+    _started(service, 2)
+    try:
+        replies = _send(service.url, [f"k-{n}" for n in range(80)], 3)
+        assert {status for status, _, _ in replies} == {202}
+        acked = {i for _, ids, _ in replies for i in ids}
+        before = service.worker_pids()
+        victim = before[0]
+        claimed = _held_spool(victim)
+        assert _spool_bytes(claimed) > 0  # the victim acknowledged events that wait in it
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(set(service.worker_pids()) - set(before)) == 1, 60)
+        wait_until(lambda: service.log().count("Application startup complete.") >= 3, 60)
+        more = _send(service.url, [f"k2-{n}" for n in range(20)], 3)
+        assert {status for status, _, _ in more} == {202}
+        acked |= {i for _, ids, _ in more for i in ids}
+    finally:
+        clean = service.stop()
+    assert clean
+    assert _stored(data_dir) == (len(acked), len(acked))
+    for spool in ("spool", "spool.1"):
+        checkpoint = int((data_dir / spool / "checkpoint").read_text() or 0)
+        assert checkpoint == _spool_end(data_dir / spool)
+
+
+def _held_spool(pid: int) -> Path:
+    """The spool directory whose lock process `pid` holds open."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = Path(os.readlink(fd))
+        if target.name == "lock" and target.parent.name.startswith("spool"):
+            return target.parent
+    raise AssertionError(f"process {pid} holds no spool")
+
+
+def _spool_end(directory: Path) -> int:
+    segments = sorted(directory.glob("*.wal"))
+    return int(segments[-1].stem) + segments[-1].stat().st_size if segments else 0
+
+
+def test_restarting_with_fewer_workers_stores_the_extra_spool(tmp_path: Path) -> None:
+    """Three workers' spools, all killed with -9 before their writers ran; then one process:
+    it stores what all three acknowledged, and removes the spools beyond its own."""
+    data_dir = tmp_path / "data"
+    slow = {"EVENT_FLUSH_INTERVAL_MS": "600000", "EVENT_BATCH_SIZE": "100000"}
+    service = ServiceProcess(data_dir, workers=3, env=slow)
+    _started(service, 3)
+    replies = _send(service.url, [f"r-{n}" for n in range(150)], 2)
+    assert {status for status, _, _ in replies} == {202}
+    acked = {i for _, ids, _ in replies for i in ids}
+    workers = service.worker_pids()
+    service.kill()  # the owner first, so that it restarts none of them
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    held = [p.name for p in sorted(data_dir.glob("spool*")) if _spool_bytes(p) > 0]
+    assert len(held) >= 2, held  # the traffic reached more than one worker
+
+    single = ServiceProcess(data_dir, env={"EVENT_FLUSH_INTERVAL_MS": "200"})
+    single.start()
+    try:
+        wait_until(lambda: not (data_dir / "spool.1").exists()
+                   and not (data_dir / "spool.2").exists(), 60)  # fmt: skip
+    finally:
+        assert single.stop()
+    assert _stored(data_dir) == (len(acked), len(acked))
+    assert "drained and removed a spool" in single.log()
+
+
+def test_server_mode_with_redis_needs_nothing_from_the_owner_but_the_workers(
+    tmp_path: Path, redis_server: RedisServer, redis_db: object
+) -> None:
+    """`CLICKHOUSE_ANALYTICS_URL` and `REDIS_ANALYTICS_URL` set: the owner serves neither the
+    store nor the live state; the workers use both directly (one limit per user in Redis)."""
+    clickhouse = ChdbHttpServer(tmp_path / "clickhouse", user="netra", password="pw-1234")
+    clickhouse.start()
+    data_dir = tmp_path / "data"
+    service = ServiceProcess(
+        data_dir, workers=2,
+        env={"CLICKHOUSE_ANALYTICS_URL": clickhouse.url, "REDIS_ANALYTICS_URL": redis_server.url,
+             "EVENT_FLUSH_INTERVAL_MS": "200", "MAX_EVENTS_PER_USER_PER_MINUTE": "10"},
+    )  # fmt: skip
+    _started(service, 2)
+    try:
+        assert "serving the embedded store" not in service.log()
+        assert not (data_dir / "live.sock").exists() and not (data_dir / "chdb").exists()
+        replies = _send(service.url, [f"sr-{n}" for n in range(60)], 4)
+        assert {status for status, _, _ in replies} == {202}
+        limited = _send(service.url, ["sr-limited"] * 25, 1)
+        assert sum(accepted for _, _, accepted in limited) == 10
+        assert service.ready()["checks"]["redis"] == {"status": "ok"}
+    finally:
+        assert service.stop()
+    store = HttpStore(parse_clickhouse_url(clickhouse.url), connect_timeout=2, timeout=30)
+    rows = store.query_rows(
+        "SELECT count() AS n, uniqExact(event_id) AS d FROM analytics.frontend_events"
+    )
+    store.close()
+    clickhouse.kill()
+    assert rows == [{"n": 250, "d": 250}]
+
+
+def test_workers_stop_when_their_owner_is_killed_and_a_restart_stores_their_events(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    slow = {"EVENT_FLUSH_INTERVAL_MS": "600000", "EVENT_BATCH_SIZE": "100000",
+            "ANALYTICS_SHUTDOWN_SECONDS": "4"}  # fmt: skip
+    service = ServiceProcess(data_dir, workers=2, env=slow)
+    _started(service, 2)
+    replies = _send(service.url, [f"o-{n}" for n in range(60)], 2)
+    acked = {i for _, ids, _ in replies for i in ids}
+    workers = service.worker_pids()
+    service.kill()
+    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 30)
+    again = ServiceProcess(data_dir, workers=2, port=service.port,
+                           env={"EVENT_FLUSH_INTERVAL_MS": "200"})  # fmt: skip
+    _started(again, 2)
+    assert again.stop()
+    assert _stored(data_dir) == (len(acked), len(acked))
