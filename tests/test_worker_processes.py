@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from netra_analytics.config import parse_clickhouse_url
 from netra_analytics.dashboards.catalog import PANELS
@@ -66,6 +67,17 @@ def _stored(data_dir: Path) -> tuple[int, int]:
     return int(rows), int(distinct)
 
 
+def _accepted_events(scrape: str) -> float:
+    """`netra_event_ingestion_events_total{outcome="accepted"}` summed over event types."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+        if sample.name == "netra_event_ingestion_events_total"
+        and sample.labels.get("outcome") == "accepted"
+    )
+
+
 def _spool_bytes(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.glob("*.wal"))
 
@@ -97,6 +109,12 @@ def test_two_workers_store_once_share_limits_and_live_state_and_stop_cleanly(
             assert report["active_users"] == 120, report
             assert report["events_last_5_minutes"] == 600, report
             assert report["source"] == "owner"
+
+        # /metrics sums every process (prometheus_client's multiprocess mode), whichever
+        # worker answers the scrape.
+        for _ in range(4):
+            scrape = httpx.get(f"{service.url}/metrics", timeout=10).text
+            assert _accepted_events(scrape) == 600
 
         # One user's limit (10 events a minute) across both workers: 30 requests of one event.
         limited = f"mp-limited-{uuid.uuid4().hex[:6]}"

@@ -35,6 +35,7 @@ from starlette.responses import Response
 
 from netra_analytics import metrics
 from netra_analytics.errors import public_error
+from netra_analytics.ingest.spool import spool_index
 from netra_analytics.service import Service
 from netra_analytics.store.base import Store
 
@@ -297,10 +298,10 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
 
 
 def _spool_bytes(service: Service) -> int:
-    """Bytes under the data directory's spool (every process's spool when there are several:
-    each reports the same total)."""
-    root = service.settings.data_dir / "spool"
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    """Bytes under the data directory's spools (`spool`, and `spool.<i>` of the other worker
+    processes when there are several: each process reports the same total)."""
+    roots = [d for d in service.settings.data_dir.iterdir() if spool_index(d) is not None]
+    return sum(p.stat().st_size for root in roots for p in root.rglob("*") if p.is_file())
 
 
 def _tag_heartbeats(service: Service, heartbeats: dict[str, tuple[int, str]]) -> dict[str, Any]:
