@@ -42,12 +42,15 @@ def _iban(text: str) -> bool:
 
 
 def _ip(text: str) -> bool:
+    # "::" and "a::b" are valid IPv6 but show up in ARNs and C++ names: want three groups.
+    # Checked first: it is cheap, and most candidates (`main.js:1:1`) fail it.
+    if ":" in text and sum(1 for group in text.split(":") if group) < 3:
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:
         return False
-    # "::" and "a::b" are valid IPv6 but show up in ARNs and C++ names: want three groups.
-    return ":" not in text or sum(1 for group in text.split(":") if group) >= 3
+    return True
 
 
 def _phone(text: str) -> bool:
@@ -140,50 +143,6 @@ PATTERNS: list[tuple[str, re.Pattern[str], Check]] = [
 ]
 
 
-# What each pattern (by position in PATTERNS) cannot match without: when the text has none of
-# it, the pattern is skipped. DIGIT is any character the patterns' `\\d` matches (Unicode
-# decimal digits); a string stands for itself. The last pattern can match digit-free text but
-# its check (`_not_uuid`) then keeps it. No placeholder contains a digit, `@` or `:`, so a
-# replacement never brings back what was found missing: skipping is exactly equivalent to
-# running the pattern (tests/prompts/test_sanitise.py compares with `sanitise_every_pattern`).
-DIGIT = "digit"
-_NEEDS: tuple[tuple[str, ...], ...] = (
-    ("://",),  # URL_WITH_CREDENTIALS
-    ("@",),  # EMAIL
-    (),  # API_KEY: letters alone can make a key
-    (),  # SECRET after a keyword
-    (DIGIT,),  # IBAN
-    (DIGIT,),  # CARD
-    (DIGIT,),  # NATIONAL_ID
-    (DIGIT, ":"),  # IP_ADDRESS: dotted quads need digits, IPv6 groups colons
-    (DIGIT,),  # PHONE
-    (DIGIT,),  # SECRET: a long token, kept unless it holds a digit
-)
-_ANY_DIGIT = re.compile(r"\d")
-
-
-def sanitise(text: str) -> str:
-    """`text` with every recognised piece of personal data or secret replaced by a placeholder.
-
-    Every pattern's attempt at a position is bounded in length, so the cost is linear in the
-    text: the worst adversarial text measured (bench/security_bench.py) costs a few ms per 10 KB.
-    Patterns that cannot match (`_NEEDS`: most want a digit) are skipped, so prose without
-    digits, `@` or `:` costs two scans instead of ten, with the same result.
-    """
-    has_digit = _ANY_DIGIT.search(text) is not None
-    for (placeholder, pattern, check), needs in zip(PATTERNS, _NEEDS, strict=True):
-        if not needs or any(has_digit if n == DIGIT else n in text for n in needs):
-            text = pattern.sub(_replacer(placeholder, check), text)
-    return text
-
-
-def sanitise_every_pattern(text: str) -> str:
-    """`sanitise` without skipping any pattern: the reference its fast path is tested against."""
-    for placeholder, pattern, check in PATTERNS:
-        text = pattern.sub(_replacer(placeholder, check), text)
-    return text
-
-
 def _replacer(placeholder: str, check: Check) -> Callable[[re.Match[str]], str]:
     def replace(match: re.Match[str]) -> str:
         whole = match.group(0)
@@ -194,3 +153,53 @@ def _replacer(placeholder: str, check: Check) -> Callable[[re.Match[str]], str]:
         return whole[: start - offset] + placeholder + whole[end - offset :]
 
     return replace
+
+
+# What each pattern (by position in PATTERNS) cannot match without: when the text has none of
+# it, the pattern is skipped. DIGIT is any character the patterns' `\\d` matches (Unicode
+# decimal digits); a string stands for itself. The last pattern can match digit-free text but
+# its check (`_not_uuid`) then keeps it. No placeholder contains a digit, `@` or `:`, so a
+# replacement never brings back what was found missing: skipping is exactly equivalent to
+# running the pattern (tests/prompts/test_sanitise.py compares with `sanitise_every_pattern`).
+DIGIT = "digit"
+_NEEDS: tuple[frozenset[str], ...] = tuple(
+    frozenset(needs)
+    for needs in (
+        ("://",),  # URL_WITH_CREDENTIALS
+        ("@",),  # EMAIL
+        (),  # API_KEY: letters alone can make a key
+        (),  # SECRET after a keyword
+        (DIGIT,),  # IBAN
+        (DIGIT,),  # CARD
+        (DIGIT,),  # NATIONAL_ID
+        (DIGIT, ":"),  # IP_ADDRESS: dotted quads need digits, IPv6 groups colons
+        (DIGIT,),  # PHONE
+        (DIGIT,),  # SECRET: a long token, kept unless it holds a digit
+    )
+)
+_ANY_DIGIT = re.compile(r"\d")
+_REPLACERS = [(pattern, _replacer(placeholder, check)) for placeholder, pattern, check in PATTERNS]
+
+
+def sanitise(text: str) -> str:
+    """`text` with every recognised piece of personal data or secret replaced by a placeholder.
+
+    Every pattern's attempt at a position is bounded in length, so the cost is linear in the
+    text: the worst adversarial text measured (bench/security_bench.py) costs a few ms per 10 KB.
+    Patterns that cannot match (`_NEEDS`: most want a digit) are skipped, so prose without
+    digits, `@` or `:` costs two scans instead of ten, with the same result.
+    """
+    present = {n for n in ("://", "@", ":") if n in text}
+    if _ANY_DIGIT.search(text) is not None:
+        present.add(DIGIT)
+    for (pattern, replace), needs in zip(_REPLACERS, _NEEDS, strict=True):
+        if not needs or not needs.isdisjoint(present):
+            text = pattern.sub(replace, text)
+    return text
+
+
+def sanitise_every_pattern(text: str) -> str:
+    """`sanitise` without skipping any pattern: the reference its fast path is tested against."""
+    for pattern, replace in _REPLACERS:
+        text = pattern.sub(replace, text)
+    return text
