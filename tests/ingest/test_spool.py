@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from netra_analytics.errors import SpoolFull
-from netra_analytics.ingest.spool import Spool
+from netra_analytics.ingest.spool import Spool, crc32_holding_gil
 
 
 def _append_all(spool: Spool, payloads: list[bytes]) -> None:
@@ -191,3 +192,9 @@ def test_a_second_process_cannot_open_the_same_spool(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="another process"):
         Spool(tmp_path, max_bytes=1 << 20)
     spool.close()
+
+
+@given(st.binary(max_size=20_000))
+@example(bytes(range(256)) * 40)  # 10,240 bytes: three pieces, the last one partial
+def test_the_piecewise_checksum_is_zlibs(data: bytes) -> None:
+    assert crc32_holding_gil(data) == zlib.crc32(data)
