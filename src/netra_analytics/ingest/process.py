@@ -399,10 +399,20 @@ def _accept(
     )
 
 
+# Each event type's free-text fields (attribute names): most types have none or one, so an
+# event is not asked for the six names of every type.
+_FREE_TEXT_OF: dict[type, tuple[str, ...]] = {
+    t.properties: tuple(
+        f.name for f in msgspec.structs.fields(t.properties) if f.encode_name in FREE_TEXT_FIELDS
+    )
+    for t in EVENT_TYPES.values()
+}
+
+
 def _sanitised(props: Properties) -> Properties:
     changes = {}
-    for name in FREE_TEXT_FIELDS:
-        text = getattr(props, name, None)
+    for name in _FREE_TEXT_OF[type(props)]:
+        text = getattr(props, name)
         if text:
             clean = sanitise(text)
             if clean != text:
