@@ -50,12 +50,13 @@ from bench.common import (
     BIN,
     REPO,
     BenchService,
-    _ms,
     free_port,
     median,
+    parse_wrk,
     save_results,
     wait_port,
 )
+from bench.live_bench import start_redis
 from bench.paced import (
     BROWSER_USER_AGENTS,
     SESSION_MARKER,
@@ -121,20 +122,7 @@ def run_wrk_realistic(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    latency = {m.group(1): _ms(m.group(2)) for m in re.finditer(r"\s+(50|99)%\s+(\S+)", out)}
-    ok = requests - (int(non_2xx.group(1)) if non_2xx else 0)
-    return {
-        "requests": requests,
-        "ok_requests": ok,
-        "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
-        "req_per_s": requests / seconds,
-        "events_per_s": ok * events_per_request / seconds,
-        "p50_ms": latency.get("50", float("nan")),
-        "p99_ms": latency.get("99", float("nan")),
-    }
+    return parse_wrk(out, seconds, events_per_request)
 
 
 def bench_bare(workdir: Path, events_per_request: int, seconds: int, conns: int) -> dict[str, Any]:
@@ -322,20 +310,6 @@ def bench_raw_insert(
     result: dict[str, float] = json.loads(out)
     result["serialise_rows_per_s"] = len(lines) / serialise_s
     return result
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is missing: apt-get install redis-server")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    wait_port(port)
-    return process, f"redis://127.0.0.1:{port}/2"
 
 
 def one_mode(workdir: Path, args: argparse.Namespace, epr: int) -> dict[str, Any]:
