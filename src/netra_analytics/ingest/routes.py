@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -276,8 +276,11 @@ async def _spool(
 
 
 def _count(accepted: list[AcceptedEvent], rejected: list[RejectedEvent], outcome: str) -> None:
-    counts = Counter((event.event_type, outcome) for event in accepted)
-    counts.update((rejection.event_type or "", rejection.reason) for rejection in rejected)
+    counts: dict[tuple[str, str], int] = {}
+    for key in [(e.event_type, outcome) for e in accepted] + [
+        (r.event_type or "", r.reason) for r in rejected
+    ]:
+        counts[key] = counts.get(key, 0) + 1
     for (event_type, why), n in counts.items():
         _child(metrics.EVENTS_RECEIVED, event_type, why).inc(n)
 
