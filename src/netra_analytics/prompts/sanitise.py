@@ -155,27 +155,24 @@ def _replacer(placeholder: str, check: Check) -> Callable[[re.Match[str]], str]:
     return replace
 
 
-# What each pattern (by position in PATTERNS) cannot match without: when the text has none of
-# it, the pattern is skipped. DIGIT is any character the patterns' `\\d` matches (Unicode
-# decimal digits); a string stands for itself. The last pattern can match digit-free text but
-# its check (`_not_uuid`) then keeps it. No placeholder contains a digit, `@` or `:`, so a
-# replacement never brings back what was found missing: skipping is exactly equivalent to
-# running the pattern (tests/prompts/test_sanitise.py compares with `sanitise_every_pattern`).
-DIGIT = "digit"
-_NEEDS: tuple[frozenset[str], ...] = tuple(
-    frozenset(needs)
-    for needs in (
-        ("://",),  # URL_WITH_CREDENTIALS
-        ("@",),  # EMAIL
-        (),  # API_KEY: letters alone can make a key
-        (),  # SECRET after a keyword
-        (DIGIT,),  # IBAN
-        (DIGIT,),  # CARD
-        (DIGIT,),  # NATIONAL_ID
-        (DIGIT, ":"),  # IP_ADDRESS: dotted quads need digits, IPv6 groups colons
-        (DIGIT,),  # PHONE
-        (DIGIT,),  # SECRET: a long token, kept unless it holds a digit
-    )
+# What each pattern (by position in PATTERNS) needs in a text before it can replace anything:
+# at least this many digits (characters `\\d` matches: Unicode decimal digits, as in the
+# patterns; the checks' `isdigit` adds none a pattern can match), or one of these strings.
+# (0, nothing): always run. A text without what a pattern needs is left alone by it, so the
+# pattern is skipped. No placeholder contains a digit, `@` or `:`, and replacing only removes
+# digits, so what was missing in the text stays missing: skipping is exactly equivalent to
+# running every pattern (tests/prompts/test_sanitise.py compares with `sanitise_every_pattern`).
+_NEEDS: tuple[tuple[int, frozenset[str]], ...] = (
+    (0, frozenset({"://"})),  # URL_WITH_CREDENTIALS
+    (0, frozenset({"@"})),  # EMAIL
+    (0, frozenset()),  # API_KEY: letters alone can make a key
+    (0, frozenset()),  # SECRET after a keyword
+    (2, frozenset()),  # IBAN: the check digits after the country code
+    (13, frozenset()),  # CARD: 13 to 19 digits
+    (6, frozenset()),  # NATIONAL_ID: 9 (US SSN) or 6 (UK NI number)
+    (4, frozenset({":"})),  # IP_ADDRESS: a dotted quad's four numbers, or IPv6's colons
+    (9, frozenset()),  # PHONE: 9 to 15 digits (`_phone`)
+    (1, frozenset()),  # SECRET: a long token, kept unless it holds a digit (`_not_uuid`)
 )
 _ANY_DIGIT = re.compile(r"\d")
 _REPLACERS = [(pattern, _replacer(placeholder, check)) for placeholder, pattern, check in PATTERNS]
@@ -186,15 +183,18 @@ def sanitise(text: str) -> str:
 
     Every pattern's attempt at a position is bounded in length, so the cost is linear in the
     text: the worst adversarial text measured (bench/security_bench.py) costs a few ms per 10 KB.
-    Patterns that cannot match (`_NEEDS`: most want a digit) are skipped, so prose without
-    digits, `@` or `:` costs two scans instead of ten, with the same result.
+    Patterns that cannot replace anything in the text (`_NEEDS`: most want several digits) are
+    skipped, so prose without digits, `@` or `:` costs two scans instead of ten, and a text
+    with a digit or two (`GPT-4`) three, with the same result.
     """
+    digits = len(_ANY_DIGIT.findall(text))
     present = {n for n in ("://", "@", ":") if n in text}
-    if _ANY_DIGIT.search(text) is not None:
-        present.add(DIGIT)
-    for (pattern, replace), needs in zip(_REPLACERS, _NEEDS, strict=True):
-        if not needs or not needs.isdisjoint(present):
-            text = pattern.sub(replace, text)
+    for (pattern, replace), (min_digits, strings) in zip(_REPLACERS, _NEEDS, strict=True):
+        if (min_digits or strings) and not (
+            (min_digits and digits >= min_digits) or not strings.isdisjoint(present)
+        ):
+            continue
+        text = pattern.sub(replace, text)
     return text
 
 
