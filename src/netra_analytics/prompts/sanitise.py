@@ -187,7 +187,7 @@ def sanitise(text: str) -> str:
     skipped, so prose without digits, `@` or `:` costs two scans instead of ten, and a text
     with a digit or two (`GPT-4`) three, with the same result.
     """
-    digits = len(_ANY_DIGIT.findall(text))
+    digits = _ANY_DIGIT.subn("", text)[1]  # in C; one string no longer than the text
     present = {n for n in ("://", "@", ":") if n in text}
     for (pattern, replace), (min_digits, strings) in zip(_REPLACERS, _NEEDS, strict=True):
         if (min_digits or strings) and not (
