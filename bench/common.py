@@ -95,6 +95,11 @@ def run_wrk(url: str, body_file: Path, seconds: int) -> dict[str, float]:
         ["wrk", "-t2", "-c50", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    return parse_wrk(out, seconds, EVENTS_PER_REQUEST)
+
+
+def parse_wrk(out: str, seconds: int, events_per_request: int) -> dict[str, float]:
+    """wrk's `--latency` report as numbers: requests, 2xx, socket errors, rates, p50/p99 (ms)."""
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -105,7 +110,7 @@ def run_wrk(url: str, body_file: Path, seconds: int) -> dict[str, float]:
         "ok_requests": ok,
         "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
         "req_per_s": requests / seconds,
-        "events_per_s": ok * EVENTS_PER_REQUEST / seconds,
+        "events_per_s": ok * events_per_request / seconds,
         "p50_ms": latency.get("50", float("nan")),
         "p99_ms": latency.get("99", float("nan")),
     }

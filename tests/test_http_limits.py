@@ -69,3 +69,41 @@ def test_a_whole_body_in_time_passes_untouched() -> None:
     sent, limits = _run(_reader, [(0, {"type": "http.request", "body": b"{}", "more_body": True}),
                                   (0.05, {"type": "http.request", "body": b"", "more_body": False})])  # fmt: skip
     assert sent[0]["status"] == 202 and sent[1]["body"] == b"ok" and limits.inflight_bytes == 0
+
+
+def test_a_deadline_passed_between_two_reads_refuses_the_next_one() -> None:
+    async def slow_route(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()  # a first part, in time
+        await asyncio.sleep(0.3)  # busy past the deadline (0.2 s), not waiting for the body
+        await receive()
+        await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sent, limits = _run(slow_route, [(0, {"type": "http.request", "body": b"{", "more_body": True}),
+                                     (0, {"type": "http.request", "body": b"}", "more_body": False})])  # fmt: skip
+    assert sent[0]["status"] == 408 and limits.inflight_bytes == 0
+
+
+def test_a_request_cancelled_by_others_while_reading_stays_cancelled() -> None:
+    """Not a slow body: a cancellation that is not the deadline's goes on, as it came."""
+    outcome: list[str] = []
+
+    async def main() -> None:
+        async def receive() -> Message:
+            await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            outcome.append(str(message.get("status")))
+
+        middleware = BodyLimits(_reader, timeout=5, max_inflight_bytes=1 << 20)
+        task = asyncio.create_task(middleware(SCOPE, receive, send))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+
+    asyncio.run(main())
+    assert outcome == ["cancelled"]

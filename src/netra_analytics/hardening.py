@@ -85,6 +85,11 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"strict-origin-when-cross-origin"),
     (b"x-frame-options", b"DENY"),
 ]
+_CSP = b"content-security-policy"
+_PAGE_CSP = (_CSP, PAGE_CSP.encode())
+_API_CSP = (_CSP, API_CSP.encode())
+_VIEWER_CSP = (_CSP, b"frame-ancestors 'none'")
+_SECURITY_NAMES = frozenset({*(name for name, _ in SECURITY_HEADERS), _CSP})
 
 
 class SecurityHeaders:
@@ -103,14 +108,20 @@ class SecurityHeaders:
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {name.lower() for name, _ in headers}
-                html = any(n.lower() == b"content-type" and v.startswith(b"text/html")
-                           for n, v in headers)  # fmt: skip
-                csp = b"frame-ancestors 'none'" if viewer else PAGE_CSP.encode() if html else (
-                    API_CSP.encode())  # fmt: skip
-                extra = [*SECURITY_HEADERS, (b"content-security-policy", csp)]
-                headers.extend((n, v) for n, v in extra if n not in names)
+                headers = list(message.get("headers", ()))
+                names = set()
+                html = False
+                for name, value in headers:  # one pass: this runs for every reply
+                    name = name.lower()
+                    names.add(name)
+                    if name == b"content-type":
+                        html = html or value.startswith(b"text/html")
+                csp = _VIEWER_CSP if viewer else _PAGE_CSP if html else _API_CSP
+                if names.isdisjoint(_SECURITY_NAMES):  # the usual case: none set by the route
+                    headers += SECURITY_HEADERS
+                    headers.append(csp)
+                else:
+                    headers.extend(h for h in (*SECURITY_HEADERS, csp) if h[0] not in names)
                 message = {**message, "headers": headers}
             await send(message)
 

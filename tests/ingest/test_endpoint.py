@@ -323,3 +323,22 @@ def test_no_input_produces_a_server_error(client: TestClient, payload: bytes) ->
     if reply.status_code == 202:
         data = reply.json()
         assert data["accepted"] + len(data["rejected"]) == len(json.loads(payload)["events"])
+
+
+def _counted(metrics: str, event_type: str, outcome: str) -> float:
+    name = f'netra_event_ingestion_events_total{{event_type="{event_type}",outcome="{outcome}"}}'
+    line = next((li for li in metrics.splitlines() if li.startswith(name + " ")), None)
+    return float(line.split()[1]) if line else 0.0
+
+
+def test_events_are_counted_by_type_and_outcome_one_each(client: TestClient) -> None:
+    before = client.get("/metrics").text
+    invalid = {"event_type": "feature_usage", "properties": {"action": "open"}}
+    reply = _post(client, body([event("feature_usage"), event("feature_usage"),
+                                event("chat_interaction"), invalid]))  # fmt: skip
+    assert reply.status_code == 202
+    after = client.get("/metrics").text
+    for event_type, outcome, n in [("feature_usage", "accepted", 2),
+                                   ("chat_interaction", "accepted", 1),
+                                   ("feature_usage", "invalid_properties", 1)]:  # fmt: skip
+        assert _counted(after, event_type, outcome) - _counted(before, event_type, outcome) == n

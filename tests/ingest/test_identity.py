@@ -253,3 +253,15 @@ def test_a_persons_activity_includes_what_they_did_before_signing_in(
     assert totals("alice") == (3, 2, 1)  # one person, however many ids
     assert totals("bob") == (1, 0, 1)
     assert totals("b-2") == (1, 1, 1)
+
+
+@given(st.text(max_size=20))
+def test_an_id_is_refused_exactly_when_it_holds_a_control_character(text: str) -> None:
+    """C0 (below 32), DEL and C1 (127-159): the regular expression's class is that range."""
+    control = any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+    try:
+        identity.resolve(_context(user_id=f"u{text}x"))
+    except BadRequest as exc:
+        assert control == ("control" in str(exc))
+    else:
+        assert not control

@@ -285,3 +285,22 @@ def test_a_naive_timestamp_is_utc_whatever_the_machines_zone(
         monkeypatch.undo()
         time.tzset()
     assert row["timestamp"] == "2026-11-25T11:00:00.000Z"
+
+
+def _strftime_reference(moment: datetime) -> str:
+    """How timestamps were formatted before the fast path (strftime): the reference."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30))  # naive: local time
+    | st.datetimes(datetime(1, 1, 2), datetime(9999, 12, 30), timezones=st.timezones())
+)
+def test_timestamps_are_formatted_as_strftime_did(moment: datetime) -> None:
+    expected = _strftime_reference(moment)
+    assert format_timestamp(moment) == expected
+    assert format_timestamp(moment) == expected  # again: now from the one-entry cache
+    same_value = moment.replace()  # an equal time in another object is formatted afresh
+    assert format_timestamp(same_value) == expected

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from netra_analytics.ingest.spool import (
     Spool,
     SpoolBusy,
     claim_spool,
+    crc32_holding_gil,
     spool_directory,
     spool_index,
 )
@@ -226,3 +228,9 @@ def test_spool_directory_names(tmp_path: Path, name: str, index: int | None) -> 
     assert spool_index(tmp_path / name) == index
     if index is not None:
         assert spool_directory(tmp_path, index).name == name
+
+
+@given(st.binary(max_size=20_000))
+@example(bytes(range(256)) * 40)  # 10,240 bytes: three pieces, the last one partial
+def test_the_piecewise_checksum_is_zlibs(data: bytes) -> None:
+    assert crc32_holding_gil(data) == zlib.crc32(data)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from netra_analytics.prompts.evaluation import load_corpus, score_sanitiser
-from netra_analytics.prompts.sanitise import sanitise
+from netra_analytics.prompts.sanitise import sanitise, sanitise_every_pattern
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -77,3 +79,42 @@ def test_holdout_corpus_meets_the_targets() -> None:
     score = score_sanitiser(sanitise, load_corpus(DATA / "sanitiser_holdout.jsonl"))
     assert score.recall >= 0.98, score.misses
     assert score.precision >= 0.95, score.false_alarms
+
+
+# Pieces the patterns look for, with and without digits (Arabic-Indic ones too, which `\\d`
+# matches), so that generated texts hit every pattern and every skip of the fast path.
+PIECES = [
+    *("sk-", "sk_live_", "AKIA", "ghp_", "hf_", "xoxb-", "AIza", "eyJ", "password: ", " is "),
+    *("api_key=", "://", "user:pw@", "@", ".", ":", "::", "-", "+", "(", ")", " ", "/", "="),
+    *("a", "Z", "abcdefghijklmnop", "QRSTUVWXYZabcdef", "GB", "QQ", "C", "0", "7", "12"),
+    *("4111", "\u0663", "\u00b2", "\u00e9", "\n"),
+    # Near the digit counts the fast path goes by (`_NEEDS`): cards, ids, phones, addresses.
+    *("4111 1111 1111 1111", "4111 1111 111", "123-45-6789", "12 34 56 ", "+44 20 7946 0958"),
+    *("(415) 555-0198", "555.867.5309", "203.0.113.9", "10.0.0", "GB82 WEST 1234 5698 7654 32"),
+    *(
+        "WEST",
+        "\u0663\u0663\u0663-\u0664\u0664-\u0665\u0665\u0665\u0665",
+        "1.2.3.4",
+        "QQ 12 34 56 C",
+    ),
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(), st.lists(st.sampled_from(PIECES), max_size=40).map("".join)))
+# Each at the fewest digits its pattern replaces: a UK NI number (6), a dotted quad (4), a
+# 13-digit card number (Luhn-valid), a 9-digit phone number.
+@example("QQ 12 34 56 C")
+@example("ip 1.2.3.4")
+@example("card 4222222222222")
+@example("call +123456789")
+def test_the_fast_path_answers_as_every_pattern_would(text: str) -> None:
+    """Skipping the patterns that cannot replace anything (too few digits, no `@` or `:`)
+    changes nothing."""
+    assert sanitise(text) == sanitise_every_pattern(text)
+
+
+def test_digit_free_secrets_are_still_caught_on_the_fast_path() -> None:
+    assert sanitise("key sk-abcdefghijklmnopqrstuv now") == "key [API_KEY] now"
+    assert sanitise("the password is opensesame") == "the password is [SECRET]"
+    assert sanitise("at fe::ab:cd") == "at [IP_ADDRESS]"

@@ -17,6 +17,8 @@ storing them would file many people under one id.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from netra_analytics.errors import BadRequest
@@ -44,6 +46,10 @@ PLACEHOLDER_IDS = frozenset(
 )
 
 
+# C0 controls, DEL and C1 controls: code points below 32 and from 127 to 159.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _clean(value: str, field: str) -> str:
     text = value.strip()
     if text.lower() in PLACEHOLDER_IDS:
@@ -51,7 +57,7 @@ def _clean(value: str, field: str) -> str:
             f"context.{field}: {text!r} is a placeholder, not an id; send the real id, or omit "
             "user_id and send anonymous_id for a visitor who has not signed in"
         )
-    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+    if _CONTROL.search(text) is not None:
         raise BadRequest(f"context.{field}: control characters are not allowed in an id")
     return text
 

@@ -24,6 +24,7 @@ import orjson
 from netra_analytics.errors import BadRequest, PayloadTooLarge
 from netra_analytics.ingest import identity
 from netra_analytics.ingest.body import split_envelope
+from netra_analytics.ingest.ids import new_event_id
 from netra_analytics.privacy.redact import redact_event
 from netra_analytics.prompts.sanitise import sanitise
 from netra_analytics.taxonomy import (
@@ -358,7 +359,7 @@ def _accept(
     info: RequestInfo,
     moment: EventTime,
 ) -> AcceptedEvent:
-    event_id = str(wire.event_id) if wire.event_id is not None else str(uuid.uuid4())
+    event_id = str(wire.event_id) if wire.event_id is not None else new_event_id()
     props = _sanitised(props)
     timestamp, clock_note = moment.timestamp, moment.note
     if clock_note:
@@ -398,10 +399,20 @@ def _accept(
     )
 
 
+# Each event type's free-text fields (attribute names): most types have none or one, so an
+# event is not asked for the six names of every type.
+_FREE_TEXT_OF: dict[type, tuple[str, ...]] = {
+    t.properties: tuple(
+        f.name for f in msgspec.structs.fields(t.properties) if f.encode_name in FREE_TEXT_FIELDS
+    )
+    for t in EVENT_TYPES.values()
+}
+
+
 def _sanitised(props: Properties) -> Properties:
     changes = {}
-    for name in FREE_TEXT_FIELDS:
-        text = getattr(props, name, None)
+    for name in _FREE_TEXT_OF[type(props)]:
+        text = getattr(props, name)
         if text:
             clean = sanitise(text)
             if clean != text:
@@ -500,9 +511,26 @@ def _sent_at_ms(value: object) -> int | None:
         return None
 
 
+# The last time formatted and its text: the events of a request mostly share one time (the
+# request's, when the browser sent none), so most calls answer from here. A tuple, swapped
+# whole, so that threads (the import's) never see one's time with another's text.
+_last_formatted: tuple[datetime | None, str] = (None, "")
+
+
 def format_timestamp(moment: datetime) -> str:
+    """`moment` in UTC as ClickHouse reads a DateTime64(3): `2026-11-30T20:57:35.123Z` (ms,
+    truncated). A naive `moment` is taken as this machine's local time (`astimezone`)."""
+    global _last_formatted
+    last = _last_formatted
+    if moment is last[0]:
+        return last[1]
     utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    if utc.year >= 1000:  # isoformat (C) pads the year to four digits, strftime does not
+        text = utc.isoformat(timespec="milliseconds")[:23] + "Z"
+    else:
+        text = utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    _last_formatted = (moment, text)
+    return text
 
 
 def _rejection(
