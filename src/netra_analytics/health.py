@@ -76,7 +76,7 @@ async def ready(request: Request) -> Response:
     "failing", "health_checks": {check: level}, "checks": {check: facts}}`; 503 only when a
     check is failing (the module's docstring and the README give each check's thresholds)."""
     monitor: Monitor = request.app.state.monitor
-    body = await monitor.assess()
+    body = await monitor.assess(fresh=True)
     return _json(body, 503 if body["health"] == FAILING else 200)
 
 
@@ -114,6 +114,7 @@ class Monitor:
         )
         self.started = time.monotonic()
         self._assessing: asyncio.Task[dict[str, Any]] | None = None
+        self._assessing_started = 0.0  # monotonic
         self._refresh: asyncio.Task[dict[str, Any]] | None = None
 
     async def run(self) -> None:
@@ -143,15 +144,26 @@ class Monitor:
         if service.prompts is not None:
             metrics.PROMPT_WORKER_LAG.set(service.prompts.lag_seconds())
 
-    async def assess(self) -> dict[str, Any]:
+    async def assess(self, fresh: bool = False) -> dict[str, Any]:
         """Every check's facts (`checks`) and level (`health_checks`: ok, degraded, failing),
         the worst of them (`health`) and `status` (`not_ready` when failing); sets the gauges.
-        Joins an assessment under way rather than starting a second one (the health pool has
-        one thread, and a probe never waits behind a hung call)."""
-        if self._assessing is None or self._assessing.done():
-            self._assessing = asyncio.create_task(self._assess())
-            self._assessing.add_done_callback(_log_failure)
-        return await asyncio.shield(self._assessing)
+
+        Joins an assessment under way rather than starting a second one beside it (the health
+        pool has one thread: probes do not pile store calls up behind a hung one). `fresh`
+        (a probe): only one that started after the call, so that a probe never answers with
+        what was seen before it arrived (a failure that began meanwhile); one started earlier
+        is waited for (its store call is bounded, 2 s) and the next one shared."""
+        arrived = time.monotonic()
+        while True:
+            task = self._assessing
+            if task is None or task.done():
+                self._assessing_started = time.monotonic()
+                task = self._assessing = asyncio.create_task(self._assess())
+                task.add_done_callback(_log_failure)
+            if not fresh or self._assessing_started >= arrived:
+                return await asyncio.shield(task)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
 
     async def _assess(self) -> dict[str, Any]:
         service, settings = self.service, self.service.settings
