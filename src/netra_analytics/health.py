@@ -1,8 +1,8 @@
 """Liveness, readiness, and the health gauges.
 
 `/health` answers while the process runs. `/health/ready` checks ClickHouse (the freshness
-query, within two seconds, in a pool of its own: a probe never waits behind a hung one, it
-reports the store as failing at once), Redis when configured, the spool (backlog, quarantined
+query, within two seconds, in a pool of its own: with a hung store a probe answers failing
+within twice that, `Monitor.assess`), Redis when configured, the spool (backlog, quarantined
 records), each background worker (`running` or `failing`, from its supervisor), the writer's
 counters, the prompt worker's skips and recoveries, how fresh the stored data is, the tag's
 heartbeat per GTM container, and the storage used (`storage`: bytes on disk per ClickHouse
