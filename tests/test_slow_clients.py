@@ -84,9 +84,12 @@ def test_partial_bodies_time_out_with_408_and_free_their_memory(service: Service
         assert b'"error":"RequestTimeout"' in replies[0]
         assert TIMEOUT <= waited < TIMEOUT + 8
         rounds.append(_rss_mb(service))
-    # Each round held ~40 MB until its timeout; what it held is reused by the next round
-    # rather than added to it (without the timeout: +40 MB a round, never returned).
-    assert rounds[-1] - rounds[0] < 25, rounds
+    # Each round held ~40 MB until its timeout; what it held is reused by the next rounds
+    # rather than added to them (without the timeout: +40 MB a round, never returned). The
+    # allocator may keep up to a round's worth after the first (CI once saw 639 -> 672 MB,
+    # then 672, 672): the rounds after it must not grow.
+    assert rounds[1] - rounds[0] < 45, rounds
+    assert rounds[-1] - rounds[1] < 25, rounds
     log = service.log()
     assert "Traceback" not in log
     # One line for 160 timeouts: logged once per kind and minute.
