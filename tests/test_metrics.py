@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from netra_analytics import metrics
@@ -219,3 +221,44 @@ def test_multiprocess_mode_sums_every_process(
     assert ingested == 7
     assert value(samples, "netra_spool_backlog_bytes") == 350
     assert value(samples, "netra_api_availability_ratio") == 0.5
+
+
+BOUNDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+amounts = st.lists(
+    st.one_of(
+        st.sampled_from([0.0, *BOUNDS, 10.5]),  # on a bound, and beyond the last (+Inf only)
+        st.floats(min_value=0, max_value=100, allow_nan=False),
+    ),
+    max_size=300,
+)
+
+
+@given(amounts)
+def test_observe_many_equals_observe_one_by_one(values: list[float]) -> None:
+    """The writer's bulk observation exposes what `observe` per amount would: every bucket
+    and the count exactly, the sum up to the order of addition."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    one, bulk = CollectorRegistry(), CollectorRegistry()
+    expected = Histogram("latency_seconds", "x", ["since"], buckets=BOUNDS, registry=one)
+    child = expected.labels("receipt")
+    for value in values:
+        child.observe(value)
+    observed = Histogram("latency_seconds", "x", ["since"], buckets=BOUNDS, registry=bulk)
+    metrics.observe_many(observed.labels("receipt"), values)
+
+    def samples(registry: Any) -> dict[tuple[str, str], float]:
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for family in registry.collect()
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    want, got = samples(one), samples(bulk)
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        if key[0].endswith("_sum"):
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-9)
+        else:
+            assert got[key] == value, key

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -267,3 +270,40 @@ def test_workers_stop_when_their_owner_is_killed_and_a_restart_stores_their_even
     _started(again, 2)
     assert again.stop()
     assert _stored(data_dir) == (len(acked), len(acked))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serving_processes_tune_their_interpreter(tmp_path: Path, workers: int) -> None:
+    """`serve` (one process, or each worker) freezes its start-up heap and shortens the switch
+    interval once started (`interpreter`): said in its debug log, with the objects frozen."""
+    service = ServiceProcess(tmp_path / "data", workers=workers,
+                             env={"ANALYTICS_LOG_LEVEL": "debug"})  # fmt: skip
+    service.start()
+    try:
+        wait_until(lambda: service.log().count("interpreter tuned for serving") >= workers, 30)
+        lines = [orjson.loads(line) for line in service.log().splitlines()
+                 if "interpreter tuned for serving" in line]  # fmt: skip
+        assert len(lines) == workers
+        assert all(line["frozen"] > 50_000 for line in lines)  # the imports' objects, at least
+    finally:
+        assert service.stop()
+
+
+def test_an_app_in_a_test_process_leaves_the_interpreter_alone(tmp_path: Path) -> None:
+    """Tests build many apps in one process: only `serving=True` freezes (what a finished app
+    left in cycles would be kept for good) and changes the switch interval."""
+    script = textwrap.dedent(f"""
+        import gc, sys
+        from pathlib import Path
+        from fastapi.testclient import TestClient
+        from netra_analytics.app import create_app
+        from netra_analytics.config import Settings
+        for serving in (False, True):
+            data = Path({str(tmp_path)!r}) / str(serving)
+            with TestClient(create_app(Settings(data_dir=data), serving=serving)):
+                print("tuned:", serving, gc.get_freeze_count() > 50_000, sys.getswitchinterval())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.splitlines()  # fmt: skip
+    tuned = [line for line in out if line.startswith("tuned:")]
+    assert tuned == ["tuned: False False 0.005", "tuned: True True 0.001"]

@@ -58,6 +58,7 @@ from netra_analytics.hardening import BoundedHeaders, BrowserCORS, SecurityHeade
 from netra_analytics.http_limits import BodyLimits
 from netra_analytics.ingest.process import IMPORT
 from netra_analytics.ingest.routes import post_events, post_import
+from netra_analytics.interpreter import tune_for_serving
 from netra_analytics.loadtest import routes as loadtest_routes
 from netra_analytics.logs import RateLimitedLog
 from netra_analytics.privacy import routes as privacy_routes
@@ -77,8 +78,15 @@ INTERNAL_MESSAGE = "an unexpected error occurred; it has been logged"
 
 
 def create_app(
-    settings: Settings, *, store: Store | None = None, clock: Callable[[], float] = time.time
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], float] = time.time,
+    serving: bool = False,
 ) -> FastAPI:
+    """The application. `serving`: the process serves it until it exits, so once started its
+    interpreter is tuned for that (`interpreter.tune_for_serving`)."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = Service(settings, store=store, clock=clock)
@@ -91,6 +99,8 @@ def create_app(
             host = "localhost" if settings.host in {"0.0.0.0", "::"} else settings.host
             dashboard = f"http://{host}:{settings.port}/"
             await asyncio.to_thread(auth.bootstrap_admin_key, service.store, dashboard)
+        if serving:
+            log.debug("interpreter tuned for serving", extra={"frozen": tune_for_serving()})
         try:
             yield
         finally:

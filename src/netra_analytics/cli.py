@@ -100,7 +100,7 @@ def _serve(settings: Settings) -> int:
 
     logs.configure(settings.log_level)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, serving=True),
         host=settings.host,
         port=settings.port,
         loop="uvloop",

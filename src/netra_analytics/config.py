@@ -51,6 +51,10 @@ class Settings:
     grafana_api_url: str | None = None
     event_batch_size: int = 100
     event_flush_interval_ms: int = 5000
+    # Writer and prompt worker insert at most once per this (never longer than the flush
+    # interval): ClickHouse's advice, "around one insert query per second" (docs: "Bulk
+    # inserts"), as each insert writes a part per table and view for the merges to fold.
+    min_insert_interval_ms: int = 1000
     max_events_per_user_per_minute: int = 1000
     ip_hash_secret: str | None = None  # None: generated once and kept in data_dir
     country_headers: tuple[str, ...] = ("cf-ipcountry", "x-country-code")
@@ -130,6 +134,11 @@ class Settings:
             ),
             event_flush_interval_ms=get(
                 "EVENT_FLUSH_INTERVAL_MS", _int_in(1, 3_600_000), defaults.event_flush_interval_ms
+            ),
+            min_insert_interval_ms=get(
+                "ANALYTICS_MIN_INSERT_INTERVAL_MS",
+                _int_in(0, 60_000),
+                defaults.min_insert_interval_ms,
             ),
             max_events_per_user_per_minute=get(
                 "MAX_EVENTS_PER_USER_PER_MINUTE",

@@ -27,10 +27,12 @@ combine them.
 
 from __future__ import annotations
 
+import bisect
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -194,6 +196,25 @@ TAG_HEARTBEAT_AGE = Gauge(
 HEALTH_LEVELS = {"ok": 0, "degraded": 1, "failing": 2}
 
 # --- exposition -----------------------------------------------------------------------------
+
+
+def observe_many(histogram: Any, amounts: Iterable[float]) -> None:
+    """`histogram.observe(amount)` for every amount, in one pass per bucket: the writer observes
+    each stored event's latency, and one at a time a batch of 10,000 held its event loop for
+    ~30 ms (multiprocess values are mmap writes). `histogram`: a Histogram without labels, or
+    one label set's child. prometheus_client has no bulk observe; this sets the same values
+    its `observe` does (0.26, pinned: `_upper_bounds`, and `_buckets[i]` counting the amounts
+    whose first bound at or above them is bound i), which `test_metrics` compares."""
+    ordered = sorted(amounts)
+    if not ordered:
+        return
+    below = 0
+    for bound, bucket in zip(histogram._upper_bounds, histogram._buckets, strict=True):
+        upto = bisect.bisect_right(ordered, bound)
+        if upto > below:
+            bucket.inc(upto - below)
+            below = upto
+    histogram._sum.inc(sum(ordered))
 
 
 def exposition() -> tuple[bytes, str]:

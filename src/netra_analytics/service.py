@@ -277,6 +277,7 @@ class Service:
             self.store,
             batch_size=self.settings.event_batch_size,
             flush_interval=self.settings.event_flush_interval_ms / 1000,
+            min_insert_interval=self.settings.min_insert_interval_ms / 1000,
             calls=self.writer_calls,
             state=self.writer_state,
             erased=self.erased,

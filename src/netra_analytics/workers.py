@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from netra_analytics.config import LIVE_SOCKET_ENV, WORKER_PROCESS_ENV, Settings
 from netra_analytics.errors import StoreError
+from netra_analytics.interpreter import tune_for_serving
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -86,6 +87,7 @@ def serve(settings: Settings) -> int:
     try:
         owner.start()
         os.environ.update(owner.worker_env())
+        tune_for_serving()  # the owner's loop answers every worker's live-state calls
         config = uvicorn.Config(
             "netra_analytics.workers:worker_app",
             factory=True,
@@ -327,7 +329,7 @@ def worker_app() -> FastAPI:
     settings = Settings.from_env(os.environ)
     logs.configure(settings.log_level)
     _stop_with_owner(os.getppid())
-    return create_app(settings)
+    return create_app(settings, serving=True)
 
 
 def _stop_with_owner(owner: int) -> None:

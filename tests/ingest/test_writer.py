@@ -102,6 +102,85 @@ def test_the_interval_flushes_a_small_batch(store: ChdbStore, tmp_path: Path) ->
     asyncio.run(scenario())
 
 
+async def _stored(store: ChdbStore, n: int, seconds: float = 10) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if _counts(store)[0] >= n:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{n} events not stored within {seconds} s: {_counts(store)}")
+
+
+def test_full_batches_wait_out_the_insert_interval(store: ChdbStore, tmp_path: Path) -> None:
+    """Requests arriving one by one, each a full batch: the first is inserted at once, the
+    rest together once the interval since that insert has passed, so inserts stay at most one
+    per interval (ClickHouse's advice) however many requests come."""
+
+    async def scenario() -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 24)
+        writer = BatchWriter(
+            spool, store, batch_size=1, flush_interval=3600, min_insert_interval=0.6
+        )
+        task = asyncio.create_task(writer.run())
+        await _spool(spool, [_record(1)])
+        await _stored(store, 1)
+        for _ in range(8):  # over ~0.25 s, all within the interval
+            await _spool(spool, [_record(1)])
+            await asyncio.sleep(0.03)
+        assert _counts(store)[0] == 1  # the interval since the first insert has not passed
+        await _stored(store, 9)
+        assert _counts(store) == (9, 9)
+        await writer.stop(task, timeout=5)
+        assert writer.state.batches_written == 2
+        spool.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_insert_interval_never_delays_the_flush_interval(
+    store: ChdbStore, tmp_path: Path
+) -> None:
+    """An interval longer than EVENT_FLUSH_INTERVAL_MS is cut to it: an event waits no longer
+    than the flush interval (plus the insert) whatever the insert interval says."""
+
+    async def scenario() -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 24)
+        writer = BatchWriter(
+            spool, store, batch_size=1, flush_interval=0.3, min_insert_interval=3600
+        )
+        task = asyncio.create_task(writer.run())
+        loop = asyncio.get_running_loop()
+        for n in range(1, 4):
+            started = loop.time()
+            await _spool(spool, [_record(1)])
+            await _stored(store, n)
+            assert loop.time() - started < 0.3 + 2.0  # the interval, and an insert's time
+        await writer.stop(task, timeout=5)
+        spool.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_stop_does_not_wait_out_the_insert_interval(store: ChdbStore, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 24)
+        writer = BatchWriter(
+            spool, store, batch_size=1, flush_interval=3600, min_insert_interval=3000
+        )
+        task = asyncio.create_task(writer.run())
+        await _spool(spool, [_record(1)])
+        await _stored(store, 1)
+        await _spool(spool, [_record(2)])  # full, waiting out 50 minutes
+        await asyncio.sleep(0.2)
+        assert _counts(store)[0] == 1
+        started = asyncio.get_running_loop().time()
+        await writer.stop(task, timeout=5)
+        assert asyncio.get_running_loop().time() - started < 4
+        assert _counts(store) == (3, 3)
+        spool.close()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("legacy", [False, True])
 @pytest.mark.parametrize("missed", [VIEWS, VIEWS[1:]])
 def test_a_view_missing_an_inserted_batch_is_repaired_on_restart(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -210,3 +212,44 @@ def test_a_chunk_loads_the_threads_it_does_not_hold_in_one_lookup() -> None:
     assert len(prompts) == 31
     analyser.analyse([(2, record)])  # threads now in memory: no lookup
     assert len(calls) == 1
+
+
+def test_what_one_commit_stored_is_analysed_into_one_insert(
+    store: ChdbStore, tmp_path: Path
+) -> None:
+    """The worker reads in chunks of 50 records but inserts once per commit of the writer
+    (one part per table, not one per chunk), every prompt of every chunk in it."""
+    from netra_analytics.ingest.spool import Spool
+    from netra_analytics.ingest.writer import encode_record
+    from netra_analytics.prompts.cost import PriceTable
+    from netra_analytics.prompts.worker import CONSUMER, PromptWorker
+
+    info = RequestInfo(received_at=datetime.now(UTC))
+
+    async def scenario() -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 24)
+        for n in range(180):  # 4 chunks, one prompt each
+            user = f"chunks-{n}"
+            batch = process(
+                orjson.dumps(body([_prompt(f"question {n}?", f"t{n}")], user_id=user)), info
+            )
+            record = SpoolRecord(
+                info.received_at.timestamp(),
+                [(e.event_id, user, e.row) for e in batch.accepted],
+                [],
+            )
+            await spool.append(encode_record(record))
+        spool.commit(spool.durable_end)  # as the writer does once it has stored them
+        worker = PromptWorker(spool, store, prices=PriceTable.load(), chunk=50)
+        task = asyncio.create_task(worker.run())
+        for _ in range(1500):
+            if spool.consumer_offset(CONSUMER) >= spool.checkpoint:
+                break
+            await asyncio.sleep(0.02)
+        await worker.stop(task)
+        assert (worker.rows_written, worker.inserts) == (180, 1)
+        [stored] = store.query_rows("SELECT count() AS n FROM analytics.prompt_analytics")
+        assert int(stored["n"]) == 180
+        spool.close()
+
+    asyncio.run(scenario())

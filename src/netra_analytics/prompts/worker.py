@@ -94,6 +94,7 @@ WHERE user_id IN {users:Array(String)} AND thread_id IN {threads:Array(String)}
 ORDER BY timestamp
 """
 LOAD_THREADS_CHUNK = 1000  # threads per lookup query
+INSERT_MAX_RECORDS = 5000  # spool records analysed into one insert, at most
 
 REBUILD_INDEX = """
 SELECT toString(prompt_id) AS id, user_id, toUnixTimestamp64Milli(timestamp) AS ms, prompt_hash,
@@ -428,6 +429,7 @@ class PromptWorker:
         self._erased = erased
         self.analyser: PromptAnalyser | None = None
         self.rows_written = 0
+        self.inserts = 0  # inserts of rows into prompt_analytics
         # When the request of the last record analysed arrived (`lag_seconds`); None: none yet.
         self.analysed_until: float | None = None
         self._chunk_received_at: float | None = None
@@ -486,10 +488,13 @@ class PromptWorker:
                 if pending is None:
                     await self._wait(None)
                     continue
+                if pending[0] >= 0:
+                    pending = await self._caught_up(pending)
             end, rows, count = pending
             try:
                 if rows:
                     await self._calls.run(self._insert, rows)
+                    self.inserts += 1
             except Exception as exc:
                 backoff = next_backoff(backoff)
                 self._outage.failed(str(exc)[:300])
@@ -539,10 +544,29 @@ class PromptWorker:
                     threads.setdefault(key, []).append(Prompt.from_row(row))
         return {key: prompts[-PROMPTS_PER_THREAD:] for key, prompts in threads.items()}
 
-    async def _next(self) -> tuple[int, bytes, int] | None:
-        if self._spool.consumer_over_cap(CONSUMER):
-            await self._skip()
-        offset = self._spool.consumer_offset(CONSUMER)
+    async def _caught_up(self, pending: tuple[int, bytes, int]) -> tuple[int, bytes, int]:
+        """`pending` with the chunks stored after it analysed into it, until none is left or
+        it holds INSERT_MAX_RECORDS records: one insert per commit of the writer (at most one
+        per `ANALYTICS_MIN_INSERT_INTERVAL_MS`), not one per chunk (50 records: at one event per
+        request, some 25 inserts a second per worker, each a part in two tables)."""
+        end, rows, count = pending
+        records = self._chunk
+        while records < INSERT_MAX_RECORDS and not self._stopping.is_set():
+            more = await self._next(end)
+            if more is None:
+                break
+            end, more_rows, more_count = more
+            rows = b"\n".join(part for part in (rows, more_rows) if part)
+            count += more_count
+            records += self._chunk
+        return end, rows, count
+
+    async def _next(self, offset: int | None = None) -> tuple[int, bytes, int] | None:
+        """The next chunk's (end, rows, count), from the consumer's offset or `offset`."""
+        if offset is None:
+            if self._spool.consumer_over_cap(CONSUMER):
+                await self._skip()
+            offset = self._spool.consumer_offset(CONSUMER)
         stored_until = self._spool.checkpoint  # only what the writer has stored
         if offset >= stored_until:
             return None
