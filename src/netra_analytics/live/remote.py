@@ -35,6 +35,7 @@ from typing import Any, cast
 import msgspec
 
 from netra_analytics.live.base import Activity, LiveState, RateDecision, Totals
+from netra_analytics.live.memory import InProcessLiveState
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,18 @@ async def _serve_call(state: LiveState, method: str, args: list[Any]) -> Any:
         return await getattr(state, method)(*args)
     raise RemoteError(f"unknown method {method[:40]!r}")
 
+
+def _take_now(state: InProcessLiveState, args: list[Any]) -> Any:
+    decision = state.take_now(*args)
+    return [list(decision.admitted), decision.limit, decision.remaining, decision.reset_ms]
+
+
+def _record_now(state: InProcessLiveState, args: list[Any]) -> None:
+    state.record_now(_activity(args))
+
+
+# What an in-process state answers without a coroutine (`_serve_call` answers the same).
+_NOW = {"take": _take_now, "record": _record_now}
 
 # Methods whose arguments and results are msgpack's types already.
 _PLAIN = frozenset({"session", "recent_prompts", "cache_get", "cache_put", "forget",
@@ -166,6 +179,18 @@ class _ServerSide(_Framed):
 
     def frame_received(self, message: Any) -> None:
         call_id, method, args = message
+        state = self.server.state
+        if method in _NOW and isinstance(state, InProcessLiveState):
+            # Every request's two calls: answered here, without a task each to create, schedule
+            # and finish.
+            try:
+                reply = [call_id, True, _NOW[method](state, args)]
+            except Exception as exc:
+                reply = [call_id, False, f"{type(exc).__name__}: {str(exc)[:300]}"]
+            if call_id != NOTIFICATION:
+                with contextlib.suppress(LiveStateUnavailable):
+                    self.send(reply)
+            return
         call = asyncio.ensure_future(self._answer(call_id, method, args))
         self.calls.add(call)
         call.add_done_callback(self.calls.discard)
