@@ -19,6 +19,8 @@ first:
     CatchUnexpected         any exception a route lets out -> 500 InternalError, logged
     BodyLimits              a body not received in time -> 408, too many bodies in flight
                             -> 503 (`http_limits`)
+    HotRoutes               POST /api/analytics/events straight to its endpoint, NetraError
+                            -> its status as below; every other request goes on
     ExceptionMiddleware     NetraError -> its status (`_error_response`); HTTPException, 422
     auth.guard              every FastAPI route: 401/403 outside `auth.PUBLIC` (`auth/access`)
     routes
@@ -29,9 +31,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -73,6 +76,7 @@ from netra_analytics.taxonomy import json_schema
 log = logging.getLogger(__name__)
 
 SESSION_SECRET_FILE = "session.key"  # noqa: S105 (a file name, not a secret)
+EVENTS_PATH = "/api/analytics/events"
 LOGGED_DETAIL_CHARS = 300  # of a store error's text, in its one log line
 INTERNAL_MESSAGE = "an unexpected error occurred; it has been logged"
 
@@ -126,7 +130,9 @@ def create_app(
         )
 
     app.state.auth = auth.Authenticator(settings, current_store, session_secret)
-    # Innermost: its own exceptions (raised from `receive` into a route) are answered by it,
+    # Innermost of all: the events endpoint answered without FastAPI's routing (`HotRoutes`).
+    app.add_middleware(HotRoutes, routes={("POST", EVENTS_PATH): post_events})
+    # Inside it: its own exceptions (raised from `receive` into a route) are answered by it,
     # never seen by CatchUnexpected as a bug.
     app.add_middleware(
         BodyLimits,
@@ -140,7 +146,7 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.state.client_errors = RateLimitedLog(log)
     app.add_exception_handler(NetraError, _error_response)  # type: ignore[arg-type]
-    app.add_route("/api/analytics/events", post_events, methods=["POST"])
+    app.add_route(EVENTS_PATH, post_events, methods=["POST"])  # for the docs (`HotRoutes`)
     app.add_route("/api/analytics/import", post_import, methods=["POST"])
     app.add_route("/health", health.live, methods=["GET"])
     app.add_route("/health/ready", health.ready, methods=["GET"])
@@ -220,6 +226,48 @@ async def _error_response(request: Request, exc: NetraError) -> Response:
         exc.public_message if exc.public_message is not None else str(exc),
         headers,
     )
+
+
+class HotRoutes:
+    """Routes answered here, inside the app's own middleware (so with its request ids,
+    security and CORS headers, header and body limits, and 500s), but without FastAPI's and
+    Starlette's exception, exit-stack, router and endpoint layers, which cost the events
+    endpoint a fifth of its event loop's time per request at one event per request (py-spy
+    and the thread's CPU time in process: 149 µs per request through the whole app, 82 µs
+    for the endpoint alone). `routes`: (method, path) -> a plain Starlette endpoint. What it
+    raises is answered by the app's exception handler for its class, as Starlette's
+    ExceptionMiddleware does (NetraError: `_error_response`; HTTPException: FastAPI's
+    `{"detail"}`); an exception without one goes on out, to CatchUnexpected. Requests to
+    other methods of the path (OPTIONS for CORS preflight, a wrong method's 405) take the
+    usual way."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]],
+    ) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = (
+            self.routes.get((scope["method"], scope["path"])) if scope["type"] == "http" else None
+        )
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive, send)
+        try:
+            response = await endpoint(request)
+        except Exception as exc:
+            handlers = scope["app"].exception_handlers
+            handler = next((handlers[c] for c in type(exc).__mro__ if c in handlers), None)
+            if handler is None:
+                raise
+            answer = handler(request, exc)
+            response = await answer if inspect.isawaitable(answer) else answer
+        await response(scope, receive, send)
 
 
 class CatchUnexpected:
