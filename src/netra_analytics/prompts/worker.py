@@ -550,16 +550,18 @@ class PromptWorker:
         per `ANALYTICS_MIN_INSERT_INTERVAL_MS`), not one per chunk (50 records: at one event per
         request, some 25 inserts a second per worker, each a part in two tables)."""
         end, rows, count = pending
+        parts = [rows] if rows else []
         records = self._chunk
         while records < INSERT_MAX_RECORDS and not self._stopping.is_set():
             more = await self._next(end)
             if more is None:
                 break
             end, more_rows, more_count = more
-            rows = b"\n".join(part for part in (rows, more_rows) if part)
+            if more_rows:
+                parts.append(more_rows)
             count += more_count
             records += self._chunk
-        return end, rows, count
+        return end, b"\n".join(parts), count
 
     async def _next(self, offset: int | None = None) -> tuple[int, bytes, int] | None:
         """The next chunk's (end, rows, count), from the consumer's offset or `offset`."""
