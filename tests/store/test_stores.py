@@ -77,3 +77,10 @@ def test_long_parameter_lists(any_store: Store) -> None:
         {"ids": ids, "probe": ids[-1]},
     )
     assert row == {"n": 5000, "found": True}
+
+
+def test_the_embedded_engine_runs_below_the_event_loops(any_store: Store) -> None:
+    """chDB's query threads (inserts, views, reports) run at nice 10, whether the engine is in
+    this process or served to the workers over HTTP (`chdb_backend.EMBEDDED_SETTINGS`)."""
+    [row] = any_store.query_rows("SELECT getSetting('os_thread_priority') AS priority")
+    assert int(row["priority"]) == 10
