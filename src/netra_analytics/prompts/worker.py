@@ -553,7 +553,10 @@ class PromptWorker:
         parts = [rows] if rows else []
         records = self._chunk
         while records < INSERT_MAX_RECORDS and not self._stopping.is_set():
-            more = await self._next(end)
+            try:
+                more = await self._next(end)
+            except StoreError:  # a thread lookup failed: that chunk is read again after this
+                break
             if more is None:
                 break
             end, more_rows, more_count = more
