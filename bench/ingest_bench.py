@@ -194,10 +194,42 @@ def histogram_quantile(q: float, before: dict[float, float], after: dict[float, 
 
 
 def _drain(url: str) -> float:
+    """Seconds until every worker's spool is stored: `netra_spool_backlog_bytes`, summed over
+    the processes by /metrics (/health/ready shows only the worker that answers), zero on two
+    readings a second's tick apart (each process sets it once a second)."""
     started = time.monotonic()
-    while httpx.get(f"{url}/health/ready", timeout=10).json()["checks"]["spool"]["backlog_bytes"]:
-        time.sleep(0.2)
+    quiet = 0
+    while quiet < 2:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        quiet = quiet + 1 if _metric(text, "netra_spool_backlog_bytes") == 0 else 0
+        time.sleep(0.6)
     return round(time.monotonic() - started, 2)
+
+
+def _full_speed(
+    result: dict[str, Any], workdir: Path, args: argparse.Namespace, epr: int, url: str
+) -> str:
+    """wrk at full speed for --seconds, then the writers' drain: into `result`; /metrics after."""
+    result.update(run_wrk_realistic(
+        f"{url}/api/analytics/events", workdir, epr, args.seconds, args.connections,
+    ))  # fmt: skip
+    result["drain_after_load_s"] = _drain(url)
+    # What the writers kept up with: the load's acknowledged events over the load's time
+    # and the time their backlog took to store after it (wrk's rate counts acknowledgements).
+    result["stored_events_per_s"] = (
+        result["ok_requests"] * epr / (args.seconds + result["drain_after_load_s"])
+    )
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    batches = _metric(metrics, "netra_batch_write_seconds_count")
+    result["batches"] = int(batches)
+    result["mean_batch_events"] = round(
+        _metric(metrics, "netra_events_written_total") / max(batches, 1)
+    )
+    result["mean_batch_ms"] = round(
+        1000 * _metric(metrics, "netra_batch_write_seconds_sum") / max(batches, 1), 2
+    )
+    result["processing_p95_s"] = histogram_quantile(0.95, {}, _latency_buckets(metrics))
+    return metrics
 
 
 def bench_service(
@@ -212,21 +244,19 @@ def bench_service(
     url = service.url
     result: dict[str, Any] = {}
     try:
-        result = run_wrk_realistic(
-            f"{url}/api/analytics/events", workdir, events_per_request, args.seconds,
-            args.connections,
-        )  # fmt: skip
-        result["drain_after_load_s"] = _drain(url)
-        metrics = httpx.get(f"{url}/metrics", timeout=10).text
-        batches = _metric(metrics, "netra_batch_write_seconds_count")
-        result["batches"] = int(batches)
-        result["mean_batch_events"] = round(
-            _metric(metrics, "netra_events_written_total") / max(batches, 1)
-        )
-        result["mean_batch_ms"] = round(
-            1000 * _metric(metrics, "netra_batch_write_seconds_sum") / max(batches, 1), 2
-        )
-        result["processing_p95_s"] = histogram_quantile(0.95, {}, _latency_buckets(metrics))
+        if args.paced_alone:
+            # A steady load on a fresh service: the paced rate for --paced-warmup s, not
+            # measured, then the measured paced phase below; nothing an overload left behind
+            # (a writer's backlog, prompt analysis catching up) is at work during it.
+            run_paced(
+                url, events_per_s=args.paced_rate, seconds=args.paced_warmup,
+                events_per_request=20, probe_every_s=args.paced_warmup,
+                headers=service.headers, run_id=uuid.uuid4().hex[:12],
+            )  # fmt: skip
+            result["drain_after_warmup_s"] = _drain(url)
+            metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        else:
+            metrics = _full_speed(result, workdir, args, events_per_request, url)
         if args.paced_seconds and events_per_request == 20:  # the target is set at 20/request
             paced = run_paced(
                 url, events_per_s=args.paced_rate, seconds=args.paced_seconds,
@@ -242,7 +272,7 @@ def bench_service(
             metrics = after
         result["service_accepted"] = _service_accepted(metrics)
         # What the clients saw answered 202: at most what the service accepted (above).
-        result["client_acknowledged"] = result["ok_requests"] * events_per_request + (
+        result["client_acknowledged"] = result.get("ok_requests", 0) * events_per_request + (
             result["paced"]["acknowledged"] + result["paced"]["visible_probes"]
             if "paced" in result
             else 0
@@ -335,16 +365,21 @@ def one_mode(workdir: Path, args: argparse.Namespace, epr: int) -> dict[str, Any
             raw_same.append(bench_raw_insert(epr, same_batch, rows, workdir))
             raw_5000.append(bench_raw_insert(epr, 5000, rows, workdir))
             print(f"  raw same-batch {raw_same[-1]}\n  raw 5000 {raw_5000[-1]}", flush=True)
-    summary: dict[str, Any] = {
-        "service_events_per_s": median(service, "events_per_s"),
-        "service_requests_per_s": median(service, "req_per_s"),
-        "service_p50_ms": median(service, "p50_ms"),
-        "service_p99_ms": median(service, "p99_ms"),
-        "service_processing_p95_s": median(service, "processing_p95_s"),
-        "service_lost_events_max": max(r["lost"] for r in service),
-        "service_duplicates_max": max(r["duplicates"] for r in service),
-        "service_mean_batch_events": median(service, "mean_batch_events"),
-    }
+    summary: dict[str, Any] = (
+        {}
+        if args.paced_alone
+        else {
+            "service_events_per_s": median(service, "events_per_s"),
+            "service_stored_events_per_s": median(service, "stored_events_per_s"),
+            "service_requests_per_s": median(service, "req_per_s"),
+            "service_p50_ms": median(service, "p50_ms"),
+            "service_p99_ms": median(service, "p99_ms"),
+            "service_processing_p95_s": median(service, "processing_p95_s"),
+            "service_lost_events_max": max(r["lost"] for r in service),
+            "service_duplicates_max": max(r["duplicates"] for r in service),
+            "service_mean_batch_events": median(service, "mean_batch_events"),
+        }
+    )
     if bare:
         summary["bare_http_requests_per_s"] = median(bare, "req_per_s")
         summary["bare_http_p99_ms"] = median(bare, "p99_ms")
@@ -386,6 +421,10 @@ def main() -> int:
     parser.add_argument("--paced-rate", type=float, default=10_000, help="events/s, 20/request")
     parser.add_argument("--paced-seconds", type=int, default=30, help="0: no paced phase")
     parser.add_argument("--probes", type=int, default=200, help="visibility probes when paced")
+    parser.add_argument("--paced-alone", action="store_true",
+                        help="no full-speed phase: the paced load on a fresh service, after "
+                             "--paced-warmup s of it (20/request only)")  # fmt: skip
+    parser.add_argument("--paced-warmup", type=int, default=20, help="s, with --paced-alone")
     parser.add_argument("--skip-raw", action="store_true", help="no raw chDB insert phase")
     parser.add_argument("--label", default="", help="results go to ingest-<label>.json")
     args = parser.parse_args()

@@ -233,8 +233,9 @@ class HotRoutes:
     security and CORS headers, header and body limits, and 500s), but without FastAPI's and
     Starlette's exception, exit-stack, router and endpoint layers: the event loop's CPU per
     1-event request, measured in process, went from 149 to 133 µs (the endpoint alone takes
-    82 µs; the rest is the app's own middleware and uvicorn's). `routes`: (method, path) -> a plain Starlette endpoint. What it
-    raises is answered by the app's exception handler for its class, as Starlette's
+    82 µs; the rest is the app's own middleware and FastAPI's outer layers). `routes`:
+    (method, path) -> a plain Starlette endpoint. What it raises is answered by the app's
+    exception handler for its class, as Starlette's
     ExceptionMiddleware does (NetraError: `_error_response`; HTTPException: FastAPI's
     `{"detail"}`); an exception without one goes on out, to CatchUnexpected. Requests to
     other methods of the path (OPTIONS for CORS preflight, a wrong method's 405) take the
