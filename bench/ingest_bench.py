@@ -17,6 +17,9 @@ Phases, each repeated `--repeats` times, interleaved, medians reported:
    Processing latency (receipt to stored) is the service's own histogram
    (`netra_processing_latency_seconds`, observed by the writer per request when its events
    are stored), read from `/metrics` before and after the paced load: p95 of the difference.
+   With `--paced-alone` (20/request only) there is no full-speed phase: the paced load runs on
+   a fresh service, measured after `--paced-warmup` s of it (a steady load, with nothing an
+   overload left behind at work).
 3. raw chDB insert: the same JSON rows inserted straight into a fresh `frontend_events` (with
    its materialized views), in batches of the size the service's writer used, and of 5,000.
 
