@@ -261,7 +261,7 @@ def test_both_backends_keep_the_same_prompts_when_a_bucket_is_trimmed(
 
 def test_what_users_and_sessions_leave_costs_the_collector_nothing() -> None:
     """The owner's loop answers every worker's rate-limit call: a full collection that walked
-    each active user's window and each session of the hour paused it (75-240 ms with a minute
+    each active user's window and each session of the hour paused it (75 ms with 20 s
     of realistic traffic). Their entries are tuples of atomic values, which the collector stops
     tracking: 5,000 new users with a session each add (almost) no tracked object."""
     import gc

@@ -59,8 +59,8 @@ SECONDS_KEPT = ACTIVITY_TTL
 # A user's rate window and a live session are tuples of atomic values (and of such tuples):
 # the collector stops tracking such tuples once it has seen them, so a full collection
 # skips the windows of every active user and the sessions of the last hour, where objects
-# (lists, sets, dataclasses) were walked on each one: 75-240 ms pauses of the owner's loop,
-# which answers every worker's rate-limit call, with 20 s to 2 min of realistic traffic held.
+# (lists, sets, dataclasses) were walked on each one: a 75 ms pause of the owner's loop, which
+# answers every worker's rate-limit call, with 20 s of realistic traffic held (and growing).
 # (admission times ascending, the event ids admitted in the same order)
 _Window = tuple[tuple[int, ...], tuple[str, ...]]
 # (first seen ms, events, user id, last seen ms, current page, current thread, pages visited,

@@ -30,9 +30,9 @@ from netra_analytics.store.base import (
 # The embedded engine shares the machine's cores with the event loops that answer browsers:
 # its query threads (inserts and their views, reports) run at a lower priority (ClickHouse's
 # `os_thread_priority`, a nice value), so that under load a request waits less for a core.
-# Measured with two workers at a paced 10,000 events/s (issue 17, bench/README.md): request
-# p99 49-53 ms with it, 79-108 ms without (two runs each). A ClickHouse server is left as
-# its operator set it.
+# Measured with two workers at a paced 10,000 events/s (issue 17, bench/README.md, 30 s
+# runs): request p99 49-58 ms with it (4 runs), 61-108 ms without (7 runs). A ClickHouse
+# server is left as its operator set it.
 EMBEDDED_SETTINGS = {"os_thread_priority": "10"}
 
 
