@@ -64,11 +64,26 @@ async def _run_until_drained(writer: BatchWriter, spool: Spool) -> None:
     await writer.stop(task, timeout=5)
 
 
+def _started_writer(
+    store: ChdbStore,
+    tmp_path: Path,
+    *,
+    batch_size: int,
+    flush_interval: float,
+    min_insert_interval: float = 0.0,
+) -> tuple[Spool, BatchWriter, asyncio.Task[None]]:
+    """A spool in `tmp_path` and a writer on it, running (call inside the event loop)."""
+    spool = Spool(tmp_path, max_bytes=1 << 24)
+    writer = BatchWriter(
+        spool, store, batch_size=batch_size, flush_interval=flush_interval,
+        min_insert_interval=min_insert_interval,
+    )  # fmt: skip
+    return spool, writer, asyncio.create_task(writer.run())
+
+
 def test_batches_wait_for_size_or_interval(store: ChdbStore, tmp_path: Path) -> None:
     async def scenario() -> None:
-        spool = Spool(tmp_path, max_bytes=1 << 24)
-        writer = BatchWriter(spool, store, batch_size=50, flush_interval=3600)
-        task = asyncio.create_task(writer.run())
+        spool, writer, task = _started_writer(store, tmp_path, batch_size=50, flush_interval=3600)
         await _spool(spool, [_record(20), _record(20)])
         await asyncio.sleep(0.3)
         assert _counts(store) == (0, 0)  # 40 < 50 and the interval is an hour away
@@ -87,9 +102,9 @@ def test_batches_wait_for_size_or_interval(store: ChdbStore, tmp_path: Path) -> 
 
 def test_the_interval_flushes_a_small_batch(store: ChdbStore, tmp_path: Path) -> None:
     async def scenario() -> None:
-        spool = Spool(tmp_path, max_bytes=1 << 24)
-        writer = BatchWriter(spool, store, batch_size=10_000, flush_interval=0.2)
-        task = asyncio.create_task(writer.run())
+        spool, writer, task = _started_writer(
+            store, tmp_path, batch_size=10_000, flush_interval=0.2
+        )
         await _spool(spool, [_record(3)])
         for _ in range(200):
             if _counts(store)[0] == 3:
@@ -116,11 +131,9 @@ def test_full_batches_wait_out_the_insert_interval(store: ChdbStore, tmp_path: P
     per interval (ClickHouse's advice) however many requests come."""
 
     async def scenario() -> None:
-        spool = Spool(tmp_path, max_bytes=1 << 24)
-        writer = BatchWriter(
-            spool, store, batch_size=1, flush_interval=3600, min_insert_interval=0.6
+        spool, writer, task = _started_writer(
+            store, tmp_path, batch_size=1, flush_interval=3600, min_insert_interval=0.6
         )
-        task = asyncio.create_task(writer.run())
         await _spool(spool, [_record(1)])
         await _stored(store, 1)
         for _ in range(8):  # over ~0.25 s, all within the interval
@@ -143,11 +156,9 @@ def test_the_insert_interval_never_delays_the_flush_interval(
     than the flush interval (plus the insert) whatever the insert interval says."""
 
     async def scenario() -> None:
-        spool = Spool(tmp_path, max_bytes=1 << 24)
-        writer = BatchWriter(
-            spool, store, batch_size=1, flush_interval=0.3, min_insert_interval=3600
+        spool, writer, task = _started_writer(
+            store, tmp_path, batch_size=1, flush_interval=0.3, min_insert_interval=3600
         )
-        task = asyncio.create_task(writer.run())
         loop = asyncio.get_running_loop()
         for n in range(1, 4):
             started = loop.time()
@@ -162,11 +173,9 @@ def test_the_insert_interval_never_delays_the_flush_interval(
 
 def test_a_stop_does_not_wait_out_the_insert_interval(store: ChdbStore, tmp_path: Path) -> None:
     async def scenario() -> None:
-        spool = Spool(tmp_path, max_bytes=1 << 24)
-        writer = BatchWriter(
-            spool, store, batch_size=1, flush_interval=3600, min_insert_interval=3000
+        spool, writer, task = _started_writer(
+            store, tmp_path, batch_size=1, flush_interval=3600, min_insert_interval=3000
         )
-        task = asyncio.create_task(writer.run())
         await _spool(spool, [_record(1)])
         await _stored(store, 1)
         await _spool(spool, [_record(2)])  # full, waiting out 50 minutes
