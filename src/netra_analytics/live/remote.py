@@ -74,8 +74,7 @@ def _activity(args: Sequence[Any]) -> Activity:
 async def _serve_call(state: LiveState, method: str, args: list[Any]) -> Any:
     """Runs one request on `state`; what it returns, in msgpack's types."""
     if method == "take":
-        decision = await state.take(*args)
-        return [list(decision.admitted), decision.limit, decision.remaining, decision.reset_ms]
+        return _decision_reply(await state.take(*args))
     if method == "record":
         return await state.record(_activity(args))
     if method == "totals":
@@ -90,9 +89,13 @@ async def _serve_call(state: LiveState, method: str, args: list[Any]) -> Any:
     raise RemoteError(f"unknown method {method[:40]!r}")
 
 
-def _take_now(state: InProcessLiveState, args: list[Any]) -> Any:
-    decision = state.take_now(*args)
+def _decision_reply(decision: RateDecision) -> list[Any]:
+    """A rate decision on the wire (`RemoteLiveState.take` reads it back)."""
     return [list(decision.admitted), decision.limit, decision.remaining, decision.reset_ms]
+
+
+def _take_now(state: InProcessLiveState, args: list[Any]) -> Any:
+    return _decision_reply(state.take_now(*args))
 
 
 def _record_now(state: InProcessLiveState, args: list[Any]) -> None:
