@@ -307,3 +307,70 @@ def test_an_app_in_a_test_process_leaves_the_interpreter_alone(tmp_path: Path) -
                          check=True, timeout=120).stdout.splitlines()  # fmt: skip
     tuned = [line for line in out if line.startswith("tuned:")]
     assert tuned == ["tuned: False False 0.005", "tuned: True True 0.001"]
+
+
+def _post_prompts(url: str, users: list[str]) -> list[str]:
+    """One user prompt per user (each on a new connection, so both workers take some); the
+    prompt ids acknowledged."""
+
+    def one(user: str) -> str:
+        prompt = event("chat_interaction", thread_id=f"t-{user}", message_id=f"m-{user}",
+                       prompt_text=f"how do I cut the cost of model {user}")  # fmt: skip
+        with httpx.Client(timeout=30, headers=HEADERS) as client:
+            reply = client.post(f"{url}/api/analytics/events",
+                                content=orjson.dumps(body([prompt], user_id=user)))  # fmt: skip
+        assert reply.status_code == 202, reply.text
+        return str(prompt["event_id"])
+
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(one, users))
+
+
+def _analysed(data_dir: Path, spool: str) -> int:
+    """The prompt reader's offset in a worker's spool (0 before its first commit)."""
+    path = data_dir / spool / "consumer.prompts"
+    return int(path.read_text() or 0) if path.exists() else 0
+
+
+def test_prompts_of_every_worker_are_analysed_in_a_niced_process_that_is_restarted(
+    tmp_path: Path,
+) -> None:
+    """The prompt analysis runs in one process of its own at nice 10 (`prompt_process`), not in
+    the workers: it analyses what every worker stores, forgets erased people, and the owner
+    starts it again after a kill -9, which then picks up where the last one committed."""
+    data_dir = tmp_path / "data"
+    service = ServiceProcess(data_dir, workers=2, env={"EVENT_FLUSH_INTERVAL_MS": "200"})
+    _started(service, 2)
+    try:
+        wait_until(lambda: len(service.analysis_pids()) == 1, 30)
+        [first] = service.analysis_pids()
+        assert os.getpriority(os.PRIO_PROCESS, first) == os.getpriority(os.PRIO_PROCESS, 0) + 10
+        assert first not in service.worker_pids()
+        _post_prompts(service.url, [f"pa-{n}" for n in range(40)])
+        for spool in ("spool", "spool.1"):  # both workers took prompts, and both are analysed
+            wait_until(lambda s=spool: 0 < _spool_end(data_dir / s) <= _analysed(data_dir, s), 60)
+        ready = service.ready()
+        assert ready["checks"]["prompts"]["analysed_by"] == "prompt analysis process"
+        assert ready["checks"]["prompts"]["stored_bytes_not_analysed"] == 0
+
+        # An erasure: the analysis process drops the person from its similarity index.
+        admin = service.admin_headers()
+        reply = httpx.delete(f"{service.url}/api/analytics/users/pa-3", headers=admin, timeout=10)
+        assert reply.status_code == 202, reply.text
+        wait_until(lambda: any(line.get("msg") == "erased people forgotten by the prompt "
+                               "analysis" and line["asks"] == 1 for line in service.json_log()),
+                   30)  # fmt: skip
+
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: len(service.analysis_pids()) == 2, 30)
+        assert service.log().count("the prompt analysis process ended") == 1
+        _post_prompts(service.url, [f"pb-{n}" for n in range(40)])
+        for spool in ("spool", "spool.1"):
+            wait_until(lambda s=spool: _spool_end(data_dir / s) <= _analysed(data_dir, s), 60)
+    finally:
+        assert service.stop()
+    analysed = cli_query(
+        data_dir, "SELECT user_id FROM analytics.prompt_analytics FINAL ORDER BY user_id"
+    ).split()
+    expected = sorted({f"pa-{n}" for n in range(40)} - {"pa-3"} | {f"pb-{n}" for n in range(40)})
+    assert analysed == expected

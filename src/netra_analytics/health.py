@@ -36,6 +36,7 @@ from starlette.responses import Response
 from netra_analytics import metrics
 from netra_analytics.errors import public_error
 from netra_analytics.ingest.spool import spool_index
+from netra_analytics.prompts.worker import outside_status
 from netra_analytics.service import Service
 from netra_analytics.store.base import Store
 
@@ -228,6 +229,8 @@ class Monitor:
             }  # fmt: skip
         if service.prompts is not None:
             checks["prompts"] = service.prompts.status()
+        elif service.settings.worker_process:
+            checks["prompts"] = outside_status(service.spool)
         if service.funnel_walks is not None:
             checks["funnel_walks"] = service.funnel_walks.status()
         heartbeats = await service.live.tag_heartbeats()

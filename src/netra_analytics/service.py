@@ -199,9 +199,11 @@ class Service:
         if spool_dir is not None:
             self.spool = Spool(spool_dir, max_bytes=settings.spool_max_bytes)
         elif settings.worker_process:
+            # Its prompts are analysed in the prompt analysis process (`prompt_process`).
             self.spool = claim_spool(
-                settings.data_dir, settings.workers, max_bytes=settings.spool_max_bytes
-            )
+                settings.data_dir, settings.workers, max_bytes=settings.spool_max_bytes,
+                outside_readers=(PROMPTS_CONSUMER,),
+            )  # fmt: skip
         else:
             self.spool = Spool(settings.data_dir / "spool", max_bytes=settings.spool_max_bytes)
         # The only process of the data directory drains the spools a larger worker count left.
@@ -262,7 +264,8 @@ class Service:
 
     def _start_workers(self) -> None:
         self.supervisors["writer"] = Supervisor("writer", self._run_writer)
-        self.supervisors["prompts"] = Supervisor("prompts", self._run_prompts)
+        if not self.settings.worker_process:
+            self.supervisors["prompts"] = Supervisor("prompts", self._run_prompts)
         if self.settings.funnel_walk_days:
             self.supervisors["funnel_walks"] = Supervisor("funnel_walks", self._run_funnel_walks)
         if self._drains_extra and self.store is not None:

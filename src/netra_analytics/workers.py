@@ -14,22 +14,24 @@ so they scale over processes. The `serve` process becomes the engine owner:
   worker's traffic; with Redis, workers use Redis;
 - it runs the funnel walk builder (once, not per worker), and stores the spools a larger
   worker count left (`service.drain_extra_spools`);
+- it starts the prompt analysis process (`prompt_process`) for every worker's spool, and starts
+  it again when it dies;
 - it runs N workers under uvicorn's process supervisor, sharing one listening socket; uvicorn
   replaces a worker that dies or stops answering its health pings.
 
 Each worker is a `Service` in server mode: it claims a spool directory of its own
-(`ingest.spool.claim_spool`), and runs its own batch writer and prompt worker, so a worker
-killed with -9 leaves its acknowledged events in its spool, and its replacement claims that
-spool and stores them. The prompt worker's near-duplicate index is per worker: a prompt is
-matched against the texts its worker has seen (see README); sharing it through the owner
-would put a round trip and the owner's one core on every prompt.
+(`ingest.spool.claim_spool`), and runs its own batch writer, so a worker killed with -9 leaves
+its acknowledged events in its spool, and its replacement claims that spool and stores them.
+Its prompts are analysed by the prompt analysis process, which reads the spool behind the
+writer with an offset of its own (`SpoolFollower`); see `prompt_process` for why not here.
 
 Metrics: `PROMETHEUS_MULTIPROC_DIR` is `<data_dir>/metrics`, emptied at start, for the owner
 and the workers (prometheus_client's multiprocess mode; `/metrics` of any worker aggregates).
 
 Stop (SIGTERM or SIGINT to the owner): the workers get SIGTERM and stop as a single process
 does (open requests, then their writers flush within `ANALYTICS_SHUTDOWN_SECONDS`; what is not
-stored stays in their spools), then the owner stops the builder, the live state and the store.
+stored stays in their spools), then the owner stops the prompt analysis process (the chunk in
+hand, 10 s at most), the builder, the live state and the store.
 A worker whose owner is gone (killed with -9) stops itself within a second, so its socket and
 spool are free for the next start.
 """
@@ -66,6 +68,9 @@ STORE_USER = "netra"
 MAX_UNIX_PATH = 100  # bytes: AF_UNIX paths are at most 107 on Linux
 METRICS_DIR = "metrics"
 PARENT_CHECK_SECONDS = 1.0
+ANALYSIS_RESTART_SECONDS = 1.0  # doubling up to the max while it keeps dying young
+ANALYSIS_MAX_RESTART_SECONDS = 30.0
+ANALYSIS_SETTLED_SECONDS = 60.0
 
 
 def serve(settings: Settings) -> int:
@@ -87,6 +92,7 @@ def serve(settings: Settings) -> int:
     try:
         owner.start()
         os.environ.update(owner.worker_env())
+        owner.start_prompt_analysis()  # spawned: it reads the workers' environment
         tune_for_serving()  # the owner's loop answers every worker's live-state calls
         config = uvicorn.Config(
             "netra_analytics.workers:worker_app",
@@ -126,6 +132,10 @@ class EngineOwner:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._failure: BaseException | None = None
+        self.analysis: Any = None  # the prompt analysis process (multiprocessing.Process)
+        self._analysis_watch: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._analysis_started = 0.0
 
     def start(self) -> None:
         from netra_analytics.privacy.iphash import load_or_create_secret
@@ -256,7 +266,57 @@ class EngineOwner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(builder.stop(task), 5.0)
 
+    def start_prompt_analysis(self) -> None:
+        """Start the prompt analysis process (`prompt_process`), and again whenever it ends
+        before the owner stops (after 1 s, doubling to 30 s while it dies within a minute)."""
+        self._start_analysis()
+        self._analysis_watch = threading.Thread(
+            target=self._watch_analysis, name="analysis-watch", daemon=True
+        )
+        self._analysis_watch.start()
+
+    def _start_analysis(self) -> None:
+        import multiprocessing
+
+        from netra_analytics import prompt_process
+
+        self.analysis = multiprocessing.get_context("spawn").Process(
+            target=prompt_process.main, name="netra-prompt-analysis"
+        )
+        self.analysis.start()
+        self._analysis_started = time.monotonic()
+        log.info("prompt analysis process started", extra={"pid": self.analysis.pid})
+
+    def _watch_analysis(self) -> None:
+        delay = ANALYSIS_RESTART_SECONDS
+        while not self._closing.wait(PARENT_CHECK_SECONDS):
+            if self.analysis.is_alive():
+                continue
+            if time.monotonic() - self._analysis_started > ANALYSIS_SETTLED_SECONDS:
+                delay = ANALYSIS_RESTART_SECONDS
+            log.warning(
+                "the prompt analysis process ended; a new one starts in %.0f s", delay,
+                extra={"pid": self.analysis.pid, "exitcode": self.analysis.exitcode},
+            )  # fmt: skip
+            _mark_dead(self.analysis.pid)
+            if self._closing.wait(delay):
+                return
+            self._start_analysis()
+            delay = min(ANALYSIS_MAX_RESTART_SECONDS, delay * 2)
+
+    def _stop_analysis(self) -> None:
+        self._closing.set()
+        if self._analysis_watch is not None:
+            self._analysis_watch.join(5)
+        if self.analysis is not None and self.analysis.pid is not None:
+            from netra_analytics.prompt_process import STOP_SECONDS, wait_for_exit
+
+            self.analysis.terminate()  # SIGTERM: it finishes the chunk in hand
+            wait_for_exit(self.analysis, STOP_SECONDS + 2)
+            _mark_dead(self.analysis.pid)
+
     def stop(self) -> None:
+        self._stop_analysis()
         if self._loop is not None and self._stopping is not None:
             with contextlib.suppress(RuntimeError):  # the loop has ended already
                 self._loop.call_soon_threadsafe(self._stopping.set)
@@ -328,11 +388,11 @@ def worker_app() -> FastAPI:
 
     settings = Settings.from_env(os.environ)
     logs.configure(settings.log_level)
-    _stop_with_owner(os.getppid())
+    stop_with_owner(os.getppid())
     return create_app(settings, serving=True)
 
 
-def _stop_with_owner(owner: int) -> None:
+def stop_with_owner(owner: int) -> None:
     """SIGTERM to this worker once its owner is gone (it was killed with -9)."""
 
     def watch() -> None:

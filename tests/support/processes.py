@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -133,7 +135,25 @@ class ServiceProcess(Process):
             parent = int(stat.rsplit(")", 1)[1].split()[1])
             if parent == self.proc.pid and b"spawn_main" in cmdline:
                 found.append(int(entry.name))
-        return sorted(found)
+        return sorted(set(found) - set(self.analysis_pids()))
+
+    def analysis_pids(self) -> list[int]:
+        """The prompt analysis processes the owner started, the latest last (from its log)."""
+        return [
+            int(line["pid"])
+            for line in self.json_log()
+            if line.get("msg") == "prompt analysis process started"
+        ]
+
+    def json_log(self) -> list[dict[str, Any]]:
+        """The log's JSON lines."""
+        lines = []
+        for text in self.log().splitlines():
+            with contextlib.suppress(ValueError):
+                line = json.loads(text)
+                if isinstance(line, dict):
+                    lines.append(line)
+        return lines
 
     def ready(self) -> dict[str, Any]:
         body: dict[str, Any] = httpx.get(f"{self.url}/health/ready", timeout=10).json()

@@ -44,6 +44,11 @@ class ErasedPeople:
         self._requested = {str(row["subject"]): _epoch(str(row["latest"])) for row in rows}
         self._refreshed = now
 
+    def requested(self) -> dict[str, float]:
+        """Subject hash (`privacy.audit.subject_hash`) -> when its latest erasure was asked
+        (epoch seconds), as last read."""
+        return dict(self._requested)
+
     def __bool__(self) -> bool:
         return bool(self._requested)
 

@@ -55,7 +55,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -105,7 +105,14 @@ def spool_index(directory: Path) -> int | None:
     return int(number) if head == "spool" and number.isdigit() and number[0] != "0" else None
 
 
-def claim_spool(data_dir: Path, count: int, *, max_bytes: int, wait_seconds: float = 30.0) -> Spool:
+def claim_spool(
+    data_dir: Path,
+    count: int,
+    *,
+    max_bytes: int,
+    wait_seconds: float = 30.0,
+    outside_readers: Sequence[str] = (),
+) -> Spool:
     """The first of the `count` spool directories no other process holds, opened.
 
     A worker killed with -9 frees its lock as it dies, so its replacement claims the same
@@ -115,7 +122,11 @@ def claim_spool(data_dir: Path, count: int, *, max_bytes: int, wait_seconds: flo
     while True:
         for index in range(count):
             try:
-                return Spool(spool_directory(data_dir, index), max_bytes=max_bytes)
+                return Spool(
+                    spool_directory(data_dir, index),
+                    max_bytes=max_bytes,
+                    outside_readers=outside_readers,
+                )
             except SpoolBusy:
                 continue
         if time.monotonic() >= deadline:
@@ -125,8 +136,16 @@ def claim_spool(data_dir: Path, count: int, *, max_bytes: int, wait_seconds: flo
 
 class Spool:
     def __init__(
-        self, directory: Path, *, max_bytes: int, segment_bytes: int = SEGMENT_BYTES
+        self,
+        directory: Path,
+        *,
+        max_bytes: int,
+        segment_bytes: int = SEGMENT_BYTES,
+        outside_readers: Sequence[str] = (),
     ) -> None:
+        """`outside_readers`: readers that run in another process (`SpoolFollower`): their
+        offsets are read from their files when needed, and until a reader's first file is
+        written it holds every segment there is now."""
         directory.mkdir(parents=True, exist_ok=True)
         self._dir = directory
         self._max_bytes = max_bytes
@@ -141,6 +160,7 @@ class Spool:
         self._consumers: dict[str, int] = {
             p.name.removeprefix("consumer."): self._read_offset(p.name)
             for p in directory.glob("consumer.*")
+            if not p.name.endswith(".tmp")  # a write a crash cut short
         }
         self.skipped_bytes = 0
         self._quarantine_lock = threading.Lock()
@@ -154,6 +174,9 @@ class Spool:
         self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spool-read")
         self.durable_end = self._recover()
         self._segment_base = self._segments()[-1]
+        self._outside = tuple(outside_readers)
+        for name in self._outside:
+            self.consumer_offset(name)
         self._fd = os.open(self._segment_path(self._segment_base), os.O_WRONLY | os.O_APPEND)
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
         self._pending_bytes = 0
@@ -264,44 +287,13 @@ class Spool:
         A damaged record is quarantined and returned without payload, spanning the bytes up to
         the next valid record (or the segment's end).
         """
-        records: list[Record] = []
-        end = self.durable_end
-        position = start
-        while position < end and len(records) < max_records:
-            base, limit = self._segment_bounds(position, end)
-            with open(self._segment_path(base), "rb") as handle:
-                handle.seek(position - base)
-                while position < limit and len(records) < max_records:
-                    header = handle.read(_HEADER.size)
-                    length, crc = _HEADER.unpack(header) if len(header) == _HEADER.size else (0, 0)
-                    fits = len(header) == _HEADER.size and position + _HEADER.size + length <= limit
-                    payload = handle.read(length) if fits and length <= MAX_RECORD_BYTES else b""
-                    if fits and len(payload) == length and zlib.crc32(payload) == crc:
-                        position += _HEADER.size + length
-                        records.append(Record(position, payload))
-                        continue
-                    # Damaged: load the rest of the segment to find the next valid record.
-                    handle.seek(position - base)
-                    rest = handle.read(limit - position)
-                    following = _resynchronise(rest, 0)
-                    self._quarantine(position, rest[:following])
-                    position += following
-                    records.append(Record(position, None))
-                    handle.seek(position - base)
-        return records
+        return _read_records(self._dir, start, self.durable_end, max_records, self._quarantine)
 
     async def read_async(self, start: int, max_records: int) -> list[Record]:
         """`read` in the spool's reader threads."""
         return await asyncio.get_running_loop().run_in_executor(
             self._reads, self.read, start, max_records
         )
-
-    def _segment_bounds(self, position: int, end: int) -> tuple[int, int]:
-        """(start, end) offsets of the segment holding `position`, its end capped at `end`."""
-        segments = self._segments()
-        base = max(b for b in segments if b <= position)
-        later = [b for b in segments if b > base]
-        return base, min(later[0], end) if later else end
 
     def _quarantine(self, offset: int, data: bytes) -> None:
         """Set a damaged record's bytes aside (once), log it and count it."""
@@ -334,7 +326,10 @@ class Spool:
 
     def consumer_offset(self, name: str) -> int:
         """Where reader `name` is; a new reader starts at what the spool still holds."""
-        if name not in self._consumers:
+        written = _offset_file(self._dir, f"consumer.{name}") if name in self._outside else None
+        if written is not None:
+            self._consumers[name] = written
+        elif name not in self._consumers:
             self._consumers[name] = self._segments()[0]
         return self._consumers[name]
 
@@ -365,6 +360,8 @@ class Spool:
         self._drop_read_segments()
 
     def _drop_read_segments(self) -> None:
+        for name in self._outside:
+            self.consumer_offset(name)
         done = min([self.checkpoint, *self._consumers.values()])
         segments = self._segments()
         for base, following in itertools.pairwise(segments):
@@ -397,13 +394,7 @@ class Spool:
         return end, excluded, int(data.get("format", 1))
 
     def _write_atomically(self, name: str, data: bytes) -> None:
-        tmp = self._dir / f"{name}.tmp"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self._dir / name)
-        self._fsync_dir()
+        _write_atomically(self._dir, name, data)
 
     def close(self) -> None:
         self._io.shutdown()
@@ -414,10 +405,7 @@ class Spool:
     # --- recovery ----------------------------------------------------------------------------
 
     def _read_offset(self, name: str) -> int:
-        try:
-            return int((self._dir / name).read_text().strip() or 0)
-        except FileNotFoundError:
-            return 0
+        return _offset_file(self._dir, name) or 0
 
     def _recover(self) -> int:
         """Find the durable end: cut a torn record at the tail of the last segment (written,
@@ -454,17 +442,192 @@ class Spool:
         return last + valid
 
     def _segments(self) -> list[int]:
-        return sorted(int(p.stem) for p in self._dir.glob(f"*{_SUFFIX}"))
+        return _segment_bases(self._dir)
 
     def _segment_path(self, base: int) -> Path:
-        return self._dir / f"{base:020d}{_SUFFIX}"
+        return _segment_file(self._dir, base)
 
     def _fsync_dir(self) -> None:
-        fd = os.open(self._dir, os.O_RDONLY)
+        _fsync_dir(self._dir)
+
+
+class SpoolFollower:
+    """A reader in another process than the spool's owner: the prompt analysis of a worker's
+    spool, in its own process (`prompt_process`). It reads only records below the owner's
+    checkpoint (stored, so never cut away by a recovery), keeps its offset in its own file as an
+    in-process reader does (the owner, told of it by `outside_readers`, keeps the segments it
+    has not passed), and quarantines nothing (the owner's writer read each record first).
+
+    `follow()` reads the owner's checkpoint every `poll_seconds` and sets `committed` when it
+    moves. One follower per reader and directory (an exclusive `flock` on `lock.<reader>`)."""
+
+    def __init__(
+        self, directory: Path, *, reader: str, max_bytes: int, poll_seconds: float = 0.2
+    ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._dir = directory
+        self._reader = reader
+        self._max_bytes = max_bytes
+        self._poll_seconds = poll_seconds
+        self._lock_fd = os.open(directory / f"lock.{reader}", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise SpoolBusy(f"another process reads the spool in {directory} as {reader}") from None
+        self.checkpoint = _offset_file(directory, "checkpoint") or 0
+        written = _offset_file(directory, f"consumer.{reader}")
+        if written is None:
+            segments = _segment_bases(directory)
+            written = segments[0] if segments else self.checkpoint
+        self._offset = written
+        self.skipped_bytes = 0
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spool-follow")
+        self.committed = asyncio.Event()  # set whenever the owner's checkpoint moves
+
+    async def follow(self) -> None:
+        """Keep `checkpoint` up to date (until cancelled)."""
+        while True:
+            checkpoint = _offset_file(self._dir, "checkpoint") or 0
+            if checkpoint > self.checkpoint:
+                self.checkpoint = checkpoint
+                self.committed.set()
+            await asyncio.sleep(self._poll_seconds)
+
+    @property
+    def written_end(self) -> int:
+        """Where the owner's newest segment ends on disk now (durable or not)."""
+        segments = _segment_bases(self._dir)
+        if not segments:
+            return self.checkpoint
+        try:
+            return segments[-1] + _segment_file(self._dir, segments[-1]).stat().st_size
+        except FileNotFoundError:  # rolled and dropped meanwhile: read again next time
+            return self.checkpoint
+
+    def read(self, start: int, max_records: int) -> list[Record]:
+        """Stored records from `start` (below the checkpoint), at most `max_records`."""
+        return _read_records(self._dir, start, self.checkpoint, max_records, _skip_damaged)
+
+    async def read_async(self, start: int, max_records: int) -> list[Record]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reads, self.read, start, max_records
+        )
+
+    def consumer_offset(self, name: str) -> int:
+        self._check(name)
+        return self._offset
+
+    def consumer_over_cap(self, name: str) -> bool:
+        """As `Spool.consumer_over_cap`, with the owner's written end for its durable one."""
+        self._check(name)
+        return self.written_end - self._offset > self._max_bytes
+
+    def skip_consumer(self, name: str) -> int:
+        skipped = max(0, self.checkpoint - self.consumer_offset(name))
+        self.skipped_bytes += skipped
+        self.commit_consumer(name, max(self.checkpoint, self._offset))
+        return skipped
+
+    def commit_consumer(self, name: str, offset: int) -> None:
+        self._check(name)
+        _write_atomically(self._dir, f"consumer.{name}", str(offset).encode())
+        self._offset = offset
+
+    def write_note(self, name: str, data: bytes) -> None:
+        _write_atomically(self._dir, f"note.{name}", data)
+
+    def read_note(self, name: str) -> bytes | None:
+        try:
+            return (self._dir / f"note.{name}").read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def close(self) -> None:
+        self._reads.shutdown()
+        os.close(self._lock_fd)
+
+    def _check(self, name: str) -> None:
+        if name != self._reader:
+            raise ValueError(f"this follower reads as {self._reader!r}, not {name!r}")
+
+
+def _skip_damaged(offset: int, data: bytes) -> None:
+    """A follower passes over a damaged record: the owner's writer has quarantined it."""
+
+
+def _write_atomically(directory: Path, name: str, data: bytes) -> None:
+    """File `name` holds `data`, whole or not at all, after a crash too (temp, fsync, rename)."""
+    tmp = directory / f"{name}.tmp"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, directory / name)
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _segment_bases(directory: Path) -> list[int]:
+    """The offsets of the segments in `directory`, in order."""
+    return sorted(int(p.stem) for p in directory.glob(f"*{_SUFFIX}"))
+
+
+def _segment_file(directory: Path, base: int) -> Path:
+    return directory / f"{base:020d}{_SUFFIX}"
+
+
+def _offset_file(directory: Path, name: str) -> int | None:
+    """The offset kept in file `name`, None when there is none."""
+    try:
+        return int((directory / name).read_text().strip() or 0)
+    except FileNotFoundError:
+        return None
+
+
+def _read_records(
+    directory: Path,
+    start: int,
+    end: int,
+    max_records: int,
+    damaged: Callable[[int, bytes], None],
+) -> list[Record]:
+    """Records from `start` up to `end`, at most `max_records`; `damaged(offset, bytes)` hears
+    of each damaged record, which is returned without payload (`Spool.read`)."""
+    records: list[Record] = []
+    position = start
+    while position < end and len(records) < max_records:
+        segments = _segment_bases(directory)
+        base = max(b for b in segments if b <= position)
+        later = [b for b in segments if b > base]
+        limit = min(later[0], end) if later else end
+        with open(_segment_file(directory, base), "rb") as handle:
+            handle.seek(position - base)
+            while position < limit and len(records) < max_records:
+                header = handle.read(_HEADER.size)
+                length, crc = _HEADER.unpack(header) if len(header) == _HEADER.size else (0, 0)
+                fits = len(header) == _HEADER.size and position + _HEADER.size + length <= limit
+                payload = handle.read(length) if fits and length <= MAX_RECORD_BYTES else b""
+                if fits and len(payload) == length and zlib.crc32(payload) == crc:
+                    position += _HEADER.size + length
+                    records.append(Record(position, payload))
+                    continue
+                # Damaged: load the rest of the segment to find the next valid record.
+                handle.seek(position - base)
+                rest = handle.read(limit - position)
+                following = _resynchronise(rest, 0)
+                damaged(position, rest[:following])
+                position += following
+                records.append(Record(position, None))
+                handle.seek(position - base)
+    return records
 
 
 # zlib.crc32 lets other threads run while it sums more than 5 KiB (CPython's zlibmodule.c),

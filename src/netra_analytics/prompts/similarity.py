@@ -123,6 +123,10 @@ class SimilarityIndex:
         for prompt_id in entry.asks:
             del self._asks[prompt_id]
 
+    def users(self) -> set[str]:
+        """The people with a remembered ask."""
+        return {user for entry in self._texts.values() for user, _ in entry.asks.values()}
+
     def remove(self, user_id: str) -> int:
         """Forget every ask of `user_id` (for a privacy deletion); a text only they asked
         leaves the index. Returns the number of asks forgotten. Costs one pass over the index

@@ -54,7 +54,7 @@ import orjson
 from netra_analytics import metrics
 from netra_analytics.errors import StoreError
 from netra_analytics.ingest.erased import ErasedPeople
-from netra_analytics.ingest.spool import Spool
+from netra_analytics.ingest.spool import Spool, SpoolFollower
 from netra_analytics.ingest.writer import (
     SpoolRecord,
     decode_spooled,
@@ -401,10 +401,22 @@ def _ms(timestamp: str) -> int:
     return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
 
 
+def outside_status(spool: Spool) -> dict[str, Any]:
+    """For /health/ready of a worker whose prompts another process analyses (`prompt_process`):
+    what its spool says of that reader (its offset, its recovery note)."""
+    windows = orjson.loads(spool.read_note(RECOVERY_NOTE) or b"[]")
+    return {
+        "status": "recovering" if windows else "ok",
+        "analysed_by": "prompt analysis process",
+        "stored_bytes_not_analysed": max(0, spool.checkpoint - spool.consumer_offset(CONSUMER)),
+        "recovery_windows": [[_iso_ms(start), _iso_ms(end)] for start, end in windows],
+    }
+
+
 class PromptWorker:
     def __init__(
         self,
-        spool: Spool,
+        spool: Spool | SpoolFollower,
         store: Store,
         *,
         prices: PriceTable,
