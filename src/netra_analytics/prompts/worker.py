@@ -73,10 +73,11 @@ from netra_analytics.store.calls import OutageLog, StoreCalls
 log = logging.getLogger(__name__)
 
 CONSUMER = "prompts"
-# The analysis is Python, and shares the interpreter with the request handlers: after each
-# chunk the worker rests in proportion to the time it worked, so that at most this share of a
-# core goes to it and ingestion keeps the rest. Under sustained peak load it falls behind and
-# catches up afterwards (the spool keeps the records, up to its cap; see the module's docstring).
+# In one process the analysis is Python sharing the interpreter with the request handlers:
+# after each chunk the worker rests in proportion to the time it worked, so that at most this
+# share of a core goes to it and ingestion keeps the rest. Under sustained peak load it falls
+# behind and catches up afterwards (the spool keeps the records, up to its cap; see the
+# module's docstring). In the prompt analysis process (`prompt_process`) it does not rest.
 DUTY_CYCLE = 0.3
 MAX_THREADS = 100_000  # recent threads kept in memory
 PROMPTS_PER_THREAD = 20
