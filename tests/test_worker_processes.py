@@ -263,8 +263,10 @@ def test_workers_stop_when_their_owner_is_killed_and_a_restart_stores_their_even
     replies = _send(service.url, [f"o-{n}" for n in range(60)], 2)
     acked = {i for _, ids, _ in replies for i in ids}
     workers = service.worker_pids()
+    analysis = service.analysis_pids()
+    assert len(analysis) == 1  # the prompt analysis process stops with its owner too
     service.kill()
-    wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 30)
+    wait_until(lambda: not any(Path(f"/proc/{p}").exists() for p in workers + analysis), 30)
     again = ServiceProcess(data_dir, workers=2, port=service.port,
                            env={"EVENT_FLUSH_INTERVAL_MS": "200"})  # fmt: skip
     _started(again, 2)

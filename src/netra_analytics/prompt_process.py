@@ -5,7 +5,8 @@ shares the interpreter with the request handlers, and every time the event loop 
 interpreter up (a socket call, a spool write) it waits up to the switch interval to get it
 back while the analysis runs: measured on 2 cores at a steady 10,000 events/s, request p99
 86-97 ms with the analysis in the workers, 21 ms without it, and 24 ms with a process at
-nice 10 burning the same share of CPU beside them (bench/README, "Third pass").
+nice 10 burning 30 % of a core beside them; 29-34 ms with this process (bench/README,
+"Third pass").
 
 So with several workers, the engine owner starts this process (and starts it again when it
 dies): at nice `ANALYSIS_NICE`, it runs one `PromptWorker` per worker spool (`spool`,
