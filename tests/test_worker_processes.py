@@ -338,8 +338,9 @@ def test_prompts_of_every_worker_are_analysed_in_a_niced_process_that_is_restart
     tmp_path: Path,
 ) -> None:
     """The prompt analysis runs in one process of its own at nice 10 (`prompt_process`), not in
-    the workers: it analyses what every worker stores, forgets erased people, and the owner
-    starts it again after a kill -9, which then picks up where the last one committed."""
+    the workers: it analyses what every worker stores, forgets erased people, the workers'
+    health says when it has stopped, and the owner starts it again after a kill -9, which then
+    picks up where the last one committed."""
     data_dir = tmp_path / "data"
     service = ServiceProcess(data_dir, workers=2, env={"EVENT_FLUSH_INTERVAL_MS": "200"})
     _started(service, 2)
@@ -351,9 +352,10 @@ def test_prompts_of_every_worker_are_analysed_in_a_niced_process_that_is_restart
         _post_prompts(service.url, [f"pa-{n}" for n in range(40)])
         for spool in ("spool", "spool.1"):  # both workers took prompts, and both are analysed
             wait_until(lambda s=spool: 0 < _spool_end(data_dir / s) <= _analysed(data_dir, s), 60)
-        ready = service.ready()
-        assert ready["checks"]["prompts"]["analysed_by"] == "prompt analysis process"
-        assert ready["checks"]["prompts"]["stored_bytes_not_analysed"] == 0
+        prompts = service.ready()["checks"]["prompts"]  # from the spool of the worker asked
+        assert prompts["analysed_by"] == "prompt analysis process"
+        assert prompts["stored_bytes_not_analysed"] == 0
+        assert prompts["status"] == "ok" and prompts["noted_seconds_ago"] < 3
 
         # An erasure: the analysis process drops the person from its similarity index.
         admin = service.admin_headers()
@@ -363,6 +365,9 @@ def test_prompts_of_every_worker_are_analysed_in_a_niced_process_that_is_restart
                                "analysis" and line["asks"] == 1 for line in service.json_log()),
                    30)  # fmt: skip
 
+        # Stopped (or hung), it notes no state: the workers say so after 10 s.
+        os.kill(first, signal.SIGSTOP)
+        wait_until(lambda: service.ready()["checks"]["prompts"]["status"] == "not_running", 20)
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: len(service.analysis_pids()) == 2, 30)
         assert service.log().count("the prompt analysis process ended") == 1

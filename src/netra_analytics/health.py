@@ -230,7 +230,7 @@ class Monitor:
         if service.prompts is not None:
             checks["prompts"] = service.prompts.status()
         elif service.settings.worker_process:
-            checks["prompts"] = outside_status(service.spool)
+            checks["prompts"] = outside_status(service.spool, service.clock())
         if service.funnel_walks is not None:
             checks["funnel_walks"] = service.funnel_walks.status()
         heartbeats = await service.live.tag_heartbeats()

@@ -32,18 +32,21 @@ import functools
 import logging
 import os
 import signal
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from netra_analytics import metrics
 from netra_analytics.config import Settings
 from netra_analytics.errors import StoreError
 from netra_analytics.ingest.erased import ErasedPeople
-from netra_analytics.ingest.spool import SpoolFollower, spool_directory
+from netra_analytics.ingest.spool import SpoolBusy, SpoolFollower, spool_directory
 from netra_analytics.privacy.audit import subject_hash
 from netra_analytics.privacy.iphash import load_or_create_secret
 from netra_analytics.prompts.cost import PriceTable
 from netra_analytics.prompts.similarity import SimilarityIndex
-from netra_analytics.prompts.worker import CONSUMER, PromptWorker
+from netra_analytics.prompts.worker import CONSUMER, STATE_NOTE, PromptWorker, state_note
 from netra_analytics.store import open_store
 from netra_analytics.store.calls import StoreCalls
 
@@ -52,6 +55,7 @@ log = logging.getLogger(__name__)
 ANALYSIS_NICE = 10  # CFS weight 110 against the workers' 1024: they preempt it at once
 TICK_SECONDS = 1.0  # the lag gauge, and erasures read again
 STOP_SECONDS = 10.0
+FOLLOWER_WAIT_SECONDS = 30.0
 
 
 def main() -> None:
@@ -68,7 +72,11 @@ def main() -> None:
     # workers are done, rather than see it end early and start it again.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop_with_owner(os.getppid())
-    uvloop.run(PromptAnalysisProcess(settings).run())
+    try:
+        uvloop.run(PromptAnalysisProcess(settings).run())
+    except Exception:  # logged as one JSON line; the owner starts another process
+        log.exception("the prompt analysis process failed")
+        sys.exit(1)
 
 
 class PromptAnalysisProcess:
@@ -98,10 +106,7 @@ class PromptAnalysisProcess:
         supervisors: list[Supervisor] = []
         tasks: list[asyncio.Task[Any]] = []
         for index in range(settings.workers):
-            follower = SpoolFollower(
-                spool_directory(settings.data_dir, index),
-                reader=CONSUMER, max_bytes=settings.spool_max_bytes,
-            )  # fmt: skip
+            follower = await _follower(spool_directory(settings.data_dir, index), settings)
             worker_calls = StoreCalls(
                 f"store-prompts-{index}", workers=1, timeout=settings.store_timeout_seconds
             )
@@ -135,7 +140,14 @@ class PromptAnalysisProcess:
 
     async def _tick(self, calls: StoreCalls) -> None:
         while True:
-            metrics.PROMPT_WORKER_LAG.set(max(w.lag_seconds() for w, _ in self.workers))
+            lags = [worker.lag_seconds() for worker, _ in self.workers]
+            metrics.PROMPT_WORKER_LAG.set(max(lags))
+            now = time.time()
+            for follower, lag in zip(self.followers, lags, strict=True):
+                try:
+                    follower.write_note(STATE_NOTE, state_note(lag, now))
+                except OSError as exc:  # the workers' health says not_running; next second
+                    log.warning("state note not written", extra={"error": str(exc)[:300]})
             try:
                 await calls.run(self.erased.refresh)
                 await self.forget_erased()
@@ -156,6 +168,21 @@ class PromptAnalysisProcess:
         self._forgotten = requested
         log.info("erased people forgotten by the prompt analysis", extra={"asks": dropped})
         return dropped
+
+
+async def _follower(directory: Path, settings: Settings) -> SpoolFollower:
+    """The follower of `directory`, once the process before this one has let go of it (one
+    whose owner was killed takes up to a second to see it and stop): tries for
+    FOLLOWER_WAIT_SECONDS, then raises SpoolBusy."""
+    deadline = time.monotonic() + FOLLOWER_WAIT_SECONDS
+    while True:
+        try:
+            return SpoolFollower(directory, reader=CONSUMER, max_bytes=settings.spool_max_bytes)
+        except SpoolBusy:
+            if time.monotonic() >= deadline:
+                raise
+            log.info("waiting for another prompt analysis process to leave %s", directory)
+            await asyncio.sleep(1.0)
 
 
 def _forget(index: SimilarityIndex, secret: bytes, subjects: set[str]) -> int:

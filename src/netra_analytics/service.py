@@ -74,6 +74,7 @@ MAX_RESTART_SECONDS = 60.0
 WRITER_DOWN_CRASHES = 3  # crashes in a row after which ingestion refuses events (503)
 HEALTH_CHECK_SECONDS = 2.0  # a health check's store query without answer fails
 UVICORN_SHARE = 0.25  # of the shutdown time, for open requests to finish
+RELEASE_SECONDS = 1.0  # segments outside readers (the prompt analysis process) have passed
 
 
 class Supervisor:
@@ -209,6 +210,7 @@ class Service:
         # The only process of the data directory drains the spools a larger worker count left.
         self._drains_extra = spool_dir is None and not settings.worker_process
         self._drain_task: asyncio.Task[None] | None = None
+        self._release_task: asyncio.Task[None] | None = None
         self.store: Store | None = store
         timeout = settings.store_timeout_seconds
         # One thread each: a worker's calls are sequential, and a call that timed out must end
@@ -268,10 +270,20 @@ class Service:
             self.supervisors["prompts"] = Supervisor("prompts", self._run_prompts)
         if self.settings.funnel_walk_days:
             self.supervisors["funnel_walks"] = Supervisor("funnel_walks", self._run_funnel_walks)
+        if self.spool.outside_readers:
+            self._release_task = asyncio.create_task(self._release_read_segments())
         if self._drains_extra and self.store is not None:
             self._drain_task = asyncio.create_task(
                 drain_extra_spools(self.settings, self.store, keep=1, clock=self.clock)
             )
+
+    async def _release_read_segments(self) -> None:
+        while True:
+            await asyncio.sleep(RELEASE_SECONDS)
+            try:
+                self.spool.release_read_segments()
+            except OSError as exc:  # the next second tries again
+                log.warning("spool segments not released", extra={"error": str(exc)[:300]})
 
     async def _run_writer(self) -> None:
         assert self.store is not None
@@ -337,7 +349,7 @@ class Service:
         def left(reserve: float = 0.0) -> float:
             return max(0.1, deadline - time.monotonic() - reserve)
 
-        for task in (self._start_task, self._drain_task):
+        for task in (self._start_task, self._drain_task, self._release_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -108,9 +108,8 @@ def test_the_owner_drops_a_segment_only_once_the_follower_is_past_it(tmp_path: P
     records = follower.read(follower.consumer_offset(READER), 100)
     assert [r.payload for r in records] == [b"x" * 50] * 12
     follower.commit_consumer(READER, records[5].end)
-    owner.commit(owner.durable_end + 0)  # no move: the owner drops on its next commit
-    _append(owner, [b"y"])
-    owner.commit(owner.durable_end)
+    assert len(list(tmp_path.glob("*.wal"))) == segments  # the owner has not looked yet
+    owner.release_read_segments()  # as the worker does every second, traffic or not
     assert len(list(tmp_path.glob("*.wal"))) < segments
     assert [r.payload for r in follower.read(records[5].end, 100)] == [b"x" * 50] * 6
     owner.close()
@@ -159,3 +158,21 @@ def test_an_outside_reader_without_a_file_yet_holds_the_segments(tmp_path: Path)
     owner.commit(owner.durable_end)
     assert [r.payload for r in owner.read(0, 10)] == [b"w" * 50] * 6
     owner.close()
+
+
+def test_a_sealed_segment_leaves_the_disk_once_the_follower_is_past_it(tmp_path: Path) -> None:
+    """An erasure seals the spool; the segment holding the person's events goes once every
+    reader, the follower in its own process included, has passed it, without new traffic."""
+    owner = _owner(tmp_path)
+    follower = SpoolFollower(tmp_path, reader=READER, max_bytes=1 << 20)
+    _append(owner, [b"erased-person"])
+    owner.commit(owner.durable_end)
+    asyncio.run(owner.seal())
+    assert any(b"erased-person" in p.read_bytes() for p in tmp_path.glob("*.wal"))
+    _follow_once(follower)
+    [record] = follower.read(follower.consumer_offset(READER), 10)
+    follower.commit_consumer(READER, record.end)
+    owner.release_read_segments()
+    assert not any(b"erased-person" in p.read_bytes() for p in tmp_path.glob("*.wal"))
+    owner.close()
+    follower.close()

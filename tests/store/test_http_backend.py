@@ -95,3 +95,36 @@ def test_the_engine_owners_server_refuses_a_wrong_password_as_clickhouse_does(
         assert raw.headers["x-clickhouse-exception-code"] == "516"
     finally:
         server.kill()
+
+
+def test_a_client_gone_mid_request_is_one_warning_not_a_traceback(
+    store: ChdbStore, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker or the prompt analysis process killed while it sends: the owner's store
+    server logs one line (socketserver's default prints a traceback to stderr)."""
+    import socket
+    import struct
+    import time
+
+    from netra_analytics.store.chdb_server import ChdbHttpServer as Server
+
+    server = Server(store, user="u", password="p")
+    server.serve_in_thread()
+    try:
+        client = socket.create_connection(("127.0.0.1", server.port))
+        client.sendall(b"GET /?query=SELECT+1 HTTP/1.1\r\nhost: x\r\n"
+                       b"authorization: Basic dTpw\r\n\r\n")  # fmt: skip
+        assert client.recv(4096).startswith(b"HTTP/1.1 200")
+        client.sendall(b"GET /?query=SELECT+1 HT")  # the next request, cut short
+        time.sleep(0.2)
+        # SO_LINGER 0: close with a reset, as a process killed mid-request leaves its socket.
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "went away" not in caplog.text:
+            time.sleep(0.05)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "a store client went away mid-request" in caplog.text
+    assert "Traceback" not in capfd.readouterr().err

@@ -174,7 +174,7 @@ class Spool:
         self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spool-read")
         self.durable_end = self._recover()
         self._segment_base = self._segments()[-1]
-        self._outside = tuple(outside_readers)
+        self.outside_readers = self._outside = tuple(outside_readers)
         for name in self._outside:
             self.consumer_offset(name)
         self._fd = os.open(self._segment_path(self._segment_base), os.O_WRONLY | os.O_APPEND)
@@ -357,6 +357,13 @@ class Spool:
     def commit_consumer(self, name: str, offset: int) -> None:
         self._write_atomically(f"consumer.{name}", str(offset).encode())
         self._consumers[name] = offset
+        self._drop_read_segments()
+
+    def release_read_segments(self) -> None:
+        """Drop the segments every reader has passed, the outside readers' offsets read again:
+        they move without this process committing (called about once a second while it
+        has outside readers, so that what they pass leaves the disk when traffic stops, and
+        an erasure's sealed segment once they are past it)."""
         self._drop_read_segments()
 
     def _drop_read_segments(self) -> None:

@@ -108,6 +108,9 @@ LIMIT {limit:UInt32}
 
 ANALYSE_WAIT = 3600.0  # seconds: in effect no timeout (see `_analysed`)
 RECOVERY_NOTE = "prompts-recovery"
+STATE_NOTE = "prompts-state"  # the prompt analysis process's state, noted every second
+STATE_STALE_SECONDS = 10.0
+BEHIND_SECONDS = 60.0  # lag beyond which the analysis counts as behind
 RECOVERY_MARGIN_MS = 5 * 60_000  # event time before receipt still inside a recovery window
 RECOVERY_SLICE_MS = 10 * 60_000  # event time read back per recovery step
 ANSWER_MARGIN_MS = 30 * 60_000  # answers, feedback and thread ends read past a slice's end
@@ -402,13 +405,38 @@ def _ms(timestamp: str) -> int:
     return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
 
 
-def outside_status(spool: Spool) -> dict[str, Any]:
+def state_note(lag_seconds: float, now: float) -> bytes:
+    """What the prompt analysis process notes in each spool it reads, every second
+    (`STATE_NOTE`, read by `outside_status`)."""
+    return orjson.dumps({"at": now, "lag_seconds": round(lag_seconds, 3)})
+
+
+def outside_status(spool: Spool, now: float) -> dict[str, Any]:
     """For /health/ready of a worker whose prompts another process analyses (`prompt_process`):
-    what its spool says of that reader (its offset, its recovery note)."""
+    what its spool says of that reader: its offset, its recovery note, and its state note.
+
+    `status`: `not_running` when no state was noted for STATE_STALE_SECONDS (the process is
+    down, stopped, or restarting), `recovering` while skipped windows are recovered, `behind`
+    when the oldest stored request not analysed arrived over BEHIND_SECONDS ago, else `ok`."""
     windows = orjson.loads(spool.read_note(RECOVERY_NOTE) or b"[]")
+    try:
+        state = orjson.loads(spool.read_note(STATE_NOTE) or b"null")
+        seen, lag = float(state["at"]), float(state["lag_seconds"])
+    except (orjson.JSONDecodeError, TypeError, KeyError, ValueError):
+        seen, lag = None, None
+    if seen is None or now - seen > STATE_STALE_SECONDS:
+        status = "not_running"
+    elif windows:
+        status = "recovering"
+    elif lag is not None and lag > BEHIND_SECONDS:
+        status = "behind"
+    else:
+        status = "ok"
     return {
-        "status": "recovering" if windows else "ok",
+        "status": status,
         "analysed_by": "prompt analysis process",
+        "lag_seconds": lag,
+        "noted_seconds_ago": None if seen is None else round(max(0.0, now - seen), 1),
         "stored_bytes_not_analysed": max(0, spool.checkpoint - spool.consumer_offset(CONSUMER)),
         "recovery_windows": [[_iso_ms(start), _iso_ms(end)] for start, end in windows],
     }

@@ -35,6 +35,7 @@ import hmac
 import logging
 import re
 import socket
+import sys
 import threading
 from email import policy
 from email.parser import BytesParser
@@ -129,6 +130,16 @@ class ChdbHttpServer(ThreadingMixIn, HTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """socketserver prints a traceback to stderr; here a client gone mid-request (a worker
+        or the prompt analysis process killed) is a one-line warning, anything else an error
+        in the JSON log."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.warning("a store client went away mid-request", extra={"error": repr(error)})
+        else:
+            log.error("the store's HTTP interface failed on a request", exc_info=error)
 
     def authorised(self, user: str | None, password: str | None) -> bool:
         return (
