@@ -92,7 +92,7 @@ class PromptAnalysisProcess:
     async def run(self) -> None:
         """Analyse every worker's spool until SIGTERM."""
         # Imported here: the service imports the prompt worker, not the other way round.
-        from netra_analytics.service import Supervisor
+        from netra_analytics.service import Supervisor, similarity_index
 
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -112,11 +112,7 @@ class PromptAnalysisProcess:
             )
             worker = PromptWorker(
                 follower, self.store, prices=prices, duty=1.0, calls=worker_calls,
-                index=SimilarityIndex(
-                    max_texts=settings.similarity_max_prompts,
-                    max_age_ms=settings.similarity_max_age_days * 86_400_000,
-                ),
-                erased=self.erased,
+                index=similarity_index(settings), erased=self.erased,
             )  # fmt: skip
             self.followers.append(follower)
             self.workers.append((worker, worker_calls))

@@ -301,13 +301,9 @@ class Service:
 
     async def _run_prompts(self) -> None:
         assert self.store is not None
-        index = SimilarityIndex(
-            max_texts=self.settings.similarity_max_prompts,
-            max_age_ms=self.settings.similarity_max_age_days * 86_400_000,
-        )
         self.prompts = PromptWorker(
             self.spool, self.store, prices=self.prices, calls=self.background_calls,
-            clock=self.clock, index=index, erased=self.erased,
+            clock=self.clock, index=similarity_index(self.settings), erased=self.erased,
         )  # fmt: skip
         await self.prompts.run()
 
@@ -395,6 +391,15 @@ class Service:
                     await asyncio.wait_for(worker.stop(task), timeout)
 
         await supervisor.stop(stop)
+
+
+def similarity_index(settings: Settings) -> SimilarityIndex:
+    """An empty near-duplicate index within `ANALYTICS_SIMILARITY_MAX_PROMPTS` and
+    `ANALYTICS_SIMILARITY_MAX_AGE_DAYS`, for a prompt worker."""
+    return SimilarityIndex(
+        max_texts=settings.similarity_max_prompts,
+        max_age_ms=settings.similarity_max_age_days * 86_400_000,
+    )
 
 
 def extra_spools(data_dir: Path, keep: int) -> list[Path]:

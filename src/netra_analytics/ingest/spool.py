@@ -174,8 +174,8 @@ class Spool:
         self._reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spool-read")
         self.durable_end = self._recover()
         self._segment_base = self._segments()[-1]
-        self.outside_readers = self._outside = tuple(outside_readers)
-        for name in self._outside:
+        self.outside_readers = tuple(outside_readers)
+        for name in self.outside_readers:
             self.consumer_offset(name)
         self._fd = os.open(self._segment_path(self._segment_base), os.O_WRONLY | os.O_APPEND)
         self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
@@ -326,7 +326,8 @@ class Spool:
 
     def consumer_offset(self, name: str) -> int:
         """Where reader `name` is; a new reader starts at what the spool still holds."""
-        written = _offset_file(self._dir, f"consumer.{name}") if name in self._outside else None
+        outside = name in self.outside_readers
+        written = _offset_file(self._dir, f"consumer.{name}") if outside else None
         if written is not None:
             self._consumers[name] = written
         elif name not in self._consumers:
@@ -349,10 +350,7 @@ class Spool:
         self._write_atomically(f"note.{name}", data)
 
     def read_note(self, name: str) -> bytes | None:
-        try:
-            return (self._dir / f"note.{name}").read_bytes()
-        except FileNotFoundError:
-            return None
+        return _read_note(self._dir, name)
 
     def commit_consumer(self, name: str, offset: int) -> None:
         self._write_atomically(f"consumer.{name}", str(offset).encode())
@@ -367,7 +365,7 @@ class Spool:
         self._drop_read_segments()
 
     def _drop_read_segments(self) -> None:
-        for name in self._outside:
+        for name in self.outside_readers:
             self.consumer_offset(name)
         done = min([self.checkpoint, *self._consumers.values()])
         segments = self._segments()
@@ -545,10 +543,7 @@ class SpoolFollower:
         _write_atomically(self._dir, f"note.{name}", data)
 
     def read_note(self, name: str) -> bytes | None:
-        try:
-            return (self._dir / f"note.{name}").read_bytes()
-        except FileNotFoundError:
-            return None
+        return _read_note(self._dir, name)
 
     def close(self) -> None:
         self._reads.shutdown()
@@ -572,6 +567,14 @@ def _write_atomically(directory: Path, name: str, data: bytes) -> None:
         os.fsync(handle.fileno())
     os.replace(tmp, directory / name)
     _fsync_dir(directory)
+
+
+def _read_note(directory: Path, name: str) -> bytes | None:
+    """Note `name` (`Spool.write_note`), None when there is none."""
+    try:
+        return (directory / f"note.{name}").read_bytes()
+    except FileNotFoundError:
+        return None
 
 
 def _fsync_dir(directory: Path) -> None:
