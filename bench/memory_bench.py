@@ -12,6 +12,10 @@ directly with a clock passed in, as the service would after hours of traffic:
    bound of 20,000 texts) and after 120,000; MB per 100,000 prompts after the first 60,000.
 3. report cache: 2,000 distinct reports of 138 KB (what the issue measured) put within one
    TTL; MB held.
+4. prompt threads (`PromptAnalyser`): user prompts of ~80 characters, each opening its own
+   thread, through `analyse` 50 to a request. Unbounded, RSS after 20,000 and 60,000: RSS per
+   estimated byte (`thread_bytes`, which the budget counts) between them, ~1 if the estimate is
+   true. Then, under the default budget, RSS after 100,000 and 200,000 prompts: flat.
 
 Run it on this tree, and on another one for a comparison (its `src` first on the path):
 
@@ -111,7 +115,61 @@ def cache_part() -> dict[str, Any]:
     return asyncio.run(run())
 
 
-PARTS = {"live": live_part, "similarity": similarity_part, "cache": cache_part}
+def threads_part() -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from netra_analytics.ingest.process import RequestInfo, process
+    from netra_analytics.ingest.writer import SpoolRecord
+    from netra_analytics.prompts.classify import default_classifier
+    from netra_analytics.prompts.similarity import SimilarityIndex
+    from netra_analytics.prompts.worker import DEFAULT_THREAD_CACHE_BYTES, PromptAnalyser
+
+    def records(first: int, count: int) -> list[tuple[int, SpoolRecord]]:
+        at = datetime.now(UTC)
+        events = [{"event_type": "chat_interaction", "timestamp": at.isoformat(), "properties": {
+            "thread_id": f"thread-{i}", "message_id": f"m{i}", "message_type": "user_prompt",
+            "prompt_text": f"question {i}: how much would plan {i * 7919} cost us per month?",
+            "prompt_length": 60, "is_follow_up": False}} for i in range(first, first + count)]  # fmt: skip
+        body = {"events": events, "context": {"user_id": f"u{first}", "session_id": f"s{first}"}}
+        batch = process(orjson.dumps(body), RequestInfo(received_at=at))
+        rows = [(e.event_id, f"u{first}", e.row) for e in batch.accepted]
+        return [(first, SpoolRecord(at.timestamp(), rows, []))]
+
+    def feed(analyser: PromptAnalyser, start: int, end: int) -> None:
+        for first in range(start, end, 50):
+            analyser.analyse(records(first, 50))
+
+    classifier = default_classifier()
+    unbounded = PromptAnalyser(classifier, SimilarityIndex(), max_bytes=1 << 40)
+    feed(unbounded, 0, 20_000)
+    marks = {"20000 unbounded": rss_mb()}
+    held = unbounded.held_bytes
+    feed(unbounded, 20_000, 60_000)
+    marks["60000 unbounded"] = rss_mb()
+    rss_per_estimated = (
+        (marks["60000 unbounded"] - marks["20000 unbounded"])
+        * 2**20
+        / (unbounded.held_bytes - held)
+    )
+    del unbounded
+    bounded = PromptAnalyser(classifier, SimilarityIndex())
+    marks["bounded start"] = rss_mb()
+    feed(bounded, 0, 100_000)
+    marks["100000 bounded"] = rss_mb()
+    feed(bounded, 100_000, 200_000)
+    marks["200000 bounded"] = rss_mb()
+    return {"rss_mb": marks, "rss_per_estimated_byte": round(rss_per_estimated, 3),
+            "budget_mb": DEFAULT_THREAD_CACHE_BYTES / 2**20, "bounded": bounded.sizes()}  # fmt: skip
+
+
+PARTS = {
+    "live": live_part,
+    "similarity": similarity_part,
+    "cache": cache_part,
+    "threads": threads_part,
+}
 
 
 def main() -> None:

@@ -59,11 +59,14 @@ def test_the_memory_and_timeout_bounds_parse() -> None:
         {"ANALYTICS_REPORT_CACHE_MAX_BYTES": "16777216", "ANALYTICS_HOT_PROMPTS_TRACKED": "500",
          "ANALYTICS_SIMILARITY_MAX_PROMPTS": "5000", "ANALYTICS_SIMILARITY_MAX_AGE_DAYS": "7",
          "ANALYTICS_REQUEST_TIMEOUT_SECONDS": "12.5",
-         "ANALYTICS_MAX_INFLIGHT_BODY_BYTES": "8388608"}
+         "ANALYTICS_MAX_INFLIGHT_BODY_BYTES": "8388608",
+         "ANALYTICS_PROMPT_THREAD_CACHE_BYTES": "2097152"}
     )  # fmt: skip
     assert (settings.report_cache_max_bytes, settings.hot_prompts_tracked) == (16 << 20, 500)
     assert (settings.similarity_max_prompts, settings.similarity_max_age_days) == (5000, 7)
     assert (settings.request_timeout_seconds, settings.max_inflight_body_bytes) == (12.5, 8 << 20)
+    assert settings.prompt_thread_cache_bytes == 2 << 20
+    assert Settings.from_env({}).prompt_thread_cache_bytes == 64 << 20
 
 
 def test_worker_processes_parse_and_default_to_one() -> None:
@@ -110,6 +113,7 @@ def test_https_clickhouse_defaults_to_8443() -> None:
         ("ANALYTICS_REQUEST_TIMEOUT_SECONDS", "0.1"),
         ("ANALYTICS_REQUEST_TIMEOUT_SECONDS", "soon"),
         ("ANALYTICS_MAX_INFLIGHT_BODY_BYTES", "1e9"),
+        ("ANALYTICS_PROMPT_THREAD_CACHE_BYTES", "1000"),
         ("ANALYTICS_WORKERS", "0"),
         ("ANALYTICS_WORKERS", "65"),
         ("ANALYTICS_WORKERS", "two"),

@@ -68,6 +68,7 @@ class Settings:
     hot_prompts_tracked: int = 2000  # distinct prompts counted per 5-minute bucket (x2 at most)
     similarity_max_prompts: int = 20_000  # distinct prompt texts in the similarity index
     similarity_max_age_days: int = 30  # texts not asked for longer leave the index
+    prompt_thread_cache_bytes: int = 64 << 20  # prompt threads in memory, per analysed spool
     request_timeout_seconds: float = 30.0  # a request's head, and its body, must arrive within
     max_inflight_body_bytes: int = 64 << 20  # request bodies being read at once, all together
     max_event_age_days: int = 7  # older events are refused (the tag keeps events 7 days)
@@ -172,6 +173,11 @@ class Settings:
                 "ANALYTICS_SIMILARITY_MAX_PROMPTS",
                 _int_in(1000, 10_000_000),
                 defaults.similarity_max_prompts,
+            ),
+            prompt_thread_cache_bytes=get(
+                "ANALYTICS_PROMPT_THREAD_CACHE_BYTES",
+                _int_in(1 << 20, 1 << 40),
+                defaults.prompt_thread_cache_bytes,
             ),
             similarity_max_age_days=get(
                 "ANALYTICS_SIMILARITY_MAX_AGE_DAYS",

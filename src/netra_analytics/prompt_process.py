@@ -113,6 +113,7 @@ class PromptAnalysisProcess:
             worker = PromptWorker(
                 follower, self.store, prices=prices, duty=1.0, calls=worker_calls,
                 index=similarity_index(settings), erased=self.erased,
+                thread_cache_bytes=settings.prompt_thread_cache_bytes,
             )  # fmt: skip
             self.followers.append(follower)
             self.workers.append((worker, worker_calls))

@@ -304,6 +304,7 @@ class Service:
         self.prompts = PromptWorker(
             self.spool, self.store, prices=self.prices, calls=self.background_calls,
             clock=self.clock, index=similarity_index(self.settings), erased=self.erased,
+            thread_cache_bytes=self.settings.prompt_thread_cache_bytes,
         )  # fmt: skip
         await self.prompts.run()
 

@@ -12,10 +12,12 @@ the event's index in its request. That orders rows across restarts and across wo
 with its own spool), and replaying the spool after a crash writes identical rows, which
 replace each other.
 
-Recent threads are kept in memory; a thread that is not (after a restart, or evicted) is
-loaded back from `prompt_analytics`, whose `signals` column keeps what was known about each
-prompt's answer, so a late signal still lands on the right scores. The similarity index is
-rebuilt from `prompt_analytics` at start-up.
+Recent threads are kept in memory, least recently used first, up to a budget of estimated bytes
+(`ANALYTICS_PROMPT_THREAD_CACHE_BYTES`, `thread_bytes`); a thread that is not (after a restart,
+or evicted) is loaded back from `prompt_analytics`, whose `signals` column keeps what was known
+about each prompt's answer, so a late signal still lands on the right scores. The budget is in
+bytes, not threads: a prompt's text may be 64 KiB. The similarity index is rebuilt from
+`prompt_analytics` at start-up.
 
 Falling behind: a worker more than the spool's cap behind the newest record is moved up to the
 writer's checkpoint so that the disk does not fill (`Spool.skip_consumer`). It says so (a
@@ -43,6 +45,7 @@ import dataclasses
 import hashlib
 import logging
 import random
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -79,8 +82,15 @@ CONSUMER = "prompts"
 # behind and catches up afterwards (the spool keeps the records, up to its cap; see the
 # module's docstring). In the prompt analysis process (`prompt_process`) it does not rest.
 DUTY_CYCLE = 0.3
-MAX_THREADS = 100_000  # recent threads kept in memory
 PROMPTS_PER_THREAD = 20
+FEEDBACK_PER_PROMPT = 16  # the latest feedback on a thread that counts in a prompt's scores
+DEFAULT_THREAD_CACHE_BYTES = 64 << 20
+# A cached prompt's memory besides its text: the Prompt, its Signals and Tokens, its ids and
+# timestamp, the cache's entries; and each near-duplicate's id. Measured (`bench.memory_bench`,
+# part `threads`): 2,163 B of RSS per one-prompt thread whose ~110 B text has no
+# near-duplicates; each near-duplicate's id adds ~110 B (a 36-character str and its slot).
+PROMPT_BYTES = 2048
+SIMILAR_ID_BYTES = 112
 ERROR_WINDOW_MS = 60_000  # an error this soon after an answer counts against it
 REBUILD_DAYS = 30
 REBUILD_LIMIT = 200_000
@@ -230,22 +240,48 @@ ThreadKey = tuple[str, str]  # (user id, thread id)
 ThreadLoader = Callable[[list[ThreadKey]], dict[ThreadKey, list["Prompt"]]]
 
 
+def thread_bytes(prompts: list[Prompt]) -> int:
+    """A cached thread's estimated memory in bytes (`PROMPT_BYTES`, measured)."""
+    return sum(
+        PROMPT_BYTES + sys.getsizeof(p.text) + SIMILAR_ID_BYTES * len(p.similar) for p in prompts
+    )
+
+
 class PromptAnalyser:
     """Events in, prompts touched out. Not thread-safe; one worker owns it. `load_thread` fetches
     the stored prompts of the threads not in memory, all of a call's at once (no I/O without
-    it)."""
+    it).
+
+    Threads stay in memory, least recently used first, while their `thread_bytes` sum to at most
+    `max_bytes`. Eviction happens after each `analyse` call, never within one: a thread evicted
+    mid-call would be loaded back without the call's own changes, which are not stored yet. So
+    memory may exceed the budget by one call's prompts. Not counted: feedback, at most
+    FEEDBACK_PER_PROMPT short entries a prompt."""
 
     def __init__(
         self,
         classifier: PromptClassifier,
         index: SimilarityIndex,
         load_thread: ThreadLoader | None = None,
+        *,
+        max_bytes: int = DEFAULT_THREAD_CACHE_BYTES,
     ) -> None:
         self._classifier = classifier
         self._index = index
         self._load_thread = load_thread
-        self._threads: OrderedDict[tuple[str, str], list[Prompt]] = OrderedDict()
-        self._sessions: dict[str, Prompt] = {}
+        self.max_bytes = max_bytes
+        self._threads: OrderedDict[ThreadKey, list[Prompt]] = OrderedDict()
+        self._bytes: dict[ThreadKey, int] = {}  # thread_bytes of each cached thread
+        self.held_bytes = 0
+        self._sessions: dict[str, Prompt] = {}  # session id -> its latest cached prompt
+
+    def sizes(self) -> dict[str, int]:
+        """{"threads", "sessions", "bytes"}: what the cache holds (bytes: estimated)."""
+        return {
+            "threads": len(self._threads),
+            "sessions": len(self._sessions),
+            "bytes": self.held_bytes,
+        }
 
     def analyse(self, records: list[tuple[int, SpoolRecord]]) -> list[Prompt]:
         touched: dict[str, Prompt] = {}
@@ -265,7 +301,27 @@ class PromptAnalyser:
             new, self._classifier.predict([p.text or "(empty)" for p in new]), strict=True
         ):
             prompt.category, prompt.intent = category, intent
+        self._evict()
         return list(touched.values())
+
+    def _cache(self, key: ThreadKey, prompts: list[Prompt]) -> None:
+        """Hold `prompts` as thread `key`, the most recently used."""
+        self.held_bytes += thread_bytes(prompts) - self._bytes.get(key, 0)
+        self._bytes[key] = thread_bytes(prompts)
+        self._threads[key] = prompts
+        self._threads.move_to_end(key)
+
+    def _evict(self) -> None:
+        while self.held_bytes > self.max_bytes and self._threads:
+            key, dropped = self._threads.popitem(last=False)
+            self.held_bytes -= self._bytes.pop(key)
+            self._forget(dropped)
+
+    def _forget(self, prompts: list[Prompt]) -> None:
+        """Prompts leaving the cache leave the sessions' latest prompts too."""
+        for prompt in prompts:
+            if self._sessions.get(prompt.session_id) is prompt:
+                del self._sessions[prompt.session_id]
 
     def _prefetch(self, rows: list[tuple[dict[str, Any], int]]) -> None:
         """Load the threads these events name that are not in memory, in one lookup."""
@@ -280,7 +336,7 @@ class PromptAnalyser:
         if missing:
             loaded = self._load_thread(sorted(missing))
             for key in sorted(missing):
-                self._threads[key] = loaded.get(key, [])
+                self._cache(key, loaded.get(key, []))
 
     def _event(
         self, row: dict[str, Any], version: int, touched: dict[str, Prompt], new: list[Prompt]
@@ -305,7 +361,9 @@ class PromptAnalyser:
                     previous.signals.rephrased = True
                 touch([previous])
             thread.append(prompt)
+            self._forget(thread[:-PROMPTS_PER_THREAD])
             del thread[:-PROMPTS_PER_THREAD]
+            self._cache((user, prompt.thread_id), thread)
             self._sessions[prompt.session_id] = prompt
             new.append(prompt)
             touch([prompt])
@@ -335,6 +393,7 @@ class PromptAnalyser:
             prompts = self._thread(user, props["context_thread_id"])
             for prompt in prompts:
                 prompt.signals.feedback.append((props["feedback_type"], props.get("score")))
+                del prompt.signals.feedback[:-FEEDBACK_PER_PROMPT]
             touch(prompts)
         elif kind == "error_tracking":
             last = self._sessions.get(row["session_id"])
@@ -375,15 +434,9 @@ class PromptAnalyser:
         key = (user, thread_id)
         if key not in self._threads:
             loaded = self._load_thread([key]) if self._load_thread else {}
-            self._threads[key] = loaded.get(key, [])
-        thread = self._threads[key]
+            self._cache(key, loaded.get(key, []))
         self._threads.move_to_end(key)
-        while len(self._threads) > MAX_THREADS:
-            _, dropped = self._threads.popitem(last=False)
-            for prompt in dropped:
-                if self._sessions.get(prompt.session_id) is prompt:
-                    del self._sessions[prompt.session_id]
-        return thread
+        return self._threads[key]
 
 
 # (spool row field, RECOVER_EVENTS column): a stored event as the analyser reads a spooled one.
@@ -455,8 +508,10 @@ class PromptWorker:
         clock: Callable[[], float] = time.time,
         index: SimilarityIndex | None = None,
         erased: ErasedPeople | None = None,
+        thread_cache_bytes: int = DEFAULT_THREAD_CACHE_BYTES,
     ) -> None:
-        """`calls`: the pool (and timeout) for its store calls, by default 1 thread and 30 s."""
+        """`calls`: the pool (and timeout) for its store calls, by default 1 thread and 30 s;
+        `thread_cache_bytes`: the analyser's budget for threads in memory (`PromptAnalyser`)."""
         self._spool = spool
         self._duty = duty
         self._store = store
@@ -468,6 +523,7 @@ class PromptWorker:
         self._outage = OutageLog(log, "prompt analysis (store)")
         self.index = index if index is not None else SimilarityIndex()
         self._erased = erased
+        self._thread_cache_bytes = thread_cache_bytes
         self.analyser: PromptAnalyser | None = None
         self.rows_written = 0
         self.inserts = 0  # inserts of rows into prompt_analytics
@@ -567,7 +623,9 @@ class PromptWorker:
             self.index.add(
                 row["id"], row["user_id"], int(row["ms"]), row["prompt_hash"], row["prompt_text"]
             )
-        self.analyser = PromptAnalyser(default_classifier(), self.index, self._load_thread)
+        self.analyser = PromptAnalyser(
+            default_classifier(), self.index, self._load_thread, max_bytes=self._thread_cache_bytes
+        )
         log.info("prompt intelligence ready", extra={"indexed_prompts": len(self.index)})
 
     def _load_thread(self, keys: list[ThreadKey]) -> dict[ThreadKey, list[Prompt]]:
@@ -690,7 +748,9 @@ class PromptWorker:
             for line in [orjson.dumps({field: row[column] for field, column in _RECOVERED})]
         ]
         # A fresh analyser: threads start from the recovered prompts, not from stored rows.
-        recovering = PromptAnalyser(default_classifier(), self.index)
+        recovering = PromptAnalyser(
+            default_classifier(), self.index, max_bytes=self._thread_cache_bytes
+        )
         analyser, self.analyser = self.analyser, recovering
         try:
             result = await self._analysed(records, -1, missing)
