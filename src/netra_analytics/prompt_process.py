@@ -56,6 +56,11 @@ ANALYSIS_NICE = 10  # CFS weight 110 against the workers' 1024: they preempt it 
 TICK_SECONDS = 1.0  # the lag gauge, and erasures read again
 STOP_SECONDS = 10.0
 FOLLOWER_WAIT_SECONDS = 30.0
+# Spool records per analysis call. In a worker the call is kept short (50) because it holds
+# the interpreter the requests need; here nothing waits on it, and each call has fixed costs
+# (a thread lookup in the store, the classifier's ~0.8 ms): at one event per request, 50
+# records held ~7 prompts.
+CHUNK_RECORDS = 500
 
 
 def main() -> None:
@@ -111,8 +116,8 @@ class PromptAnalysisProcess:
                 f"store-prompts-{index}", workers=1, timeout=settings.store_timeout_seconds
             )
             worker = PromptWorker(
-                follower, self.store, prices=prices, duty=1.0, calls=worker_calls,
-                index=similarity_index(settings), erased=self.erased,
+                follower, self.store, prices=prices, chunk=CHUNK_RECORDS, duty=1.0,
+                calls=worker_calls, index=similarity_index(settings), erased=self.erased,
                 thread_cache_bytes=settings.prompt_thread_cache_bytes,
             )  # fmt: skip
             self.followers.append(follower)
