@@ -306,8 +306,9 @@ class PromptAnalyser:
 
     def _cache(self, key: ThreadKey, prompts: list[Prompt]) -> None:
         """Hold `prompts` as thread `key`, the most recently used."""
-        self.held_bytes += thread_bytes(prompts) - self._bytes.get(key, 0)
-        self._bytes[key] = thread_bytes(prompts)
+        size = thread_bytes(prompts)
+        self.held_bytes += size - self._bytes.get(key, 0)
+        self._bytes[key] = size
         self._threads[key] = prompts
         self._threads.move_to_end(key)
 
