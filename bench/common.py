@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import orjson
+from tests.support.processes import TCP_LISTEN, tcp_sockets_by_pid
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -143,6 +144,15 @@ class BenchService:
         self.headers = {"authorization": f"Bearer {admin_key(data_dir / 'chdb')}"}
         self.process = subprocess.Popen([str(BIN / "netra-analytics"), "serve"], env=self.env)
         wait_http(f"{self.url}/health/ready", timeout=ready_timeout)
+        # The first worker answers ready while another may still be starting, and a load of
+        # persistent connections opened then would all stay with the first: wait until every
+        # worker listens (each on its own socket, see `workers.reuse_port_listeners`).
+        workers = int(self.env.get("ANALYTICS_WORKERS", "1"))
+        deadline = time.monotonic() + ready_timeout
+        while workers > 1 and len(tcp_sockets_by_pid(port, TCP_LISTEN)) < workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{workers} workers listening on {port}")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)

@@ -47,6 +47,31 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+TCP_LISTEN, TCP_ESTABLISHED = "0A", "01"  # states in /proc/net/tcp
+
+
+def tcp_sockets_by_pid(port: int, state: str) -> dict[int, int]:
+    """pid -> how many TCP sockets of that process on local `port` are in `state` (Linux's
+    /proc/net/tcp and tcp6, matched to each process's descriptors by inode, as `ss -p` does)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            next(rows)
+            for row in rows:
+                fields = row.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                    inodes.add(fields[9])
+    found: dict[int, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if link.startswith("socket:[") and link[8:-1] in inodes:
+                        found[int(pid)] = found.get(int(pid), 0) + 1
+    return found
+
+
 STARTED: list[Process] = []  # killed at the end of the test session, whatever happened
 
 
