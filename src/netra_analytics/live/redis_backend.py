@@ -1,17 +1,22 @@
 """The live state on Redis (redis-py asyncio with hiredis), shared by every worker.
 
-Each operation is one round trip: rate limiting and recording are Lua scripts (atomic, and
-cheap for the client: one command instead of a pipeline of twenty), reads are one pipeline.
+Rate limiting and recording are Lua scripts (atomic, one command for many changes), and the
+calls of every request are coalesced (`Coalescer`): all the takes made while the previous
+batch was on its way to Redis go in the next one, as one script run, and so do the records,
+summed per key first. Under load one round trip serves tens of requests; a lone request still
+goes out on the next turn of the event loop. Reads are one pipeline each.
 Key layout and TTLs: see `live/base.py`. All keys of a script are passed in KEYS; on a Redis
 Cluster they would also need a common hash tag, which this layout does not give.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
 
+import orjson
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -38,100 +43,124 @@ from netra_analytics.live.base import (
     window_seconds,
 )
 
-# KEYS[1] the user's window. ARGV: now_ms, window_ms, limit, ttl_ms, event ids...
-# Returns the admitted flags ("1"/"0" per id), the count in the window, and when it resets.
+# Every call of a batch of rate-limit takes, in order, as one script run (several takes of one
+# user see each other's admissions, as separate calls would).
+# KEYS: the users' windows. ARGV[1] window ms, ARGV[2] ttl ms, ARGV[3] JSON: one
+# [key index, now ms, limit, [event ids...]] per take.
+# Returns per take: the admitted flags ("1"/"0" per id), the count in the window, and when it
+# resets.
 TAKE = """
-local key = KEYS[1]
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-local flags = {}
-local add = {}
-for i = 5, #ARGV do
-  if redis.call('ZSCORE', key, ARGV[i]) then
-    flags[#flags + 1] = '1'
-  elseif count < limit then
-    count = count + 1
-    add[#add + 1] = now
-    add[#add + 1] = ARGV[i]
-    flags[#flags + 1] = '1'
-  else
-    flags[#flags + 1] = '0'
+local window = tonumber(ARGV[1])
+local ttl = ARGV[2]
+local takes = cjson.decode(ARGV[3])
+local out = {}
+for t = 1, #takes do
+  local key, now, limit, ids = KEYS[takes[t][1]], takes[t][2], takes[t][3], takes[t][4]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  local count = redis.call('ZCARD', key)
+  local flags = {}
+  local add = {}
+  local added = {}  -- an id twice in one take counts once, as in the window
+  for i = 1, #ids do
+    if added[ids[i]] or redis.call('ZSCORE', key, ids[i]) then
+      flags[#flags + 1] = '1'
+    elseif count < limit then
+      count = count + 1
+      add[#add + 1] = now
+      add[#add + 1] = ids[i]
+      added[ids[i]] = true
+      flags[#flags + 1] = '1'
+    else
+      flags[#flags + 1] = '0'
+    end
   end
+  if #add > 0 then
+    redis.call('ZADD', key, unpack(add))
+  end
+  local reset = now + window
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if oldest[2] then
+    reset = tonumber(oldest[2]) + window
+    redis.call('PEXPIRE', key, ttl)
+  end
+  out[t] = {table.concat(flags), count, reset}
 end
-if #add > 0 then
-  redis.call('ZADD', key, unpack(add))
-end
-local reset = now + window
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-if oldest[2] then
-  reset = tonumber(oldest[2]) + window
-  redis.call('PEXPIRE', key, ARGV[4])
-end
-return {table.concat(flags), count, reset}
+return out
 """
 
-# KEYS: second counters, users HLL, chat-sessions HLL, session hash, session pages set,
-#       recent prompts list, prompt counts (5-minute bucket), prompt texts (same bucket).
-# ARGV: user, session, page, thread, at_ms, has_chat, n counter pairs, ttls (metrics, session,
-#       hot, recent length, activity), tracked prompts per bucket, then n (field, increment)
-#       pairs, then (hash, text) prompt pairs.
+# What a batch of requests changed in the live state, summed per key in Python (`_RecordBatch`):
+# one script run and one HINCRBYFLOAT per counter per second however many requests it holds.
+# KEYS: every key the batch touches; the JSON in ARGV[1] names them by index:
+#   c: [[second's counters, {field: increment}]], u / h: [[10 s HyperLogLog, [members]]]
+#      (active users / chat sessions),
+#   s: [[session, its pages, user, first seen, last seen, events, last page, [pages], last
+#      thread]] ("" for none), in the order of their last activity,
+#   p: [[counts, texts, {hash: count}, {hash: text}]] per 5-minute bucket,
+#   r: the recent list, then prompt hashes in the order asked.
+# ARGV[2..7]: TTLs (metrics, session, hot, activity), recent length, tracked per bucket.
 # A bucket that reaches twice the tracked number keeps its most asked half (and their texts):
 # one trim per `tracked` new prompts, so amortised O(log n) per prompt.
 RECORD = """
-local user, session, page, thread, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local has_chat = ARGV[6] == '1'
-local n = tonumber(ARGV[7])
-local ttl_metrics, ttl_session, ttl_hot = ARGV[8], ARGV[9], ARGV[10]
-local recent_length = tonumber(ARGV[11])
-local ttl_activity = ARGV[12]
-local tracked = tonumber(ARGV[13])
-local events = 0
-for i = 0, n - 1 do
-  local field, value = ARGV[14 + 2 * i], ARGV[15 + 2 * i]
-  redis.call('HINCRBYFLOAT', KEYS[1], field, value)
-  if field == 'events' then events = tonumber(value) end
-end
-redis.call('EXPIRE', KEYS[1], ttl_metrics)
-redis.call('PFADD', KEYS[2], user)
-redis.call('EXPIRE', KEYS[2], ttl_activity)
-if has_chat then
-  redis.call('PFADD', KEYS[3], session)
-  redis.call('EXPIRE', KEYS[3], ttl_activity)
-end
-redis.call('HSETNX', KEYS[4], 'first_seen', at)
-redis.call('HSET', KEYS[4], 'user_id', user, 'last_seen', at)
-redis.call('HINCRBY', KEYS[4], 'event_count', events)
-if page ~= '' then
-  redis.call('HSET', KEYS[4], 'current_page', page)
-  redis.call('SADD', KEYS[5], page)
-  redis.call('EXPIRE', KEYS[5], ttl_session)
-end
-if thread ~= '' then
-  redis.call('HSET', KEYS[4], 'current_thread', thread)
-end
-redis.call('EXPIRE', KEYS[4], ttl_session)
-local first_prompt = 14 + 2 * n
-if #ARGV >= first_prompt then
-  for i = first_prompt, #ARGV, 2 do
-    redis.call('LPUSH', KEYS[6], ARGV[i])
-    redis.call('ZINCRBY', KEYS[7], 1, ARGV[i])
-    redis.call('HSET', KEYS[8], ARGV[i], ARGV[i + 1])
+local batch = cjson.decode(ARGV[1])
+local ttl_metrics, ttl_session, ttl_hot, ttl_activity = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local recent_length = tonumber(ARGV[6])
+local tracked = tonumber(ARGV[7])
+for _, second in ipairs(batch.c) do
+  local key = KEYS[second[1]]
+  for field, value in pairs(second[2]) do
+    redis.call('HINCRBYFLOAT', key, field, value)
   end
-  local size = redis.call('ZCARD', KEYS[7])
-  if size >= 2 * tracked then
-    local dropped = redis.call('ZRANGE', KEYS[7], 0, size - tracked - 1)
-    redis.call('ZREMRANGEBYRANK', KEYS[7], 0, size - tracked - 1)
-    for j = 1, #dropped, 1000 do
-      redis.call('HDEL', KEYS[8], unpack(dropped, j, math.min(j + 999, #dropped)))
+  redis.call('EXPIRE', key, ttl_metrics)
+end
+for _, set in ipairs(batch.u) do
+  redis.call('PFADD', KEYS[set[1]], unpack(set[2]))
+  redis.call('EXPIRE', KEYS[set[1]], ttl_activity)
+end
+for _, set in ipairs(batch.h) do
+  redis.call('PFADD', KEYS[set[1]], unpack(set[2]))
+  redis.call('EXPIRE', KEYS[set[1]], ttl_activity)
+end
+for _, s in ipairs(batch.s) do
+  local key, pages = KEYS[s[1]], KEYS[s[2]]
+  redis.call('HSETNX', key, 'first_seen', s[4])
+  redis.call('HSET', key, 'user_id', s[3], 'last_seen', s[5])
+  redis.call('HINCRBY', key, 'event_count', s[6])
+  if s[7] ~= '' then
+    redis.call('HSET', key, 'current_page', s[7])
+    redis.call('SADD', pages, unpack(s[8]))
+    redis.call('EXPIRE', pages, ttl_session)
+  end
+  if s[9] ~= '' then
+    redis.call('HSET', key, 'current_thread', s[9])
+  end
+  redis.call('EXPIRE', key, ttl_session)
+end
+if #batch.p > 0 then
+  local recent = KEYS[batch.r[1]]
+  for i = 2, #batch.r, 1000 do
+    redis.call('LPUSH', recent, unpack(batch.r, i, math.min(i + 999, #batch.r)))
+  end
+  for _, bucket in ipairs(batch.p) do
+    local counts, texts = KEYS[bucket[1]], KEYS[bucket[2]]
+    for digest, count in pairs(bucket[3]) do
+      redis.call('ZINCRBY', counts, count, digest)
     end
+    for digest, text in pairs(bucket[4]) do
+      redis.call('HSET', texts, digest, text)
+    end
+    local size = redis.call('ZCARD', counts)
+    if size >= 2 * tracked then
+      local dropped = redis.call('ZRANGE', counts, 0, size - tracked - 1)
+      redis.call('ZREMRANGEBYRANK', counts, 0, size - tracked - 1)
+      for j = 1, #dropped, 1000 do
+        redis.call('HDEL', texts, unpack(dropped, j, math.min(j + 999, #dropped)))
+      end
+    end
+    redis.call('EXPIRE', counts, ttl_hot)
+    redis.call('EXPIRE', texts, ttl_hot)
   end
-  redis.call('LTRIM', KEYS[6], 0, recent_length - 1)
-  redis.call('EXPIRE', KEYS[6], ttl_hot)
-  redis.call('EXPIRE', KEYS[7], ttl_hot)
-  redis.call('EXPIRE', KEYS[8], ttl_hot)
+  redis.call('LTRIM', recent, 0, recent_length - 1)
+  redis.call('EXPIRE', recent, ttl_hot)
 end
 return 1
 """
@@ -176,6 +205,161 @@ return out
 """
 
 
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+# Calls per script run at most: bounds how long one run holds Redis (it serves nobody else
+# meanwhile) and the size of its arguments.
+MAX_BATCH = 256
+
+
+class Coalescer(Generic[ItemT, ResultT]):
+    """Group commit: calls made while a batch is on its way wait and leave together in the next.
+
+    `send(items)` returns one result per item, in order; when it raises, every call of that
+    batch raises the same error (each caller then falls back on its own, see
+    `LiveStateGuard`). At most one batch is in flight, so under load a batch holds what came
+    in during one round trip, and an idle one leaves on the next turn of the event loop.
+    """
+
+    def __init__(
+        self, send: Callable[[list[ItemT]], Awaitable[list[ResultT]]], max_batch: int
+    ) -> None:
+        self._send = send
+        self._max_batch = max_batch
+        self._queue: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def call(self, item: ItemT) -> ResultT:
+        future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._sender is None:
+            # Starts on the next turn of the loop: the calls made in this one join it.
+            self._sender = asyncio.ensure_future(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                try:
+                    results = await self._send([item for item, _ in batch])
+                except BaseException as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():  # its caller may have given up (cancelled)
+                        future.set_result(result)
+        finally:
+            self._sender = None
+            if self._queue:  # cancelled (closing): nobody is left to send these
+                closed = ConnectionError("the live-state client is closing")
+                for _, future in self._queue:
+                    if not future.done():
+                        future.set_exception(closed)
+                self._queue.clear()
+
+    async def close(self) -> None:
+        """Cancels the batch in flight; its calls and the queued ones raise."""
+        if self._sender is not None:
+            self._sender.cancel()
+
+
+_Take = tuple[str, list[str], int, int]  # the user's window key, event ids, now ms, limit
+
+
+def take_arguments(takes: Sequence[_Take]) -> tuple[list[str], str]:
+    """KEYS and the JSON argument of one TAKE run (each window key once)."""
+    index: dict[str, int] = {}
+    entries = []
+    for key, ids, now_ms, limit in takes:
+        entries.append([index.setdefault(key, len(index) + 1), now_ms, limit, ids])
+    return list(index), orjson.dumps(entries).decode()
+
+
+class RecordBatch:
+    """What a batch of activities changes, summed per key, as KEYS and RECORD's JSON.
+
+    The same end state as recording them one by one in order, with one difference: a bucket of
+    hot prompts is trimmed (see RECORD) after the batch's prompts are counted, not after each
+    request's, so it may hold up to a batch's prompts more than twice the tracked number
+    before it is cut back to the tracked number.
+    """
+
+    def __init__(self, key: Callable[..., str]) -> None:
+        self._key = key
+        self.keys: dict[str, int] = {}
+        self._seconds: dict[int, dict[str, float]] = {}
+        self._users: dict[int, dict[str, None]] = {}
+        self._chats: dict[int, dict[str, None]] = {}
+        # session id -> [first seen, last seen, user, events, last page, pages, last thread]
+        self._sessions: dict[str, list[Any]] = {}
+        self._prompts: dict[int, tuple[dict[str, int], dict[str, str]]] = {}
+        self._recent: list[str] = []
+
+    def add(self, activity: Activity) -> None:
+        a = activity
+        second = a.at_ms // 1000
+        counters = self._seconds.setdefault(second, {})
+        for name, value in a.counters.items():
+            if value:
+                counters[name] = counters.get(name, 0.0) + value
+        for event_type, count in a.by_type.items():
+            if count:
+                field = f"type:{event_type}"
+                counters[field] = counters.get(field, 0.0) + count
+        bucket = second // ACTIVITY_BUCKET_SECONDS
+        self._users.setdefault(bucket, {})[a.user_id] = None
+        if a.counters.get("chat_messages"):
+            self._chats.setdefault(bucket, {})[a.session_id] = None
+        session = self._sessions.pop(a.session_id, None)
+        if session is None:
+            session = [str(a.at_ms), "", "", 0, "", {}, ""]
+        # Re-inserted: sessions are written in the order of their last activity.
+        self._sessions[a.session_id] = session
+        session[1], session[2] = str(a.at_ms), a.user_id
+        session[3] += int(a.counters.get("events", 0))
+        if a.page_path:
+            session[4] = a.page_path
+            session[5][a.page_path] = None
+        if a.thread_id:
+            session[6] = a.thread_id
+        if a.prompts:
+            counts, texts = self._prompts.setdefault(second // HOT_BUCKET_SECONDS, ({}, {}))
+            for digest, text in a.prompts:
+                counts[digest] = counts.get(digest, 0) + 1
+                texts[digest] = text
+                self._recent.append(digest)
+
+    def _index(self, *parts: object) -> int:
+        return self.keys.setdefault(self._key(*parts), len(self.keys) + 1)
+
+    def arguments(self) -> tuple[list[str], str]:
+        """KEYS and the JSON argument (ARGV[1]) of RECORD."""
+        c = [[self._index("real_time_metrics", second), {f: repr(v) for f, v in fields.items()}]
+             for second, fields in self._seconds.items() if fields]  # fmt: skip
+        u = [[self._index("real_time_metrics", "users", b), list(users)]
+             for b, users in self._users.items()]  # fmt: skip
+        h = [[self._index("real_time_metrics", "chat_sessions", b), list(sessions)]
+             for b, sessions in self._chats.items()]  # fmt: skip
+        s = [[self._index("user_session_cache", sid),
+              self._index("user_session_cache", sid, "pages"),
+              user, first, last, events, page, list(pages), thread]
+             for sid, (first, last, user, events, page, pages, thread)
+             in self._sessions.items()]  # fmt: skip
+        p = [[self._index("hot_prompts_cache", "counts", b),
+              self._index("hot_prompts_cache", "text", b), counts, texts]
+             for b, (counts, texts) in self._prompts.items()]  # fmt: skip
+        r: list[Any] = [self._index("hot_prompts_cache"), *self._recent] if p else []
+        batch = {"c": c, "u": u, "h": h, "s": s, "p": p, "r": r}
+        return list(self.keys), orjson.dumps(batch).decode()
+
+
 class RedisLiveState:
     def __init__(
         self,
@@ -209,9 +393,11 @@ class RedisLiveState:
         self._prefix = prefix
         self._hot_tracked = hot_prompts_tracked
         self._cache_max_value_bytes = cache_max_value_bytes
-        self._take = self._client.register_script(TAKE)
-        self._record = self._client.register_script(RECORD)
+        self._take_script = self._client.register_script(TAKE)
+        self._record_script = self._client.register_script(RECORD)
         self._hot = self._client.register_script(HOT)
+        self._takes: Coalescer[_Take, RateDecision] = Coalescer(self._send_takes, MAX_BATCH)
+        self._records: Coalescer[Activity, None] = Coalescer(self._send_records, MAX_BATCH)
 
     def key(self, *parts: object) -> str:
         return self._prefix + ":".join(str(p) for p in parts)
@@ -219,41 +405,34 @@ class RedisLiveState:
     async def take(
         self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int
     ) -> RateDecision:
-        flags, count, reset = await self._take(
-            keys=[self.key("event_rate_limiter", user_id)],
-            args=[now_ms, RATE_WINDOW_MS, limit, RATE_LIMITER_TTL * 1000, *event_ids],
+        key = self.key("event_rate_limiter", user_id)
+        return await self._takes.call((key, list(event_ids), now_ms, limit))
+
+    async def _send_takes(self, takes: list[_Take]) -> list[RateDecision]:
+        keys, batch = take_arguments(takes)
+        replies = await self._take_script(
+            keys=keys, args=[RATE_WINDOW_MS, RATE_LIMITER_TTL * 1000, batch]
         )
-        admitted = tuple(flag == "1" for flag in flags)
-        return RateDecision(admitted, limit, max(0, limit - int(count)), int(reset))
+        return [
+            RateDecision(tuple(flag == "1" for flag in flags), limit, max(0, limit - int(count)),
+                         int(reset))
+            for (_, _, _, limit), (flags, count, reset) in zip(takes, replies, strict=True)
+        ]  # fmt: skip
 
     async def record(self, activity: Activity) -> None:
-        second = activity.at_ms // 1000
-        fields = {name: value for name, value in activity.counters.items() if value}
-        fields.update({f"type:{t}": c for t, c in activity.by_type.items()})
-        bucket = second // ACTIVITY_BUCKET_SECONDS
-        args: list[str | int | float] = [
-            activity.user_id, activity.session_id, activity.page_path, activity.thread_id or "",
-            activity.at_ms, "1" if activity.counters.get("chat_messages") else "0", len(fields),
-            METRICS_TTL, SESSION_TTL, HOT_PROMPTS_TTL, HOT_PROMPTS_RECENT, ACTIVITY_TTL,
-            self._hot_tracked,
-        ]  # fmt: skip
-        for name, value in fields.items():
-            args += [name, repr(float(value))]
-        for digest, text in activity.prompts:
-            args += [digest, text]
-        await self._record(
-            keys=[
-                self.key("real_time_metrics", second),
-                self.key("real_time_metrics", "users", bucket),
-                self.key("real_time_metrics", "chat_sessions", bucket),
-                self.key("user_session_cache", activity.session_id),
-                self.key("user_session_cache", activity.session_id, "pages"),
-                self.key("hot_prompts_cache"),
-                self.key("hot_prompts_cache", "counts", second // HOT_BUCKET_SECONDS),
-                self.key("hot_prompts_cache", "text", second // HOT_BUCKET_SECONDS),
-            ],
-            args=args,
-        )
+        await self._records.call(activity)
+
+    async def _send_records(self, activities: list[Activity]) -> list[None]:
+        batch = RecordBatch(self.key)
+        for activity in activities:
+            batch.add(activity)
+        keys, payload = batch.arguments()
+        await self._record_script(
+            keys=keys,
+            args=[payload, METRICS_TTL, SESSION_TTL, HOT_PROMPTS_TTL, ACTIVITY_TTL,
+                  HOT_PROMPTS_RECENT, self._hot_tracked],
+        )  # fmt: skip
+        return [None] * len(activities)
 
     async def totals(self, now_ms: int) -> Totals:
         seconds = window_seconds(now_ms, ENGAGEMENT_WINDOW_SECONDS)
@@ -354,4 +533,6 @@ class RedisLiveState:
         return int(used) if isinstance(used, int | str) else None
 
     async def close(self) -> None:
+        await self._takes.close()
+        await self._records.close()
         await self._client.aclose()

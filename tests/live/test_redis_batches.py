@@ -1,0 +1,223 @@
+"""The Redis backend sends the calls of many requests as one script run (`Coalescer`,
+`RecordBatch`): whatever the batches, it must end where the in-process state ends when the same
+calls come one at a time, and a failed batch must fail every call in it, and only those."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis as redis_sync
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from netra_analytics.live.base import Activity, RateDecision
+from netra_analytics.live.memory import InProcessLiveState
+from netra_analytics.live.redis_backend import MAX_BATCH, Coalescer, RedisLiveState
+
+T0 = 1_764_000_000_000
+_prefixes = itertools.count()
+
+USERS = [f"u{i}" for i in range(4)]
+SESSIONS = [f"s{i}" for i in range(5)]
+PROMPTS = [(f"h{i}", f"question {i}") for i in range(6)]
+
+
+@st.composite
+def _activity(draw: st.DrawFn, at_ms: int) -> Activity:
+    events = draw(st.integers(1, 20))
+    chat = draw(st.integers(0, events))
+    ai_ms = draw(st.lists(st.integers(1, 30_000), max_size=chat))
+    return Activity(
+        at_ms=at_ms,
+        user_id=draw(st.sampled_from(USERS)),
+        session_id=draw(st.sampled_from(SESSIONS)),
+        page_path=draw(st.sampled_from(["", "/chat", "/costs", "/settings"])),
+        thread_id=draw(st.sampled_from([None, "t1", "t2"])),
+        counters={
+            "events": float(events),
+            "chat_messages": float(chat),
+            "ai_response_ms_sum": float(sum(ai_ms)),
+            "ai_response_count": float(len(ai_ms)),
+            "errors": float(draw(st.integers(0, events - chat))),
+        },
+        by_type=Counter({"chat_interaction": chat, "feature_usage": events - chat}),
+        prompts=draw(st.lists(st.sampled_from(PROMPTS), max_size=chat)),
+    )
+
+
+@st.composite
+def _calls(draw: st.DrawFn) -> list[tuple[str, Any]]:
+    """Takes and records in the order the requests made them, the clock moving on."""
+    calls: list[tuple[str, Any]] = []
+    at = T0
+    for _ in range(draw(st.integers(1, 60))):
+        at += draw(st.integers(0, 40_000))  # windows slide, 10 s buckets and seconds change
+        if draw(st.booleans()):
+            # Ids from a small pool: a retried id passes without counting again.
+            ids = draw(st.lists(st.sampled_from([f"e{i}" for i in range(40)]), max_size=12))
+            calls.append(("take", (draw(st.sampled_from(USERS)), ids, at, 15)))
+        else:
+            calls.append(("record", draw(_activity(at))))
+    return calls
+
+
+async def _apply(state: Any, calls: list[tuple[str, Any]], together: bool) -> list[Any]:
+    """Every call, all at once (one turn of the loop: the Redis backend batches them) or one
+    after the other, then everything the contract can read."""
+    coroutines = [state.take(*args) if kind == "take" else state.record(args)
+                  for kind, args in calls]  # fmt: skip
+    if together:
+        results = await asyncio.gather(*coroutines)
+    else:
+        results = [await c for c in coroutines]
+    now = max(args[2] if kind == "take" else args.at_ms for kind, args in calls)
+    sessions = {s: await state.session(s, now) for s in SESSIONS}
+    return [results, await state.totals(now), sessions, await state.hot_prompts(now, 100),
+            await state.recent_prompts()]  # fmt: skip
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(calls=_calls())
+def test_batched_calls_end_where_one_at_a_time_ends(
+    redis_server: Any, calls: list[tuple[str, Any]]
+) -> None:
+    prefix = f"batch{next(_prefixes)}:"
+
+    async def on_redis() -> list[Any]:
+        state = RedisLiveState(redis_server.url, prefix=prefix)
+        try:
+            return await _apply(state, calls, together=True)
+        finally:
+            await state.close()
+
+    shared = asyncio.run(on_redis())
+    local = asyncio.run(_apply(InProcessLiveState(), calls, together=False))
+    # The decisions, the per-second counters, the distinct counts (a handful: HyperLogLog is
+    # exact there), every session, the hot prompts and the recent list.
+    assert shared == local
+    # Each second's hash, the per-type counts included (the contract reads none of them).
+    expected: dict[int, Counter[str]] = {}
+    for kind, activity in calls:
+        if kind == "record":
+            second = expected.setdefault(activity.at_ms // 1000, Counter())
+            second.update({k: v for k, v in activity.counters.items() if v})
+            second.update({f"type:{t}": c for t, c in activity.by_type.items() if c})
+    admin = redis_sync.Redis.from_url(redis_server.url, decode_responses=True)
+    stored = {
+        int(key.rsplit(":", 1)[1]): Counter({f: float(v) for f, v in admin.hgetall(key).items()})
+        for key in admin.scan_iter(f"{prefix}real_time_metrics:*")
+        if key.rsplit(":", 1)[1].isdigit() and ":users:" not in key and ":chat_sessions:" not in key
+    }
+    assert stored == {s: c for s, c in expected.items() if c}
+
+
+def test_more_concurrent_takes_than_a_batch_holds_admit_exactly_the_limit(
+    redis_server: Any,
+) -> None:
+    async def main() -> list[RateDecision]:
+        state = RedisLiveState(redis_server.url, prefix=f"batch{next(_prefixes)}:")
+        try:
+            return await asyncio.gather(
+                *(state.take("u1", [f"e{i}"], T0 + i, limit) for i in range(calls))
+            )
+        finally:
+            await state.close()
+
+    calls, limit = 3 * MAX_BATCH, 2 * MAX_BATCH + MAX_BATCH // 2  # the limit falls mid-batch
+    decisions = asyncio.run(main())
+    assert [d.allowed for d in decisions] == [1] * limit + [0] * (calls - limit)
+    assert [d.remaining for d in decisions] == [max(0, limit - i - 1) for i in range(calls)]
+
+
+def test_a_failed_batch_fails_each_of_its_calls_and_the_next_batch_still_goes() -> None:
+    sent: list[list[int]] = []
+
+    async def send(items: list[int]) -> list[int]:
+        sent.append(items)
+        await asyncio.sleep(0)
+        if 13 in items:
+            raise ConnectionError("lost")
+        return [i * 2 for i in items]
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        coalescer: Coalescer[int, int] = Coalescer(send, max_batch=4)
+        first = await asyncio.gather(*(coalescer.call(i) for i in range(10, 16)),
+                                     return_exceptions=True)  # fmt: skip
+        second = await asyncio.gather(coalescer.call(1), coalescer.call(2))
+        return list(first), list(second)
+
+    first, second = asyncio.run(main())
+    assert sent[:2] == [[10, 11, 12, 13], [14, 15]]  # at most max_batch a run, in order
+    assert all(isinstance(r, ConnectionError) for r in first[:4])
+    assert first[4:] == [28, 30]
+    assert second == [2, 4] and sent[2] == [1, 2]
+
+
+def test_a_caller_that_gives_up_does_not_disturb_the_others() -> None:
+    async def main() -> tuple[Any, Any]:
+        gate = asyncio.Event()
+
+        async def send(items: list[str]) -> list[str]:
+            await gate.wait()
+            return [item.upper() for item in items]
+
+        coalescer: Coalescer[str, str] = Coalescer(send, max_batch=8)
+        impatient = asyncio.ensure_future(coalescer.call("a"))
+        patient = asyncio.ensure_future(coalescer.call("b"))
+        await asyncio.sleep(0.01)
+        impatient.cancel()
+        gate.set()
+        return await asyncio.gather(impatient, patient, return_exceptions=True)
+
+    impatient, patient = asyncio.run(main())
+    assert isinstance(impatient, asyncio.CancelledError) and patient == "B"
+
+
+def test_closing_fails_the_calls_still_waiting() -> None:
+    async def main() -> list[Any]:
+        gate = asyncio.Event()
+
+        async def send(items: list[int]) -> list[int]:
+            await gate.wait()
+            return items
+
+        coalescer: Coalescer[int, int] = Coalescer(send, max_batch=1)
+        calls = [asyncio.ensure_future(coalescer.call(i)) for i in range(3)]
+        await asyncio.sleep(0.01)
+        await coalescer.close()
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert isinstance(results[0], asyncio.CancelledError)  # the one in flight
+    assert all(isinstance(r, ConnectionError) for r in results[1:])  # never sent
+
+
+@pytest.mark.parametrize("requests", [1, 40])
+def test_a_batch_is_one_script_run_per_kind(redis_server: Any, requests: int) -> None:
+    """One EVALSHA for the takes and one for the records, however many requests came at once."""
+    admin = redis_sync.Redis.from_url(redis_server.url)
+
+    async def main() -> None:
+        state = RedisLiveState(redis_server.url, prefix=f"batch{next(_prefixes)}:")
+        try:
+
+            async def request(i: int) -> None:
+                await state.take(f"u{i}", [f"e{i}"], T0, 100)
+                await state.record(Activity(T0, f"u{i}", f"s{i}", "/chat", None,
+                                            {"events": 1.0}, Counter(page_view=1), []))  # fmt: skip
+
+            await request(-1)  # loads the scripts, outside what is counted
+            before = admin.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+            await asyncio.gather(*(request(i) for i in range(requests)))
+            after = admin.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+            assert after - before == 2
+        finally:
+            await state.close()
+
+    asyncio.run(main())
