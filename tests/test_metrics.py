@@ -140,6 +140,12 @@ def test_every_spec_metric_is_exported_and_moves_with_events_reports_and_panels(
 
     assert moved("netra_batch_events_count") >= 1 and moved("netra_batch_events_sum") >= 5
     assert moved("netra_batch_write_seconds_count") >= 1
+    # Every accepted request waited for a durable spool write; appends close together share one.
+    assert (
+        1
+        <= moved("netra_spool_fsync_seconds_count")
+        <= moved(requests, route=URL, status_class="2xx")
+    )
     assert value(after, "netra_spool_backlog_bytes") == 0
     assert value(after, "netra_prompt_worker_lag_seconds") >= 0
     assert value(after, "netra_health_status", check="clickhouse") == 0

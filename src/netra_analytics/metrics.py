@@ -120,6 +120,12 @@ BATCH_SECONDS = Histogram(
     "Time to write one batch to ClickHouse (lookup and inserts): the flush duration.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+SPOOL_FSYNC_SECONDS = Histogram(
+    "netra_spool_fsync_seconds",
+    "Time to make one group of spool appends durable (write and fdatasync): every accepted "
+    "request waits for one, so a slow disk shows here before it shows in request latency.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
 SPOOL_BACKLOG = Gauge(
     "netra_spool_backlog_bytes",
     "Bytes in the spool not yet stored.",

@@ -232,11 +232,13 @@ class Spool:
             self.new_data.set()
 
     def _write_durably(self, data: bytes) -> None:
+        started = time.perf_counter()
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
         os.fdatasync(self._fd)
+        metrics.SPOOL_FSYNC_SECONDS.observe(time.perf_counter() - started)
         self.durable_end += len(data)
         if self.durable_end - self._segment_base >= self._segment_bytes:
             self._roll_segment()
