@@ -52,7 +52,11 @@ from netra_analytics.store.calls import StoreCalls
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_NICE = 10  # CFS weight 110 against the workers' 1024: they preempt it at once
+# The lowest priority, below the engine's query threads (nice 10, `chdb_backend`): when the
+# machine is short of CPU, storing what was acknowledged comes before analysing it, and the
+# analysis catches up after (its lag is `netra_prompt_worker_lag_seconds`). At nice 10 it took
+# a third of the CPU while the writers drained a backlog (issue 17, bench/README "Sixth pass").
+ANALYSIS_NICE = 19
 TICK_SECONDS = 1.0  # the lag gauge, and erasures read again
 STOP_SECONDS = 10.0
 FOLLOWER_WAIT_SECONDS = 30.0
