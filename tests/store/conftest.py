@@ -29,11 +29,12 @@ def http_store(chdb_http_server: ChdbHttpServer) -> Iterator[HttpStore]:
 
 
 @pytest.fixture(params=["chdb", "http"])
-def any_store(request: pytest.FixtureRequest, store: ChdbStore) -> Store:
-    """Each backend in turn, with empty event tables."""
+def any_store(request: pytest.FixtureRequest, store: ChdbStore, http_store: HttpStore) -> Store:
+    """Each backend in turn, with empty event tables. The HTTP one is asked for here, not when
+    its turn comes: a session's server started inside a test is stopped with that test."""
     if request.param == "chdb":
         return store
-    http: HttpStore = request.getfixturevalue("http_store")
+    http = http_store
     for table in ("frontend_events", "user_analytics_summary", "rejected_events"):
         http.execute(f"TRUNCATE TABLE analytics.{table}")
     return http

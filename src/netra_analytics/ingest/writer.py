@@ -65,14 +65,14 @@ from netra_analytics.errors import public_error
 from netra_analytics.ingest.erased import ErasedPeople
 from netra_analytics.ingest.process import rejected_row
 from netra_analytics.ingest.spool import Record, Spool
-from netra_analytics.store.base import Store
+from netra_analytics.store.base import ExternalTable, Store
 from netra_analytics.store.calls import OutageLog, StoreCalls
 from netra_analytics.taxonomy import FieldError
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 30.0
-LOOKUP_CHUNK = 5000  # ids per lookup query: bounds the size of one query's parameters
+LOOKUP_CHUNK = 20_000  # keys per lookup query (a full batch): bounds the table sent with it
 ERROR_TEXT_LIMIT = 500  # ClickHouse's messages can quote whole rows: keep logs and health short
 
 
@@ -507,10 +507,12 @@ class BatchWriter:
         keys = list(candidates)
         for start in range(0, len(keys), LOOKUP_CHUNK):
             chunk = keys[start : start + LOOKUP_CHUNK]
-            users = sorted({user for _, user in chunk})
-            ids = sorted({event_id for event_id, _ in chunk})
-            rows = self._store.query_rows(LOOKUP_STORED_IDS, {"users": users, "ids": ids})
-            for row in rows:
+            table = ExternalTable(
+                "batch_keys",
+                "user_id String, event_id UUID",
+                b"\n".join(orjson.dumps([user, event_id]) for event_id, user in chunk),
+            )
+            for row in self._store.query_rows_with_table(LOOKUP_STORED_IDS, table):
                 key = (row["stored_id"], row["user_id"])
                 line = candidates.get(key)
                 if line is None:  # another user's event with this id: not this one
@@ -531,18 +533,22 @@ def _excluded_from_file(entries: list[list[str] | str]) -> dict[tuple[str, str],
     return out
 
 
-# The alias must not be `event_id`: ClickHouse lets WHERE see SELECT aliases, and the string
-# would shadow the UUID column.
+# The batch's keys travel as a table (`batch_keys`), not as parameters: see ExternalTable.
+# Two IN conditions rather than one on the pair, so that the primary key (user_id first) and
+# the event_id bloom filter can both skip granules; a pair matched only across users is
+# dropped by the caller. GLOBAL: on a cluster the keys are on the node asked. The alias must
+# not be `event_id`: ClickHouse lets WHERE see SELECT aliases, and the string would shadow
+# the UUID column.
 LOOKUP_STORED_IDS = """
 SELECT toString(event_id) AS stored_id, user_id, toString(event_type) AS event_type, properties
 FROM analytics.frontend_events
-WHERE user_id IN {users:Array(String)}
-  AND event_id IN {ids:Array(UUID)}
+WHERE user_id GLOBAL IN (SELECT user_id FROM batch_keys)
+  AND event_id GLOBAL IN (SELECT event_id FROM batch_keys)
 UNION ALL
 SELECT toString(event_id) AS stored_id, user_id, toString(event_type) AS event_type, properties
 FROM analytics.bot_events
-WHERE user_id IN {users:Array(String)}
-  AND event_id IN {ids:Array(UUID)}
+WHERE user_id GLOBAL IN (SELECT user_id FROM batch_keys)
+  AND event_id GLOBAL IN (SELECT event_id FROM batch_keys)
 """
 
 

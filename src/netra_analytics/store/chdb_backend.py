@@ -11,14 +11,16 @@ imported here, lazily, because importing it and then forking can hang the child.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from netra_analytics.errors import StoreError
 from netra_analytics.store.base import (
     SESSION_SETTINGS,
+    ExternalTable,
     Params,
     checked_table,
     parse_json_each_row,
@@ -75,6 +77,33 @@ class ChdbStore:
     def query_raw(self, sql: str, params: Params | None = None, fmt: str = "TSV") -> bytes:
         return self._run(sql, params, fmt)
 
+    def query_rows_with_table(self, sql: str, table: ExternalTable) -> list[dict[str, Any]]:
+        try:
+            with self._lock, self._external([table]):
+                data: bytes = self._session.query(sql, "JSONEachRow").bytes()
+        except Exception as exc:
+            raise StoreError(str(exc).split("\n", 1)[0]) from exc
+        return parse_json_each_row(data)
+
+    @contextlib.contextmanager
+    def _external(self, tables: Sequence[ExternalTable]) -> Iterator[None]:
+        """The tables as temporary tables of the session while the block runs (the caller holds
+        the lock: no other query sees them). chDB has no external data of its own."""
+        made: list[str] = []
+        try:
+            for table in tables:  # names and structures are checked by ExternalTable
+                self._session.query(
+                    f"CREATE TEMPORARY TABLE {table.name} ({table.structure}) ENGINE = Memory"
+                )
+                made.append(table.name)
+                self._session.query(
+                    f"INSERT INTO {table.name} FORMAT {table.fmt}\n" + table.data.decode()
+                )
+            yield
+        finally:
+            for name in made:
+                self._session.query(f"DROP TEMPORARY TABLE IF EXISTS {name}")
+
     def insert_json_rows(
         self, table: str, rows: bytes, *, settings: Mapping[str, str] | None = None
     ) -> None:
@@ -91,15 +120,21 @@ class ChdbStore:
         self._run("SELECT 1", None, "TSV")
 
     def run_text(
-        self, sql: str, fmt: str, params: Mapping[str, str], settings: Mapping[str, str]
+        self,
+        sql: str,
+        fmt: str,
+        params: Mapping[str, str],
+        settings: Mapping[str, str],
+        tables: Sequence[ExternalTable] = (),
     ) -> bytes:
         """For ClickHouse's HTTP interface (`chdb_server`): `params` already in ClickHouse's
-        text form, `settings` applied to the session first (and kept); raises chDB's own
-        exception, whose text is ClickHouse's."""
+        text form, `settings` applied to the session first (and kept), `tables` the request's
+        external data; raises chDB's own exception, whose text is ClickHouse's."""
         with self._lock:
             for name, value in settings.items():
                 self._session.query(f"SET {name} = {render_param(value, nested=True)}")
-            data: bytes = self._session.query(sql, fmt, params=dict(params) or None).bytes()
+            with self._external(tables):
+                data: bytes = self._session.query(sql, fmt, params=dict(params) or None).bytes()
         return data
 
     def close(self) -> None:

@@ -7,7 +7,8 @@ stand-in for a ClickHouse server (`tests/support/chdb_http.py`) is this, in its 
 
 The request shape is ClickHouse's: `query` in the URL or the body, data after it (an INSERT's
 rows), `param_*` typed parameters in the URL or as multipart form fields (clickhouse-connect
-sends long parameter lists that way), settings as URL arguments, `default_format`, `GET /ping`.
+sends long parameter lists that way), external data (multipart files, `<name>_structure`,
+`<name>_format`), settings as URL arguments, `default_format`, `GET /ping`.
 
 - Authentication: one user and a password (the owner draws a random one per start), as HTTP
   basic auth, `X-ClickHouse-User`/`X-ClickHouse-Key` headers or `user`/`password` arguments.
@@ -44,6 +45,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from netra_analytics.store.base import ExternalTable
 from netra_analytics.store.chdb_backend import ChdbStore
 
 log = logging.getLogger(__name__)
@@ -66,17 +68,38 @@ UNKNOWN_SETTING = 115
 BAD_ARGUMENTS = 36
 
 
-def _form_fields(content_type: str, raw: bytes) -> dict[str, str]:
+def _form_parts(content_type: str, raw: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
+    """A multipart/form-data body's fields, and its files (external data, by field name)."""
     message = BytesParser(policy=policy.HTTP).parsebytes(
         b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
     )
-    fields = {}
+    fields, files = {}, {}
     for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
         payload = part.get_payload(decode=True)
         if isinstance(name, str) and isinstance(payload, bytes):
-            fields[name] = payload.decode()
-    return fields
+            if part.get_filename() is None:
+                fields[name] = payload.decode()
+            else:
+                files[name] = payload
+    return fields, files
+
+
+def _external_tables(files: dict[str, bytes], args: dict[str, str]) -> list[ExternalTable]:
+    """The request's external data as ClickHouse reads it: each file a table named by its
+    field, `<name>_structure` and `<name>_format` (TabSeparated if absent) in the arguments,
+    which are taken out of `args`. `<name>_types` (columns named _1, _2, ...) is not served."""
+    tables = []
+    for name, data in files.items():
+        structure = args.pop(f"{name}_structure", None)
+        fmt = args.pop(f"{name}_format", "TabSeparated")
+        if structure is None:
+            raise _Refused(400, BAD_ARGUMENTS, f"external table {name[:64]!r} has no structure")
+        try:
+            tables.append(ExternalTable(name, structure, data, fmt))
+        except ValueError as exc:
+            raise _Refused(400, BAD_ARGUMENTS, str(exc)[:200]) from None
+    return tables
 
 
 class _Refused(Exception):
@@ -149,11 +172,18 @@ class ChdbHttpServer(ThreadingMixIn, HTTPServer):
             and hmac.compare_digest(password.encode(), self.password.encode())
         )
 
-    def run(self, sql: str, fmt: str, params: dict[str, str], settings: dict[str, str]) -> bytes:
+    def run(
+        self,
+        sql: str,
+        fmt: str,
+        params: dict[str, str],
+        settings: dict[str, str],
+        tables: list[ExternalTable],
+    ) -> bytes:
         with self._settings_lock:
             changed = {k: v for k, v in settings.items() if self._applied.get(k) != v}
             self._applied.update(changed)
-        return self.store.run_text(sql, fmt, params, changed)
+        return self.store.run_text(sql, fmt, params, changed, tables)
 
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="chdb-http", daemon=True)
@@ -212,8 +242,11 @@ class _Handler(BaseHTTPRequestHandler):
                 "incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)",
             )  # fmt: skip
         content_type = self.headers.get("Content-Type", "")
+        tables: list[ExternalTable] = []
         if content_type.startswith("multipart/form-data"):
-            args.update(_form_fields(content_type, raw))
+            fields, files = _form_parts(content_type, raw)
+            args.update(fields)
+            tables = _external_tables(files, args)
             raw = b""
         try:
             body = raw.decode()
@@ -234,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Refused(400, UNKNOWN_SETTING, f"Unknown setting {name[:64]!r}")
         fmt = args.get("default_format", "TabSeparated")
         try:
-            result = self.server.run(sql, fmt, params, settings)
+            result = self.server.run(sql, fmt, params, settings, tables)
         except Exception as exc:  # chDB raises RuntimeError subclasses with ClickHouse's text
             text = str(exc).strip() or type(exc).__name__
             found = _CODE.search(text)

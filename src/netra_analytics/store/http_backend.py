@@ -15,6 +15,7 @@ from netra_analytics.config import ClickHouseURL
 from netra_analytics.errors import StoreError, StoreUnavailable
 from netra_analytics.store.base import (
     SESSION_SETTINGS,
+    ExternalTable,
     Params,
     checked_table,
     parse_json_each_row,
@@ -87,6 +88,15 @@ class HttpStore:
             "raw_query", sql, parameters=dict(params) if params else None, fmt=fmt
         )
         return data
+
+    def query_rows_with_table(self, sql: str, table: ExternalTable) -> list[dict[str, Any]]:
+        from clickhouse_connect.driver.external import ExternalData
+
+        external = ExternalData(
+            file_name=table.name, data=table.data, fmt=table.fmt, structure=table.structure
+        )
+        data: bytes = self._call("raw_query", sql, fmt="JSONEachRow", external_data=external)
+        return parse_json_each_row(data)
 
     def insert_json_rows(
         self, table: str, rows: bytes, *, settings: Mapping[str, str] | None = None
