@@ -44,9 +44,10 @@ class ExternalTable:
     """Rows sent with a SELECT, which reads them as a temporary table named `name`: ClickHouse's
     "external data" (clickhouse.com/docs/engines/table-engines/special/external-data).
 
-    For key lists of thousands (the batch writer's lookup of a batch's event ids): as
-    parameters, 17,000 pairs cost ~150 ms of Python to render and ~100 ms of ClickHouse to
-    parse; as a table, ~5 ms and ~10 ms (issue 17, bench/README "Sixth pass").
+    For key lists of thousands (the batch writer's lookup of a batch's event ids): as two
+    array parameters, 17,000 pairs cost ~150 ms of Python (clickhouse-connect binds them a
+    character at a time) and ~100 ms of ClickHouse, 40 of it parsing them; as a table, ~5 ms
+    and ~25 ms (issue 17, bench/README "Sixth pass").
     `structure` is `name Type, ...` (types from a short allow-list); `data` the rows in `fmt`.
     On a cluster the table exists on the node that was asked: read it with GLOBAL IN.
     Raises ValueError for a name, structure or format outside the allow-lists.

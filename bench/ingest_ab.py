@@ -1,0 +1,75 @@
+"""A/B of full-speed ingest between two source trees, interleaved, on one machine.
+
+The machine's speed moves by tens of percent between minutes, so a change is judged against
+a baseline measured in the same minutes: each round runs a fresh service from each tree
+(`PYTHONPATH` put first, so the tree's `netra_analytics` is imported instead of the
+installed one), in alternating order, with wrk at full speed (realistic traffic, as
+`ingest_bench`) for `--seconds`, then the drain. Stored events/s = events acknowledged over
+the load's time plus the drain's. Medians per side at the end.
+
+    git worktree add /tmp/base HEAD~1
+    .venv/bin/python -m bench.ingest_ab --a /tmp/base/src --b src [--events-per-request 20]
+        [--seconds 20] [--rounds 4] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import BenchService
+from bench.ingest_bench import _drain, run_wrk_realistic
+
+
+def one_run(tree: str, workdir: Path, args: argparse.Namespace) -> dict[str, float]:
+    """A fresh service from `tree`, the load, the drain: accepted and stored events/s."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    os.environ["PYTHONPATH"] = tree
+    service = BenchService(workdir / "data", {"ANALYTICS_WORKERS": str(args.workers)})
+    try:
+        time.sleep(1)
+        load = run_wrk_realistic(
+            f"{service.url}/api/analytics/events", workdir, args.events_per_request,
+            args.seconds, args.connections,
+        )  # fmt: skip
+        drain = _drain(service.url)
+    finally:
+        service.stop()
+    stored = load["ok_requests"] * args.events_per_request / (args.seconds + drain)
+    return {"accepted": load["events_per_s"], "stored": stored, "drain_s": drain,
+            "p99_ms": load["p99_ms"]}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--a", required=True, help="source tree of side A (its src directory)")
+    parser.add_argument("--b", required=True, help="source tree of side B")
+    parser.add_argument("--events-per-request", type=int, choices=(1, 20), default=20)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    trees = {"A": str(Path(args.a).resolve()), "B": str(Path(args.b).resolve())}
+    results: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+    with tempfile.TemporaryDirectory(prefix="ingest-ab-") as tmp:
+        for n in range(args.rounds):
+            for side in ("A", "B") if n % 2 == 0 else ("B", "A"):
+                run = one_run(trees[side], Path(tmp) / side, args)
+                results[side].append(run)
+                print(f"{side} accepted {run['accepted']:8.0f} stored {run['stored']:8.0f} "
+                      f"drain {run['drain_s']:5.1f} s p99 {run['p99_ms']} ms", flush=True)  # fmt: skip
+    for side, runs in results.items():
+        print(f"{side}: median accepted {statistics.median(r['accepted'] for r in runs):.0f}, "
+              f"stored {statistics.median(r['stored'] for r in runs):.0f} events/s")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
