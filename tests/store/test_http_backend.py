@@ -128,3 +128,36 @@ def test_a_client_gone_mid_request_is_one_warning_not_a_traceback(
         server.server_close()
     assert "a store client went away mid-request" in caplog.text
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code"),
+    [
+        ({}, "external table 'keys' has no structure"),
+        ({"keys_structure": "x String) ENGINE = Log; --"}, "not a structure"),
+        ({"keys_structure": "x String", "keys_format": "Native"}, "not a format"),
+        ({"keys_types": "String"}, "columns by types are not served"),
+    ],
+)
+def test_external_data_outside_the_allow_lists_is_refused_as_bad_arguments(
+    chdb_http_server: ChdbHttpServer, arguments: dict[str, str], code: str
+) -> None:
+    """The engine owner's server reads external data as ClickHouse does (a multipart file per
+    table, `<name>_structure`, `<name>_format`), and refuses a name, structure or format
+    outside its allow-lists with 400 and code 36 before anything reaches the engine."""
+    reply = httpx.post(
+        f"http://127.0.0.1:{chdb_http_server.port}/",
+        params={"query": "SELECT count() FROM keys", **arguments},
+        files={"keys": ("keys.tsv", b"a\nb\n", "application/octet-stream")},
+        auth=("default", ""),
+    )
+    assert reply.status_code == 400, reply.text
+    assert reply.headers["x-clickhouse-exception-code"] == "36"
+    assert code in reply.text
+    good = httpx.post(
+        f"http://127.0.0.1:{chdb_http_server.port}/",
+        params={"query": "SELECT count() FROM keys", "keys_structure": "x String"},
+        files={"keys": ("keys.tsv", b"a\nb\n", "application/octet-stream")},
+        auth=("default", ""),
+    )
+    assert good.status_code == 200 and good.text == "2\n", good.text

@@ -93,6 +93,12 @@ def _external_tables(files: dict[str, bytes], args: dict[str, str]) -> list[Exte
     for name, data in files.items():
         structure = args.pop(f"{name}_structure", None)
         fmt = args.pop(f"{name}_format", "TabSeparated")
+        if args.pop(f"{name}_types", None) is not None:
+            raise _Refused(
+                400, BAD_ARGUMENTS,
+                f"external table {name[:64]!r}: columns by types are not served, send "
+                f"{name[:64]}_structure",
+            )  # fmt: skip
         if structure is None:
             raise _Refused(400, BAD_ARGUMENTS, f"external table {name[:64]!r} has no structure")
         try:
