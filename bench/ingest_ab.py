@@ -5,7 +5,8 @@ a baseline measured in the same minutes: each round runs a fresh service from ea
 (`PYTHONPATH` put first, so the tree's `netra_analytics` is imported instead of the
 installed one), in alternating order, with wrk at full speed (realistic traffic, as
 `ingest_bench`) for `--seconds`, then the drain. Stored events/s = events acknowledged over
-the load's time plus the drain's. Medians per side at the end.
+the load's time plus the drain's (`ingest_bench`'s full-speed phase, as it is). Medians per side
+at the end.
 
     git worktree add /tmp/base HEAD~1
     .venv/bin/python -m bench.ingest_ab --a /tmp/base/src --b src [--events-per-request 20]
@@ -21,9 +22,10 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import BenchService
-from bench.ingest_bench import _drain, run_wrk_realistic
+from bench.ingest_bench import _full_speed
 
 
 def one_run(tree: str, workdir: Path, args: argparse.Namespace) -> dict[str, float]:
@@ -32,18 +34,14 @@ def one_run(tree: str, workdir: Path, args: argparse.Namespace) -> dict[str, flo
     workdir.mkdir(parents=True)
     os.environ["PYTHONPATH"] = tree
     service = BenchService(workdir / "data", {"ANALYTICS_WORKERS": str(args.workers)})
+    result: dict[str, Any] = {}
     try:
         time.sleep(1)
-        load = run_wrk_realistic(
-            f"{service.url}/api/analytics/events", workdir, args.events_per_request,
-            args.seconds, args.connections,
-        )  # fmt: skip
-        drain = _drain(service.url)
+        _full_speed(result, workdir, args, args.events_per_request, service.url)
     finally:
         service.stop()
-    stored = load["ok_requests"] * args.events_per_request / (args.seconds + drain)
-    return {"accepted": load["events_per_s"], "stored": stored, "drain_s": drain,
-            "p99_ms": load["p99_ms"]}  # fmt: skip
+    return {"accepted": result["events_per_s"], "stored": result["stored_events_per_s"],
+            "drain_s": result["drain_after_load_s"], "p99_ms": result["p99_ms"]}  # fmt: skip
 
 
 def main() -> int:

@@ -59,9 +59,11 @@ class ChdbStore:
     def description(self) -> str:
         return f"chDB (embedded) at {self._path}"
 
-    def _run(self, sql: str, params: Params | None, fmt: str) -> bytes:
+    def _run(
+        self, sql: str, params: Params | None, fmt: str, tables: Sequence[ExternalTable] = ()
+    ) -> bytes:
         try:
-            with self._lock:
+            with self._lock, self._external(tables):
                 result = self._session.query(sql, fmt, params=render_params(params))
         except Exception as exc:  # chDB raises RuntimeError subclasses with ClickHouse's text
             raise StoreError(str(exc).split("\n", 1)[0]) from exc
@@ -78,12 +80,7 @@ class ChdbStore:
         return self._run(sql, params, fmt)
 
     def query_rows_with_table(self, sql: str, table: ExternalTable) -> list[dict[str, Any]]:
-        try:
-            with self._lock, self._external([table]):
-                data: bytes = self._session.query(sql, "JSONEachRow").bytes()
-        except Exception as exc:
-            raise StoreError(str(exc).split("\n", 1)[0]) from exc
-        return parse_json_each_row(data)
+        return parse_json_each_row(self._run(sql, None, "JSONEachRow", [table]))
 
     @contextlib.contextmanager
     def _external(self, tables: Sequence[ExternalTable]) -> Iterator[None]:
