@@ -45,124 +45,175 @@ def _body(error: str, message: str) -> bytes:
     return orjson.dumps({"error": error, "message": message})
 
 
-class _BodyLimit(Exception):
+CONNECTION_CLOSE = (b"connection", b"close")
+
+
+class BodyLimitExceeded(Exception):
+    """A body not received in time (408) or over the in-flight budget (503)."""
+
     status = 408
     error = "RequestTimeout"
     retry_after: str | None = None
 
 
-class _TooSlow(_BodyLimit):
+class _TooSlow(BodyLimitExceeded):
     pass
 
 
-class _Overloaded(_BodyLimit):
+class _Overloaded(BodyLimitExceeded):
     status = 503
     error = "Overloaded"
     retry_after = "1"
 
 
-class BodyLimits:
-    """See the module's docstring. `timeout`: seconds for the whole body; `max_inflight_bytes`:
-    bytes of bodies read and not yet answered, over all requests."""
+class BodyBudget:
+    """The body limits (see the module's docstring) and the bytes held under them by every
+    request of a process: shared by `BodyLimits` and the app's hot routes (`app.HotRoutes`),
+    which answer in front of the middleware. `timeout`: seconds for the whole body;
+    `max_inflight_bytes`: bytes of bodies read and not yet answered, over all requests."""
 
-    def __init__(self, app: ASGIApp, *, timeout: float, max_inflight_bytes: int) -> None:
-        self.app = app
+    def __init__(self, *, timeout: float, max_inflight_bytes: int) -> None:
         self.timeout = timeout
         self.max_inflight_bytes = max_inflight_bytes
         self.inflight_bytes = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        held = 0  # this request's body bytes read so far
-        started = False
-        failed: _BodyLimit | None = None
-        body_done = False  # past it, receive() only waits for a disconnect
-        # One timer for the whole body, armed at the first receive and cancelled with the last
-        # part (an `asyncio.timeout` per receive costs ~5-10 µs each on the hot path). When it
-        # fires while the request waits in receive(), it cancels the task there; when it fired
-        # while the route was busy between two reads, the next receive() is refused.
-        timer: asyncio.TimerHandle | None = None
-        waiting: asyncio.Task[Any] | None = None
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            if waiting is not None:
-                waiting.cancel()
-
-        async def receiving() -> Message:
-            nonlocal held, failed, body_done, timer, waiting
-            if body_done:  # a streaming reply listening for a disconnect: not a slow body
-                return await receive()
-            if timer is None:
-                timer = loop.call_at(deadline, expire)
-            if expired:  # the deadline passed while the route was busy between two reads
-                failed = _TooSlow(f"request body not received within {self.timeout:g} s")
-                raise failed
-            waiting = asyncio.current_task()
-            try:
-                message = await receive()
-            except asyncio.CancelledError:
-                if not expired or waiting is None or waiting.uncancel() > 0:
-                    raise  # cancelled by someone else too (a disconnect, a shutdown)
-                failed = _TooSlow(f"request body not received within {self.timeout:g} s")
-                raise failed from None
-            finally:
-                waiting = None
-            body_done = message["type"] != "http.request" or not message.get("more_body", False)
-            if body_done:
-                timer.cancel()
-            size = len(message.get("body", b""))
-            if size and self.inflight_bytes + size > self.max_inflight_bytes:
-                failed = _Overloaded("too many request bodies are being received; retry")
-                raise failed
-            held += size
-            self.inflight_bytes += size
-            return message
-
-        async def sending(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                if failed is not None:  # a framework answered for us: still close
-                    headers = [*message.get("headers", []), (b"connection", b"close")]
-                    message = {**message, "headers": headers}
-            await send(message)
-
-        try:
-            await self.app(scope, receiving, sending)
-        except _BodyLimit as exc:
-            client_errors.log(
-                logging.INFO, exc.error, "request answered %d: %s", exc.status, exc,
-                extra={"path": scope.get("path", "")},
-            )  # fmt: skip
-            if not started:
-                await self._reply(send, exc)
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self.inflight_bytes -= held
-            # The exception's traceback holds the route's frames, and with them the body read
-            # so far; `failed` and those frames form a cycle that only the cyclic collector
-            # would free, late. Break it: the bytes go now.
-            if failed is not None:
-                failed.__traceback__ = None
-            failed = None
+    def guard(self, receive: Receive) -> BodyGuard:
+        """One request's body under the limits: read it through `BodyGuard.receive`."""
+        return BodyGuard(self, receive)
 
     @staticmethod
-    async def _reply(send: Send, exc: _BodyLimit) -> None:
+    async def refuse(scope: Scope, send: Send, exc: BodyLimitExceeded, started: bool) -> None:
+        """Logs the refusal and answers it (408 or 503, closing the connection) unless a reply
+        has started."""
+        client_errors.log(
+            logging.INFO, exc.error, "request answered %d: %s", exc.status, exc,
+            extra={"path": scope.get("path", "")},
+        )  # fmt: skip
+        if started:
+            return
         body = _body(exc.error, str(exc))
-        headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+        headers = [(b"content-type", b"application/json"), CONNECTION_CLOSE,
                    (b"content-length", str(len(body)).encode())]  # fmt: skip
         if exc.retry_after is not None:
             headers.append((b"retry-after", exc.retry_after.encode()))
         await send({"type": "http.response.start", "status": exc.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class BodyGuard:
+    """One request's body under a `BodyBudget`: `receive` raises BodyLimitExceeded (a subclass)
+    past the deadline or the budget; `failed` holds it then (the reply must close the
+    connection); `close()` when the request is done releases its bytes and its timer."""
+
+    def __init__(self, budget: BodyBudget, receive: Receive) -> None:
+        self._budget = budget
+        self._receive = receive
+        self._loop = asyncio.get_running_loop()
+        self._deadline = self._loop.time() + budget.timeout
+        self._held = 0  # this request's body bytes read so far
+        self.failed: BodyLimitExceeded | None = None
+        self._body_done = False  # past it, receive() only waits for a disconnect
+        # One timer for the whole body, armed at the first receive and cancelled with the last
+        # part (an `asyncio.timeout` per receive costs ~5-10 µs each on the hot path). When it
+        # fires while the request waits in receive(), it cancels the task there; when it fired
+        # while the route was busy between two reads, the next receive() is refused.
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting: asyncio.Task[Any] | None = None
+        self._expired = False
+
+    def _expire(self) -> None:
+        self._expired = True
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    def _too_slow(self) -> BodyLimitExceeded:
+        self.failed = _TooSlow(f"request body not received within {self._budget.timeout:g} s")
+        return self.failed
+
+    async def receive(self) -> Message:
+        if self._body_done:  # a streaming reply listening for a disconnect: not a slow body
+            return await self._receive()
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._expire)
+        if self._expired:  # the deadline passed while the route was busy between two reads
+            raise self._too_slow()
+        self._waiting = asyncio.current_task()
+        try:
+            message = await self._receive()
+        except asyncio.CancelledError:
+            if not self._expired or self._waiting is None or self._waiting.uncancel() > 0:
+                raise  # cancelled by someone else too (a disconnect, a shutdown)
+            raise self._too_slow() from None
+        finally:
+            self._waiting = None
+        self._body_done = message["type"] != "http.request" or not message.get("more_body", False)
+        if self._body_done:
+            self._timer.cancel()
+        size = len(message.get("body", b""))
+        budget = self._budget
+        if size and budget.inflight_bytes + size > budget.max_inflight_bytes:
+            self.failed = _Overloaded("too many request bodies are being received; retry")
+            raise self.failed
+        self._held += size
+        budget.inflight_bytes += size
+        return message
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._budget.inflight_bytes -= self._held
+        self._held = 0
+        # The exception's traceback holds the route's frames, and with them the body read so
+        # far; `failed` and those frames form a cycle that only the cyclic collector would
+        # free, late. Break it: the bytes go now.
+        if self.failed is not None:
+            self.failed.__traceback__ = None
+        self.failed = None
+
+
+class BodyLimits:
+    """See the module's docstring: the middleware over a `BodyBudget` (`budget`, shared with
+    the app's hot routes; else one of its own from `timeout` and `max_inflight_bytes`)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        timeout: float = 0.0,
+        max_inflight_bytes: int = 0,
+        budget: BodyBudget | None = None,
+    ) -> None:
+        self.app = app
+        self.budget = budget or BodyBudget(timeout=timeout, max_inflight_bytes=max_inflight_bytes)
+
+    @property
+    def inflight_bytes(self) -> int:
+        return self.budget.inflight_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        guard = self.budget.guard(receive)
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if guard.failed is not None:  # a framework answered for us: still close
+                    message = {
+                        **message,
+                        "headers": [*message.get("headers", []), CONNECTION_CLOSE],
+                    }
+            await send(message)
+
+        try:
+            await self.app(scope, guard.receive, sending)
+        except BodyLimitExceeded as exc:
+            await self.budget.refuse(scope, send, exc, started)
+        finally:
+            guard.close()
 
 
 def head_timeout_protocol(timeout: float) -> type[HttpToolsProtocol]:

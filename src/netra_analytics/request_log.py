@@ -85,8 +85,10 @@ class LogBudget:
         return refused
 
 
-class RequestObserver:
-    """The middleware (outermost of the app's own, `app.py`): see the module's docstring.
+class Observations:
+    """What every request's observation shares in a process: new ids, the access log's budget,
+    the API metrics' children and the availability window (`RequestObserver`, and the app's
+    hot routes, which answer in front of the middleware: `app.HotRoutes`).
 
     `access_log_per_second`: 0 logs nothing; `panel_ids`: the panels whose timing is kept;
     `fixed_routes`: paths of routes without parameters, the label of a request to one when
@@ -95,14 +97,12 @@ class RequestObserver:
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         access_log_per_second: int,
         panel_ids: Collection[str] = (),
         fixed_routes: Collection[str] = (),
         availability: metrics.Availability | None = None,
     ) -> None:
-        self.app = app
         self.ids = RequestIds()
         self.budget = LogBudget(access_log_per_second) if access_log_per_second > 0 else None
         self.panel_ids = frozenset(panel_ids)
@@ -112,41 +112,22 @@ class RequestObserver:
         # a tuple per call; this dict holds at most routes x 5.
         self._counters: dict[tuple[str, int], _Counter] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        request_id = None
+    def request_id(self, scope: Scope) -> str:
+        """The request's sane `X-Request-ID`, else a new id."""
         for name, value in scope["headers"]:
             if name == REQUEST_ID_HEADER:
                 request_id = sane_request_id(value)
+                if request_id is not None:
+                    return request_id
                 break
-        if request_id is None:
-            request_id = self.ids.new()
-        token = current_request_id.set(request_id)
-        header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
-        status = 500  # what the server answers if the app raises before replying
-        size = 0
+        return self.ids.new()
 
-        async def sending(message: Message) -> None:
-            nonlocal status, size
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), header]}
-            elif message["type"] == "http.response.body":
-                size += len(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            current_request_id.reset(token)
-            self._observe(scope, status, size, time.perf_counter() - started, request_id)
-
-    def _observe(
+    def observe(
         self, scope: Scope, status: int, size: int, seconds: float, request_id: str
     ) -> None:
+        """Counts the answered request (route, status class, availability; a report's or
+        panel's time) and writes its access log line, within the budget. `size`: bytes of
+        the reply's body; `seconds`: from the request's start to its end."""
         route_object: Any = scope.get("route")
         route = getattr(route_object, "path", None)
         if route is None:
@@ -184,3 +165,39 @@ class RequestObserver:
                         "suppressed": suppressed,
                     },
                 )
+
+
+class RequestObserver:
+    """The middleware (outermost of the app's own, `app.py`): see the module's docstring."""
+
+    def __init__(self, app: ASGIApp, *, observations: Observations) -> None:
+        self.app = app
+        self.observations = observations
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = self.observations.request_id(scope)
+        token = current_request_id.set(request_id)
+        header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+        status = 500  # what the server answers if the app raises before replying
+        size = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), header]}
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            current_request_id.reset(token)
+            self.observations.observe(
+                scope, status, size, time.perf_counter() - started, request_id
+            )
