@@ -374,7 +374,7 @@ def one_mode(workdir: Path, args: argparse.Namespace, epr: int) -> dict[str, Any
                 redis[0].wait(30)
         print(f"{epr}/request, repeat {repeat + 1}: bare {bare[-1] if bare else None}\n"
               f"  service {service[-1]}", flush=True)  # fmt: skip
-        if not args.skip_raw:
+        if not (args.skip_raw or args.paced_alone):  # paced alone: no full-speed batches to copy
             rows = min(int(service[-1]["stored"]), 300_000)
             same_batch = max(1, int(service[-1]["mean_batch_events"]))
             raw_same.append(bench_raw_insert(epr, same_batch, rows, workdir))
@@ -398,9 +398,10 @@ def one_mode(workdir: Path, args: argparse.Namespace, epr: int) -> dict[str, Any
     if bare:
         summary["bare_http_requests_per_s"] = median(bare, "req_per_s")
         summary["bare_http_p99_ms"] = median(bare, "p99_ms")
-        summary["service_over_bare_http_requests"] = round(
-            summary["service_requests_per_s"] / summary["bare_http_requests_per_s"], 3
-        )
+        if not args.paced_alone:
+            summary["service_over_bare_http_requests"] = round(
+                summary["service_requests_per_s"] / summary["bare_http_requests_per_s"], 3
+            )
     if args.paced_seconds and epr == 20:
         summary.update({
             "paced_events_per_s": median(service, "paced", "events_per_s"),

@@ -366,8 +366,8 @@ def _analysed(data_dir: Path, spool: str) -> int:
 def test_prompts_of_every_worker_are_analysed_in_a_niced_process_that_is_restarted(
     tmp_path: Path,
 ) -> None:
-    """The prompt analysis runs in one process of its own at nice 19 (`prompt_process`), not in
-    the workers: it analyses what every worker stores, forgets erased people, the workers'
+    """The prompt analysis runs in one process of its own at nice 19 and the idle scheduling
+    class (`prompt_process`), not in the workers: it analyses what every worker stores, forgets erased people, the workers'
     health says when it has stopped, and the owner starts it again after a kill -9, which then
     picks up where the last one committed."""
     data_dir = tmp_path / "data"
@@ -379,6 +379,7 @@ def test_prompts_of_every_worker_are_analysed_in_a_niced_process_that_is_restart
         assert os.getpriority(os.PRIO_PROCESS, first) == min(
             19, os.getpriority(os.PRIO_PROCESS, 0) + 19
         )
+        assert os.sched_getscheduler(first) == os.SCHED_IDLE  # CPU nothing else wants
         assert first not in service.worker_pids()
         _post_prompts(service.url, [f"pa-{n}" for n in range(40)])
         for spool in ("spool", "spool.1"):  # both workers took prompts, and both are analysed

@@ -278,10 +278,11 @@ class HotRoutes:
     answered by the app's exception handler for its class, as Starlette's ExceptionMiddleware
     does (NetraError: `_error_response`; HTTPException: FastAPI's `{"detail"}`).
 
-    Why: every layer is a coroutine and a wrapped `send` per request; at one event per request
-    the eleven layers cost a 1-event request ~70 µs of the ~240 µs it took in process (the
-    endpoint alone ~170), and with two workers the whole service acknowledged 14 % more
-    requests per second without them (issue 17; bench/README.md, seventh pass).
+    Why: every layer is a coroutine and a wrapped `send` per request. In process, a 1-event
+    request took ~240 µs of CPU through the eleven layers and ~165 µs in the endpoint alone;
+    with two workers the service acknowledged 14 % more requests per second with no layer at
+    all (an upper bound), and 5.5 % more with this one (issue 17; bench/README.md, seventh
+    pass).
 
     `routes`: (method, path) -> a plain Starlette endpoint; requests to other methods of the
     paths (OPTIONS for CORS preflight, a wrong method's 405) take the usual way."""

@@ -9,12 +9,12 @@ nice 10 burning 30 % of a core beside them; 29-34 ms with this process (bench/RE
 "Third pass").
 
 So with several workers, the engine owner starts this process (and starts it again when it
-dies): at nice `ANALYSIS_NICE`, it runs one `PromptWorker` per worker spool (`spool`,
-`spool.1`, ...), each over a `SpoolFollower` (records the worker's writer has stored, its
-own offset file, which the worker's spool honours before dropping segments), and talks to the
-store as the workers do (the owner's ClickHouse HTTP interface in embedded mode). The analysis
-uses all the CPU the request path leaves (no duty cycle); the scheduler gives the workers the
-cores first.
+dies): at the idle scheduling class (see `ANALYSIS_NICE`), it runs one `PromptWorker` per
+worker spool (`spool`, `spool.1`, ...), each over a `SpoolFollower` (records the worker's
+writer has stored, its own offset file, which the worker's spool honours before dropping
+segments), and talks to the store as the workers do (the owner's ClickHouse HTTP interface in
+embedded mode). The analysis uses the CPU nothing else wants (no duty cycle); the scheduler
+gives the workers and the engine the cores first.
 
 What it keeps of people: each worker's similarity index. An erasure is recorded in
 `analytics.erasures` before anything is deleted; this process reads that list every second
@@ -55,7 +55,11 @@ log = logging.getLogger(__name__)
 # The lowest priority, below the engine's query threads (nice 10, `chdb_backend`): when the
 # machine is short of CPU, storing what was acknowledged comes before analysing it, and the
 # analysis catches up after (its lag is `netra_prompt_worker_lag_seconds`). At nice 10 it took
-# a third of the CPU while the writers drained a backlog (issue 17, bench/README "Sixth pass").
+# a third of the CPU while the writers drained a backlog (issue 17, bench/README "Sixth pass");
+# at nice 19 still 16 % of a core while the workers were saturated at one event per request,
+# as the fair scheduler gives every runnable thread a share by its weight. Under SCHED_IDLE
+# (sched(7)) it runs only on CPU nothing else wants: the workers then acknowledged 9 % more
+# requests (bench/README "Seventh pass"). Nice 19 stays for where SCHED_IDLE is refused.
 ANALYSIS_NICE = 19
 TICK_SECONDS = 1.0  # the lag gauge, and erasures read again
 STOP_SECONDS = 10.0
@@ -77,6 +81,8 @@ def main() -> None:
     settings = Settings.from_env(os.environ)
     logs.configure(settings.log_level)
     os.nice(ANALYSIS_NICE)
+    with contextlib.suppress(AttributeError, OSError):  # Linux only
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     # Ctrl-C reaches the whole process group: the owner stops this process (SIGTERM) once its
     # workers are done, rather than see it end early and start it again.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
