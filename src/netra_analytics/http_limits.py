@@ -179,12 +179,16 @@ class BodyLimits:
         self,
         app: ASGIApp,
         *,
-        timeout: float = 0.0,
-        max_inflight_bytes: int = 0,
+        timeout: float | None = None,
+        max_inflight_bytes: int | None = None,
         budget: BodyBudget | None = None,
     ) -> None:
         self.app = app
-        self.budget = budget or BodyBudget(timeout=timeout, max_inflight_bytes=max_inflight_bytes)
+        if budget is None:
+            if timeout is None or max_inflight_bytes is None:
+                raise TypeError("BodyLimits needs a budget, or timeout and max_inflight_bytes")
+            budget = BodyBudget(timeout=timeout, max_inflight_bytes=max_inflight_bytes)
+        self.budget = budget
 
     @property
     def inflight_bytes(self) -> int:
