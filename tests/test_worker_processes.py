@@ -367,9 +367,9 @@ def test_prompts_of_every_worker_are_analysed_in_a_niced_process_that_is_restart
     tmp_path: Path,
 ) -> None:
     """The prompt analysis runs in one process of its own at nice 19 and the idle scheduling
-    class (`prompt_process`), not in the workers: it analyses what every worker stores, forgets erased people, the workers'
-    health says when it has stopped, and the owner starts it again after a kill -9, which then
-    picks up where the last one committed."""
+    class (`prompt_process`), not in the workers: it analyses what every worker stores, forgets
+    erased people, the workers' health says when it has stopped, and the owner starts it again
+    after a kill -9, which then picks up where the last one committed."""
     data_dir = tmp_path / "data"
     service = ServiceProcess(data_dir, workers=2, env={"EVENT_FLUSH_INTERVAL_MS": "200"})
     _started(service, 2)
