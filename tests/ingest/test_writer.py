@@ -6,15 +6,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from netra_analytics.ingest.process import RequestInfo, process
 from netra_analytics.ingest.spool import Spool
-from netra_analytics.ingest.writer import BatchWriter, SpoolRecord, _dedup_settings, encode_record
+from netra_analytics.ingest.writer import (
+    CONFLICT,
+    STORED,
+    BatchWriter,
+    Exclusion,
+    SpoolRecord,
+    _dedup_settings,
+    _excluded_from_file,
+    encode_record,
+    line_fingerprint,
+    prepare_batch,
+)
 from netra_analytics.store.chdb_backend import ChdbStore
 from tests.factories import body, event
 
@@ -286,3 +300,109 @@ def test_arrivals_do_not_cut_the_backoff_short(
     assert writer.state.consecutive_failures == 0
     messages = [r.getMessage() for r in caplog.records if r.name.endswith("writer")]
     assert messages == ["store write failed; retrying with backoff", "store write works again"]
+
+
+# Events for the identity tests: a few ids, two users, three contents (feature names). The
+# contents differ in what the client sent; every copy is received at its own moment, so the
+# lines differ in time-derived fields too, as a real retry's do.
+IDS = [str(uuid) for uuid in ("6f1c0000-0000-4000-8000-00000000000" + str(i) for i in range(3))]
+USERS = ["u-a", "u-b"]
+CONTENTS = ["cost_explorer", "budgets", "alerts"]
+
+
+def _one(event_id: str, user: str, content: int) -> SpoolRecord:
+    """A request of one feature_usage event, as the service spools it."""
+    sent = {**event("feature_usage", feature_name=CONTENTS[content]), "event_id": event_id}
+    batch = process(
+        orjson.dumps(body([sent], user_id=user)), RequestInfo(received_at=datetime.now(UTC))
+    )
+    [accepted] = batch.accepted
+    return SpoolRecord(time.time(), [(event_id, user, accepted.row)], [])
+
+
+occurrences = st.lists(
+    st.tuples(st.sampled_from(IDS), st.sampled_from(USERS), st.integers(0, 2)), max_size=12
+)
+stored_contents = st.dictionaries(
+    st.tuples(st.sampled_from(IDS), st.sampled_from(USERS)), st.integers(0, 2), max_size=4
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sent=occurrences, stored=stored_contents)
+def test_each_copy_of_an_id_is_a_retry_or_a_conflict_by_content(
+    sent: list[tuple[str, str, int]], stored: dict[tuple[str, str], int]
+) -> None:
+    """prepare_batch against a model: per (id, user), the first copy is stored unless one is
+    stored already; every copy whose content differs from the event it repeats (the stored one,
+    else the batch's first) is reported as a conflict, in one batch as across batches. The
+    same batch comes back from the in-flight file, as a restart rebuilds it."""
+    records = [_one(event_id, user, content) for event_id, user, content in sent]
+    fingerprints = {c: line_fingerprint(_one(IDS[0], "x", c).events[0][2]) for c in range(3)}
+    excluded: dict[tuple[str, str], Exclusion] = {}
+    for (event_id, user), content in stored.items():
+        first = next((c for i, u, c in sent if (i, u) == (event_id, user)), None)
+        if first is not None:  # the writer looks up only the batch's keys
+            why = STORED if first == content else CONFLICT
+            excluded[(event_id, user)] = Exclusion(why, fingerprints[content])
+
+    kept: list[tuple[str, str, int]] = []
+    conflicts: list[tuple[str, str, int]] = []
+    reference: dict[tuple[str, str], int] = {}
+    for event_id, user, content in sent:
+        key = (event_id, user)
+        if key not in reference:
+            if key in excluded:
+                reference[key] = stored[key]
+            else:
+                reference[key] = content
+                kept.append((event_id, user, content))
+                continue
+        if content != reference[key]:
+            conflicts.append((event_id, user, content))
+
+    batch = prepare_batch(records, 0, excluded)
+
+    def described(line: bytes) -> tuple[str, str, int]:
+        row = orjson.loads(line)
+        sent_event = orjson.loads(row["event"]) if "event" in row else row
+        properties = sent_event["properties"]
+        if isinstance(properties, str):
+            properties = orjson.loads(properties)
+        return (sent_event["event_id"], row["user_id"], CONTENTS.index(properties["feature_name"]))
+
+    assert [described(line) for _, line in batch.events] == kept
+    assert [described(line) for line in batch.rejected] == conflicts
+    assert all(orjson.loads(line)["reason"] == "duplicate_event_id" for line in batch.rejected)
+    assert batch.duplicates == len(sent) - len(kept)
+    entries = [[i, u, e.why, e.fingerprint or ""] for (i, u), e in excluded.items()]
+    rebuilt = prepare_batch(records, 0, _excluded_from_file(orjson.loads(orjson.dumps(entries))))
+    assert rebuilt == batch
+
+
+def test_a_retry_and_a_conflict_in_one_batch_are_told_apart(
+    store: ChdbStore, tmp_path: Path
+) -> None:
+    """The event, then in one batch its retry and another event under its id: one stored, the
+    other reported (the retry only left out). Then the same pair again, now that the first is
+    stored: one more conflict, nothing stored twice."""
+
+    async def scenario() -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 24)
+        await _spool(spool, [_one(IDS[0], "u-a", c) for c in (0, 0, 1)])
+        writer = BatchWriter(spool, store, batch_size=100, flush_interval=0.2)
+        await _run_until_drained(writer, spool)
+        assert writer.state.batches_written == 1
+        await _spool(spool, [_one(IDS[0], "u-a", 0), _one(IDS[0], "u-a", 1)])  # received anew
+        writer = BatchWriter(spool, store, batch_size=100, flush_interval=0.2)
+        await _run_until_drained(writer, spool)
+        spool.close()
+
+    asyncio.run(scenario())
+    [stored] = store.query_rows("SELECT event_label FROM analytics.frontend_events")
+    assert stored["event_label"] == "cost_explorer"
+    conflicts = store.query_rows(
+        "SELECT reason, user_id, event FROM analytics.rejected_events ORDER BY received_at"
+    )
+    assert [(c["reason"], c["user_id"]) for c in conflicts] == [("duplicate_event_id", "u-a")] * 2
+    assert all('"budgets"' in c["event"] for c in conflicts)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from netra_analytics.errors import StoreError
 from netra_analytics.ingest.spool import Spool
-from netra_analytics.ingest.writer import CONFLICT, STORED, BatchWriter
+from netra_analytics.ingest.writer import CONFLICT, STORED, BatchWriter, Exclusion, line_fingerprint
 from netra_analytics.store.base import ExternalTable, Store
 
 # Any text a user id may hold: quotes, backslashes, tabs and newlines included, which TSV and
@@ -99,7 +99,7 @@ def test_the_writer_finds_exactly_the_batch_events_already_stored(
     users = [f"x{run}-{user}" for user in users]
     stored: dict[str, list[bytes]] = {"frontend_events": [], "bot_events": []}
     candidates: dict[tuple[str, str], bytes] = {}
-    expected: dict[tuple[str, str], str] = {}
+    expected: dict[tuple[str, str], Exclusion] = {}
     for n, kind in enumerate(kinds):
         user, event_id = users[n % len(users)], str(uuid.uuid4())
         line = _row(event_id, user, {"n": n})
@@ -108,7 +108,8 @@ def test_the_writer_finds_exactly_the_batch_events_already_stored(
             content = {"n": n} if kind != "conflict" else {"n": -n - 1}
             table = "bot_events" if kind == "bot" else "frontend_events"
             stored[table].append(_row(event_id, user, content))
-            expected[(event_id, user)] = CONFLICT if kind == "conflict" else STORED
+            why = CONFLICT if kind == "conflict" else STORED
+            expected[(event_id, user)] = Exclusion(why, line_fingerprint(stored[table][-1]))
         elif kind == "other_user":
             stored["frontend_events"].append(_row(event_id, f"{user}-someone-else", {"n": n}))
     for table, lines in stored.items():
@@ -133,6 +134,7 @@ def test_a_batch_of_twenty_thousand_keys_is_looked_up_in_one_query(
     spool = Spool(tmp_path, max_bytes=1 << 20)
     try:
         writer = BatchWriter(spool, any_store, batch_size=1, flush_interval=1.0)
-        assert writer._already_stored(candidates) == {keys[-1]: STORED}
+        [(key, found)] = writer._already_stored(candidates).items()
+        assert (key, found.why) == (keys[-1], STORED)
     finally:
         spool.close()

@@ -85,7 +85,8 @@ class Quarantined:
     length: int  # how many bytes were set aside, up to the next valid record
 
 
-IN_FLIGHT_FORMAT = 2  # entries (event id, user id, why); inserts deduplicated by their rows
+IN_FLIGHT_FORMAT = 3  # entries (event id, user id, why, stored fingerprint); 2 had no fingerprint
+# (both deduplicate inserts by their rows)
 
 
 class SpoolBusy(RuntimeError):
@@ -378,7 +379,7 @@ class Spool:
     def save_in_flight(self, end: int, excluded: list[list[str]]) -> None:
         """Record the batch being inserted: it ends at `end` and leaves out `excluded` events.
 
-        Each entry of `excluded` is the writer's (event id, user id, why).
+        Each entry of `excluded` is the writer's (event id, user id, why, stored fingerprint).
         """
         self._write_atomically(
             "in_flight.json",

@@ -14,11 +14,11 @@ request, with a flush per ~400 events, creating part files was a fifth of the ma
 Exactly once, in `frontend_events` and in the materialized view that follows it:
 
 1. Prepare: ask ClickHouse which of the batch's events it already holds, by user and event id
-   together (client retries, earlier runs), and leave those out; an id the same user already
-   used for an event of other content is a conflict, reported in `rejected_events` as
-   `duplicate_event_id`. A known bot's events go to `bot_events` instead of `frontend_events`.
-   The batch is then fixed: its spool range, the events left out, and a deduplication token
-   computed from its content.
+   together (client retries, earlier runs), and leave those out, as well as later copies within
+   the batch; an id the same user already used for an event of other content, stored or earlier
+   in the batch, is a conflict, reported in `rejected_events` as `duplicate_event_id`. A known
+   bot's events go to `bot_events` instead of `frontend_events`. The batch is then fixed: its
+   spool range, the events left out, and a deduplication token computed from its content.
 2. Write the batch's description to the spool's in-flight file (fsync) before inserting.
 3. Insert with `insert_deduplication_token` and
    `deduplicate_blocks_in_dependent_materialized_views`, retrying the *same* batch until it
@@ -140,16 +140,30 @@ STORED = "stored"  # the same user's event with this id and the same content is 
 CONFLICT = "conflict"  # ... with other content: reported in rejected_events
 
 
+@dataclasses.dataclass(frozen=True)
+class Exclusion:
+    """What ClickHouse holds under a batch's (event id, user id): why the batch's first event
+    with that key is left out, and the stored event's `content_fingerprint` (None in in-flight
+    files of earlier versions, whose batches are retried as those versions prepared them)."""
+
+    why: str  # STORED or CONFLICT
+    fingerprint: str | None = None
+
+
 def prepare_batch(
-    records: list[SpoolRecord], end: int, excluded: dict[tuple[str, str], str]
+    records: list[SpoolRecord], end: int, excluded: dict[tuple[str, str], Exclusion]
 ) -> PreparedBatch:
     """The rows to insert: the first occurrence of each (user, event id), minus the excluded.
 
-    `excluded` maps (event_id, user_id) to STORED or CONFLICT; a user id of "" stands for every
-    user (in-flight files of earlier versions named ids only). A conflict becomes a
-    `duplicate_event_id` row of rejected_events.
+    `excluded` holds the keys ClickHouse already has; a user id of "" stands for every user
+    (in-flight files of earlier versions named ids only). Every occurrence of a key is compared
+    by content (`content_fingerprint`) with the event it would repeat, the stored one or else
+    the batch's first: the same content is a retry, left out silently; other content is a
+    conflict, left out and reported as a `duplicate_event_id` row of rejected_events, whether
+    the two arrived in one batch or in two. Deterministic in its arguments, so a batch rebuilt
+    from the spool and its in-flight file after a crash is the batch that was being inserted.
     """
-    seen: set[tuple[str, str]] = set()
+    first: dict[tuple[str, str], bytes] = {}  # key -> the batch's first line with it
     events: list[tuple[str, bytes]] = []
     bot_events: list[tuple[str, bytes]] = []
     rejected: list[bytes] = []
@@ -158,15 +172,20 @@ def prepare_batch(
         for event_id, user_id, line in record.events:
             total += 1
             key = (event_id, user_id)
-            if key in seen:
+            known = excluded.get(key) or excluded.get((event_id, ""))
+            earlier = first.get(key)
+            if earlier is None:
+                first[key] = line
+                if known is None:
+                    (bot_events if record.bot else events).append((event_id, line))
+                elif known.why == CONFLICT:
+                    rejected.append(_conflict_row(record.received_at, line))
                 continue
-            seen.add(key)
-            why = excluded.get(key) or excluded.get((event_id, ""))
-            if why == CONFLICT:
+            if known is not None and known.fingerprint is None:
+                continue  # prepared by an earlier version, which compared no later occurrence
+            reference = known.fingerprint if known is not None else line_fingerprint(earlier)
+            if line_fingerprint(line) != reference:
                 rejected.append(_conflict_row(record.received_at, line))
-            if why is not None:
-                continue
-            (bot_events if record.bot else events).append((event_id, line))
         rejected.extend(record.rejected)
     received = [record.received_at for record in records]
     captured = [
@@ -215,11 +234,12 @@ def without_erased(records: list[SpoolRecord], people: ErasedPeople | None) -> l
 
 
 def _conflict_row(received_at: float, line: bytes) -> bytes:
-    """A rejected_events row for an event whose id the same user already used for another."""
+    """A rejected_events row for an event whose id the same user already used for another
+    (stored, or received earlier in the same batch)."""
     row = orjson.loads(line)
     message = (
-        f"event_id {row['event_id']} is already stored for this user with other content; "
-        "an event_id must name one event (a retry sends the same event again)"
+        f"event_id {row['event_id']} was already used by this user for an event of other "
+        "content; an event_id must name one event (a retry sends the same event again)"
     )
     event = {
         "event_id": row["event_id"],
@@ -242,17 +262,23 @@ def _conflict_row(received_at: float, line: bytes) -> bytes:
     )
 
 
-def same_content(stored_type: str, stored_properties: str, line: bytes) -> bool:
-    """Whether a stored event and a spooled one are the same event (a retry), by content.
+def content_fingerprint(event_type: str, properties: str) -> str:
+    """What makes two events with one id the same event (a retry), as a short hex digest.
 
-    Compares the event type and the properties as the client sent them (sanitised); the
+    The event type and the properties as the client sent them (sanitised), keys sorted; the
     service's own notes (`_client_timestamp`, ...) and the time are left out, since a retry is
     received, and so corrected, at another moment.
     """
+    canonical = orjson.dumps(
+        [event_type, _client_properties(properties)], option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+def line_fingerprint(line: bytes) -> str:
+    """`content_fingerprint` of a frontend_events JSON line."""
     row = orjson.loads(line)
-    if row["event_type"] != stored_type:
-        return False
-    return _client_properties(stored_properties) == _client_properties(row["properties"])
+    return content_fingerprint(row["event_type"], row["properties"])
 
 
 def _client_properties(text: str) -> dict[str, object]:
@@ -473,7 +499,9 @@ class BatchWriter:
             for event_id, user_id, line in record.events:
                 candidates.setdefault((event_id, user_id), line)
         excluded = self._already_stored(candidates)
-        self._spool.save_in_flight(end, [[i, u, why] for (i, u), why in sorted(excluded.items())])
+        self._spool.save_in_flight(
+            end, [[i, u, e.why, e.fingerprint or ""] for (i, u), e in sorted(excluded.items())]
+        )
         return prepare_batch(records, end, excluded)
 
     def _kept(self, records: list[SpoolRecord]) -> list[SpoolRecord]:
@@ -501,9 +529,10 @@ class BatchWriter:
 
     def _already_stored(
         self, candidates: dict[tuple[str, str], bytes]
-    ) -> dict[tuple[str, str], str]:
-        """Which (event id, user id) pairs ClickHouse already holds: STORED or CONFLICT each."""
-        found: dict[tuple[str, str], str] = {}
+    ) -> dict[tuple[str, str], Exclusion]:
+        """Which (event id, user id) pairs ClickHouse already holds, each STORED or CONFLICT
+        by the candidate line's content, with the stored event's fingerprint."""
+        found: dict[tuple[str, str], Exclusion] = {}
         keys = list(candidates)
         for start in range(0, len(keys), LOOKUP_CHUNK):
             chunk = keys[start : start + LOOKUP_CHUNK]
@@ -517,19 +546,24 @@ class BatchWriter:
                 line = candidates.get(key)
                 if line is None:  # another user's event with this id: not this one
                     continue
-                same = same_content(row["event_type"], row["properties"], line)
-                found[key] = STORED if same else CONFLICT
+                stored = content_fingerprint(row["event_type"], row["properties"])
+                found[key] = Exclusion(
+                    STORED if stored == line_fingerprint(line) else CONFLICT, stored
+                )
         return found
 
 
-def _excluded_from_file(entries: list[list[str] | str]) -> dict[tuple[str, str], str]:
-    out: dict[tuple[str, str], str] = {}
+def _excluded_from_file(entries: list[list[str] | str]) -> dict[tuple[str, str], Exclusion]:
+    out: dict[tuple[str, str], Exclusion] = {}
     for entry in entries:
         if isinstance(entry, str):  # written by a version that deduplicated by id alone
-            out[(entry, "")] = STORED
-        else:
+            out[(entry, "")] = Exclusion(STORED)
+        elif len(entry) == 3:  # format 2: no fingerprint
             event_id, user_id, why = entry
-            out[(event_id, user_id)] = why
+            out[(event_id, user_id)] = Exclusion(why)
+        else:
+            event_id, user_id, why, fingerprint = entry
+            out[(event_id, user_id)] = Exclusion(why, fingerprint or None)
     return out
 
 
