@@ -328,7 +328,10 @@ class Service:
         return supervisor if supervisor is not None and supervisor.down else None
 
     def record_activity(self, activity: Activity) -> None:
-        """Update the live state off the request path; skipped (and counted) under overload."""
+        """Update the live state off the request path (at once where that needs no coroutine:
+        `LiveStateGuard.record_nowait`); skipped (and counted) under overload."""
+        if self.live.record_nowait(activity):
+            return
         if len(self._live_updates) >= MAX_PENDING_LIVE_UPDATES:
             metrics.LIVE_UPDATES_DROPPED.inc()
             return

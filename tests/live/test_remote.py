@@ -4,11 +4,13 @@ engine owner's socket is gone, goes away, or comes back."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from netra_analytics.live import LiveStateGuard
+from netra_analytics.live import LiveStateGuard, remote
+from netra_analytics.live.base import Activity
 from netra_analytics.live.memory import InProcessLiveState
 from netra_analytics.live.remote import LiveStateServer, LiveStateUnavailable, RemoteLiveState
 
@@ -76,6 +78,55 @@ def test_many_concurrent_calls_on_one_connection_get_their_own_answers(tmp_path:
             assert decision.allowed == min(3, asked), n
             assert decision.remaining == max(0, 3 - asked), n
         rogue.close()
+        await client.close()
+        await server.close()
+
+    asyncio.run(scenario())
+
+
+def _activity(n: int) -> Activity:
+    return Activity(
+        at_ms=T0, user_id=f"user-{n}", session_id=f"s-{n}", page_path="/chat", thread_id=None,
+        counters={"events": 1.0}, by_type=Counter({"feature_usage": 1}), prompts=[],
+    )  # fmt: skip
+
+
+def test_records_share_writes_and_go_out_before_a_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One `record` per request, each in its own turn of the loop: they wait for company (a
+    few writes for fifty, where each went alone before), and a call sent after them takes
+    them along, so the owner has them when it answers. `record_nowait` needs an open
+    connection: before the first call it says so, and the guard's caller awaits `record`."""
+    path = tmp_path / "live.sock"
+    writes = 0
+    flush = remote._Framed._flush
+
+    def counted(self: remote._Framed) -> None:
+        nonlocal writes
+        writes += bool(self._outbox) and isinstance(self, remote._ClientSide)
+        flush(self)
+
+    monkeypatch.setattr(remote._Framed, "_flush", counted)
+
+    async def scenario() -> None:
+        state = InProcessLiveState()
+        server = LiveStateServer(state, path)
+        await server.start()
+        client = RemoteLiveState(path)
+        guard = LiveStateGuard(client, name="owner")
+        assert not guard.record_nowait(_activity(0))  # not connected yet
+        await guard.record(_activity(0))
+        for n in range(1, 50):
+            assert guard.record_nowait(_activity(n))
+            await asyncio.sleep(0)
+        await asyncio.sleep(remote.NOTIFICATION_DELAY * 4)
+        assert (await state.totals(T0)).active_users == 50
+        assert writes <= 5, writes
+        for n in range(50, 60):
+            assert guard.record_nowait(_activity(n))
+        await client.take("someone", ["e"], T0, 5)
+        assert (await state.totals(T0)).active_users == 60
         await client.close()
         await server.close()
 

@@ -21,6 +21,7 @@ from netra_analytics.config import Settings
 from netra_analytics.live.base import Activity, LiveState, RateDecision, Totals
 from netra_analytics.live.cache import LARGEST_SHARE
 from netra_analytics.live.memory import InProcessLiveState
+from netra_analytics.live.remote import LiveStateUnavailable, RemoteLiveState
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,22 @@ class LiveStateGuard:
     @property
     def _label(self) -> str:
         return "Redis" if self.name == "redis" else "the engine owner's live state"
+
+    def record_nowait(self, activity: Activity) -> bool:
+        """`record` done at once where that needs no coroutine: on the in-process state, or
+        on the engine owner's over its open connection. False when it was not done (Redis,
+        no connection yet, an outage): the caller then awaits `record`."""
+        primary = self.primary
+        if primary is None:
+            self.local.record_now(activity)
+            return True
+        if not isinstance(primary, RemoteLiveState) or self._down_since is not None:
+            return False
+        try:
+            primary.record_nowait(activity)
+        except LiveStateUnavailable:
+            return False
+        return True
 
     async def take(
         self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int

@@ -9,7 +9,8 @@ concurrent workers never admit more than the limit together. With Redis, workers
 
 Protocol: frames of `[length u32 big-endian][msgpack]`. A request is `[id, method, args]`, its
 answer `[id, true, result]` or `[id, false, error text]`; `record` (one per request) is sent
-with id 0 and not answered. Frames written in one turn of the event loop go out together.
+with id 0 and not answered. Frames written in one turn of the event loop go out together, and
+a `record` waits up to NOTIFICATION_DELAY for others to go with.
 One persistent connection per client process carries every request at once (multiplexed by
 id; the server answers each as soon as it is done, so a slow hot-prompts ranking does not hold
 a rate-limit decision). Values cross as msgpack's own types: dataclasses are sent as arrays
@@ -44,6 +45,10 @@ MAX_FRAME_BYTES = 64 << 20  # a cached report is at most 1/8 of the cache (8 MiB
 CALL_TIMEOUT = 2.0  # seconds; the Redis client's socket timeout is of the same order
 CONNECT_TIMEOUT = 1.0
 NOTIFICATION = 0  # the id of a request that wants no answer (`record`)
+# How long a notification may wait for company: under load a worker sends one `record` per
+# request, and each write on the socket is a system call here and a wake-up of the owner;
+# within a few milliseconds they share one. The live panels count by the second.
+NOTIFICATION_DELAY = 0.005  # seconds
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
@@ -118,6 +123,8 @@ class _Framed(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._inbox = bytearray()
         self._outbox: list[bytes] = []
+        self._soon = False  # a flush is due at the loop's next turn
+        self._later: asyncio.TimerHandle | None = None  # a flush due in NOTIFICATION_DELAY
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
@@ -151,17 +158,28 @@ class _Framed(asyncio.Protocol):
     def frame_received(self, message: Any) -> None:
         raise NotImplementedError
 
-    def send(self, message: Any) -> None:
+    def send(self, message: Any, *, urgent: bool = True) -> None:
+        """Queue `message`; it goes out at the loop's next turn, or, not `urgent` (a
+        notification), within NOTIFICATION_DELAY, with whatever else is written by then."""
         if self.transport is None or self.transport.is_closing():
             raise LiveStateUnavailable("live-state connection closed")
         payload = _encode(message)
-        if not self._outbox:
-            asyncio.get_running_loop().call_soon(self._flush)
         self._outbox += (_LENGTH.pack(len(payload)), payload)
+        if self._soon:
+            return
+        if urgent:
+            self._soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        elif self._later is None:
+            self._later = asyncio.get_running_loop().call_later(NOTIFICATION_DELAY, self._flush)
 
     def _flush(self) -> None:
+        self._soon = False
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         out, self._outbox = self._outbox, []
-        if self.transport is not None and not self.transport.is_closing():
+        if out and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(out))
 
 
@@ -311,7 +329,15 @@ class RemoteLiveState:
 
     async def _notify(self, method: str, *args: Any) -> None:
         """A call without answer: its errors on the other side are not reported."""
-        (await self._connected()).send([NOTIFICATION, method, list(args)])
+        (await self._connected()).send([NOTIFICATION, method, list(args)], urgent=False)
+
+    def record_nowait(self, activity: Activity) -> None:
+        """`record` without a coroutine, on the open connection; LiveStateUnavailable when
+        there is none (the caller then uses `record`, which connects)."""
+        connection = self._connection
+        if connection is None:
+            raise LiveStateUnavailable(f"live state at {self.path}: not connected")
+        connection.send([NOTIFICATION, "record", _activity_args(activity)], urgent=False)
 
     async def take(
         self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int
