@@ -234,3 +234,23 @@ def test_spool_directory_names(tmp_path: Path, name: str, index: int | None) -> 
 @example(bytes(range(256)) * 40)  # 10,240 bytes: three pieces, the last one partial
 def test_the_piecewise_checksum_is_zlibs(data: bytes) -> None:
     assert crc32_holding_gil(data) == zlib.crc32(data)
+
+
+def test_an_append_whose_request_is_cancelled_is_written_with_the_others(tmp_path: Path) -> None:
+    """A client that disconnects cancels its request while the group's write is under way:
+    its record is written all the same, and the appends beside it complete normally."""
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+
+    async def run() -> list[BaseException | None]:
+        tasks = [asyncio.create_task(spool.append(f"r{n}".encode())) for n in range(20)]
+        await asyncio.sleep(0)  # every append has joined the group and the write has begun
+        for task in tasks[::3]:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await spool.wait_flushed()
+        return [None if t.cancelled() else t.exception() for t in tasks]
+
+    outcomes = asyncio.run(run())
+    assert outcomes == [None] * 20
+    assert _payloads(spool) == [f"r{n}".encode() for n in range(20)]
+    spool.close()

@@ -211,8 +211,9 @@ class Spool:
         self._pending_bytes += len(frame)
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.get_running_loop().create_task(self._flush_pending())
-        # shield: a client that disconnects must not cancel a write other requests share.
-        await asyncio.shield(future)
+        # A client that disconnects cancels this future only: its frame is written with the
+        # group all the same (`_flush_pending` skips futures already done).
+        await future
 
     async def _flush_pending(self) -> None:
         while self._pending:
@@ -224,12 +225,14 @@ class Spool:
                 )
             except OSError as exc:
                 for _, future in group:
-                    future.set_exception(exc)
+                    if not future.done():
+                        future.set_exception(exc)
                 continue
             finally:
                 self._pending_bytes -= len(data)
             for _, future in group:
-                future.set_result(None)
+                if not future.done():
+                    future.set_result(None)
             self.new_data.set()
 
     def _write_durably(self, data: bytes) -> None:
