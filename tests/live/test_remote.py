@@ -131,3 +131,45 @@ def test_records_share_writes_and_go_out_before_a_call(
         await server.close()
 
     asyncio.run(scenario())
+
+
+def test_an_owner_that_does_not_answer_times_out_each_call(tmp_path: Path) -> None:
+    """An owner that accepts the connection and never answers (hung): each call fails with
+    LiveStateUnavailable after the client's timeout (one sweeping timer: within 1.25 of it),
+    nothing is left pending, and the guard decides with this process's own limiter."""
+    path = tmp_path / "live.sock"
+
+    async def scenario() -> None:
+        received = bytearray()
+        writers: list[asyncio.StreamWriter] = []
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            while chunk := await reader.read(65536):
+                received.extend(chunk)
+
+        server = await asyncio.start_unix_server(silent, str(path))
+        client = RemoteLiveState(path, timeout=0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcomes = await asyncio.gather(
+            *(client.take(f"u{n}", ["e"], T0, 5) for n in range(5)), return_exceptions=True
+        )
+        waited = loop.time() - started
+        assert all(isinstance(o, LiveStateUnavailable) for o in outcomes), outcomes
+        assert "no answer to take within 0.2 s" in str(outcomes[0])
+        assert 0.2 <= waited < 0.6, waited
+        assert received  # the calls did go out
+        connection = client._connection
+        assert connection is not None and not connection.pending and not connection.deadlines
+        guard = LiveStateGuard(client, name="owner")
+        decision = await guard.take("u1", ["a", "b"], T0, 1)
+        assert decision.admitted == (True, False) and guard.degraded
+        await client.close()
+        for writer in writers:
+            writer.close()
+            await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(scenario())

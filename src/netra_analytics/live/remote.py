@@ -257,9 +257,47 @@ class _ClientSide(_Framed):
         super().__init__()
         self.client = client
         self.pending: dict[int, asyncio.Future[Any]] = {}
+        # (deadline on the loop's clock, method) of each pending call, in the order sent: the
+        # timeout is the client's, the same for all, so the oldest is always first.
+        self.deadlines: dict[int, tuple[float, str]] = {}
+        self._sweep: asyncio.TimerHandle | None = None
+
+    def expect(self, call_id: int, method: str) -> asyncio.Future[Any]:
+        """The future of a call about to be sent, failed with LiveStateUnavailable if no
+        answer comes within the client's timeout (give or take a quarter of it). One timer for
+        all calls, not one each: a worker makes a call per request."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self.pending[call_id] = future
+        self.deadlines[call_id] = (loop.time() + self.client.timeout, method)
+        if self._sweep is None:
+            self._sweep = loop.call_later(self.client.timeout / 4, self._expire)
+        return future
+
+    def forget(self, call_id: int) -> None:
+        self.pending.pop(call_id, None)
+        self.deadlines.pop(call_id, None)
+
+    def _expire(self) -> None:
+        self._sweep = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for call_id, (deadline, method) in list(self.deadlines.items()):
+            if deadline > now:
+                break
+            del self.deadlines[call_id]
+            future = self.pending.pop(call_id, None)
+            if future is not None and not future.done():
+                future.set_exception(LiveStateUnavailable(
+                    f"live state at {self.client.path}: no answer to {method} "
+                    f"within {self.client.timeout:g} s"
+                ))  # fmt: skip
+        if self.deadlines:
+            self._sweep = loop.call_later(self.client.timeout / 4, self._expire)
 
     def frame_received(self, message: Any) -> None:
         call_id, ok, result = message
+        self.deadlines.pop(call_id, None)
         future = self.pending.pop(call_id, None)
         if future is None or future.done():
             return  # its caller timed out
@@ -275,6 +313,10 @@ class _ClientSide(_Framed):
             if not future.done():
                 future.set_exception(lost)
         self.pending.clear()
+        self.deadlines.clear()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
 
 
 class RemoteLiveState:
@@ -315,17 +357,12 @@ class RemoteLiveState:
     async def _call(self, method: str, *args: Any) -> Any:
         connection = await self._connected()
         call_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        connection.pending[call_id] = future
+        future = connection.expect(call_id, method)
         try:
             connection.send([call_id, method, list(args)])
-            return await asyncio.wait_for(future, self.timeout)
-        except TimeoutError:
-            raise LiveStateUnavailable(
-                f"live state at {self.path}: no answer to {method} within {self.timeout:g} s"
-            ) from None
+            return await future
         finally:
-            connection.pending.pop(call_id, None)
+            connection.forget(call_id)
 
     async def _notify(self, method: str, *args: Any) -> None:
         """A call without answer: its errors on the other side are not reported."""
