@@ -9,6 +9,7 @@ import pytest
 
 from netra_analytics.config import Settings
 from netra_analytics.errors import ConfigError
+from netra_analytics.service import writer_insert_interval
 from tests.support.processes import CLI
 
 
@@ -172,3 +173,22 @@ def test_packaged_funnels_file_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "funnels.json"
     path.write_text((resources.files("netra_analytics.reports") / "data/funnels.json").read_text())
     assert Settings.from_env({"ANALYTICS_FUNNELS": str(path)}).funnels_file == path
+
+
+@pytest.mark.parametrize(
+    ("env", "seconds"),
+    [
+        ({}, 1.0),  # one process: the setting as it is
+        ({"ANALYTICS_WORKERS": "3"}, 1.0),  # the engine owner: it writes no events
+        ({"ANALYTICS_WORKERS": "3", "NETRA_WORKER_PROCESS": "1"}, 3.0),
+        ({"ANALYTICS_WORKERS": "2", "NETRA_WORKER_PROCESS": "1",
+          "ANALYTICS_MIN_INSERT_INTERVAL_MS": "1500"}, 3.0),
+        ({"ANALYTICS_WORKERS": "4", "NETRA_WORKER_PROCESS": "1",
+          "ANALYTICS_MIN_INSERT_INTERVAL_MS": "0"}, 0.0),
+    ],
+)  # fmt: skip
+def test_the_insert_interval_is_the_services_shared_by_its_writers(
+    env: dict[str, str], seconds: float
+) -> None:
+    """N workers' writers each wait N intervals: together, one insert of events per interval."""
+    assert writer_insert_interval(Settings.from_env(env)) == seconds

@@ -51,9 +51,11 @@ class Settings:
     grafana_api_url: str | None = None
     event_batch_size: int = 100
     event_flush_interval_ms: int = 5000
-    # Writer and prompt worker insert at most once per this (never longer than the flush
-    # interval): ClickHouse's advice, "around one insert query per second" (docs: "Bulk
-    # inserts"), as each insert writes a part per table and view for the merges to fold.
+    # The writers together, and the prompt worker, insert at most once per this (never
+    # longer than the flush interval; each of N workers' writers once per N times it:
+    # `service.writer_insert_interval`): ClickHouse's advice, "around one insert query per
+    # second" (docs: "Bulk inserts"), as each insert writes a part per table and view for the
+    # merges to fold.
     min_insert_interval_ms: int = 1000
     max_events_per_user_per_minute: int = 1000
     ip_hash_secret: str | None = None  # None: generated once and kept in data_dir

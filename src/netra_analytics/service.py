@@ -174,6 +174,15 @@ def _iso(moment: float | None) -> str | None:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
 
 
+def writer_insert_interval(settings: Settings) -> float:
+    """Seconds between one writer's inserts: ANALYTICS_MIN_INSERT_INTERVAL_MS is the service's,
+    and each of `workers` worker processes has its own writer, so each waits that many times
+    it, and ClickHouse still sees about one insert of events per interval (its advice, see
+    `Settings.min_insert_interval_ms`)."""
+    share = settings.workers if settings.worker_process else 1
+    return settings.min_insert_interval_ms / 1000 * max(1, share)
+
+
 class Service:
     def __init__(
         self,
@@ -292,7 +301,7 @@ class Service:
             self.store,
             batch_size=self.settings.event_batch_size,
             flush_interval=self.settings.event_flush_interval_ms / 1000,
-            min_insert_interval=self.settings.min_insert_interval_ms / 1000,
+            min_insert_interval=writer_insert_interval(self.settings),
             calls=self.writer_calls,
             state=self.writer_state,
             erased=self.erased,
