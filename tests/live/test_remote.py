@@ -161,7 +161,7 @@ def test_an_owner_that_does_not_answer_times_out_each_call(tmp_path: Path) -> No
         assert 0.2 <= waited < 0.6, waited
         assert received  # the calls did go out
         connection = client._connection
-        assert connection is not None and not connection.pending and not connection.deadlines
+        assert connection is not None and not connection.pending
         guard = LiveStateGuard(client, name="owner")
         decision = await guard.take("u1", ["a", "b"], T0, 1)
         assert decision.admitted == (True, False) and guard.degraded

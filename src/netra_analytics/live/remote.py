@@ -256,10 +256,9 @@ class _ClientSide(_Framed):
     def __init__(self, client: RemoteLiveState) -> None:
         super().__init__()
         self.client = client
-        self.pending: dict[int, asyncio.Future[Any]] = {}
-        # (deadline on the loop's clock, method) of each pending call, in the order sent: the
-        # timeout is the client's, the same for all, so the oldest is always first.
-        self.deadlines: dict[int, tuple[float, str]] = {}
+        # Each pending call's future, its deadline on the loop's clock and its method, in the
+        # order sent: the timeout is the client's, the same for all, so the oldest is first.
+        self.pending: dict[int, tuple[asyncio.Future[Any], float, str]] = {}
         self._sweep: asyncio.TimerHandle | None = None
 
     def expect(self, call_id: int, method: str) -> asyncio.Future[Any]:
@@ -268,52 +267,47 @@ class _ClientSide(_Framed):
         all calls, not one each: a worker makes a call per request."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self.pending[call_id] = future
-        self.deadlines[call_id] = (loop.time() + self.client.timeout, method)
+        self.pending[call_id] = (future, loop.time() + self.client.timeout, method)
         if self._sweep is None:
             self._sweep = loop.call_later(self.client.timeout / 4, self._expire)
         return future
 
     def forget(self, call_id: int) -> None:
         self.pending.pop(call_id, None)
-        self.deadlines.pop(call_id, None)
 
     def _expire(self) -> None:
         self._sweep = None
         loop = asyncio.get_running_loop()
         now = loop.time()
-        for call_id, (deadline, method) in list(self.deadlines.items()):
+        for call_id, (future, deadline, method) in list(self.pending.items()):
             if deadline > now:
                 break
-            del self.deadlines[call_id]
-            future = self.pending.pop(call_id, None)
-            if future is not None and not future.done():
+            del self.pending[call_id]
+            if not future.done():
                 future.set_exception(LiveStateUnavailable(
                     f"live state at {self.client.path}: no answer to {method} "
                     f"within {self.client.timeout:g} s"
                 ))  # fmt: skip
-        if self.deadlines:
+        if self.pending:
             self._sweep = loop.call_later(self.client.timeout / 4, self._expire)
 
     def frame_received(self, message: Any) -> None:
         call_id, ok, result = message
-        self.deadlines.pop(call_id, None)
-        future = self.pending.pop(call_id, None)
-        if future is None or future.done():
+        entry = self.pending.pop(call_id, None)
+        if entry is None or entry[0].done():
             return  # its caller timed out
         if ok:
-            future.set_result(result)
+            entry[0].set_result(result)
         else:
-            future.set_exception(RemoteError(result))
+            entry[0].set_exception(RemoteError(result))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.client._lost(self)
         lost = LiveStateUnavailable(f"live state at {self.client.path}: connection lost")
-        for future in self.pending.values():
+        for future, _, _ in self.pending.values():
             if not future.done():
                 future.set_exception(lost)
         self.pending.clear()
-        self.deadlines.clear()
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
