@@ -86,7 +86,7 @@ def main() -> None:
     # Ctrl-C reaches the whole process group: the owner stops this process (SIGTERM) once its
     # workers are done, rather than see it end early and start it again.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stop_with_owner(os.getppid())
+    stop_with_owner(os.getppid(), before=functools.partial(leave_idle_class, os.getpid()))
     try:
         uvloop.run(PromptAnalysisProcess(settings).run())
     except Exception:  # logged as one JSON line; the owner starts another process
@@ -206,6 +206,23 @@ def _forget(index: SimilarityIndex, secret: bytes, subjects: set[str]) -> int:
 async def _stop(worker: PromptWorker, task: asyncio.Task[None]) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(worker.stop(task), STOP_SECONDS)
+
+
+def leave_idle_class(pid: int) -> None:
+    """Move every thread of process `pid` from SCHED_IDLE (and nice 19) back to the normal
+    class, so that a stop is not starved: on a machine whose cores are busy an idle-class thread
+    gets almost no CPU, and an analysis process told to stop during its start-up still held
+    the spools' follower locks 30 s later, which the next process waits for
+    (`FOLLOWER_WAIT_SECONDS`). Does nothing where the calls are refused."""
+    try:
+        threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except OSError:  # not Linux, or the process has ended
+        return
+    for tid in threads:
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+        with contextlib.suppress(OSError):  # lowering nice needs CAP_SYS_NICE or RLIMIT_NICE
+            os.setpriority(os.PRIO_PROCESS, tid, 0)
 
 
 def wait_for_exit(process: Any, seconds: float) -> None:

@@ -64,6 +64,8 @@ from netra_analytics.errors import StoreError
 from netra_analytics.interpreter import tune_for_serving
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fastapi import FastAPI
 
     from netra_analytics.live.remote import LiveStateServer
@@ -358,8 +360,9 @@ class EngineOwner:
         if self._analysis_watch is not None:
             self._analysis_watch.join(5)
         if self.analysis is not None and self.analysis.pid is not None:
-            from netra_analytics.prompt_process import STOP_SECONDS, wait_for_exit
+            from netra_analytics.prompt_process import STOP_SECONDS, leave_idle_class, wait_for_exit
 
+            leave_idle_class(self.analysis.pid)
             self.analysis.terminate()  # SIGTERM: it finishes the chunk in hand
             wait_for_exit(self.analysis, STOP_SECONDS + 2)
             _mark_dead(self.analysis.pid)
@@ -441,13 +444,16 @@ def worker_app() -> FastAPI:
     return create_app(settings, serving=True)
 
 
-def stop_with_owner(owner: int) -> None:
-    """SIGTERM to this worker once its owner is gone (it was killed with -9)."""
+def stop_with_owner(owner: int, before: Callable[[], None] | None = None) -> None:
+    """SIGTERM to this worker once its owner is gone (it was killed with -9), after calling
+    `before` (in the watching thread)."""
 
     def watch() -> None:
         while os.getppid() == owner:
             time.sleep(PARENT_CHECK_SECONDS)
         log.warning("the engine owner is gone; this worker stops")
+        if before is not None:
+            before()
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="owner-watch", daemon=True).start()

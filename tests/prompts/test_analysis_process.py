@@ -5,6 +5,9 @@ let go of a spool."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,3 +89,33 @@ def test_a_new_process_waits_for_the_last_one_to_let_go_of_a_spool(
     with pytest.raises(SpoolBusy):
         asyncio.run(prompt_process._follower(tmp_path / "spool", settings))
     stuck.close()
+
+
+IDLE_CHILD = """
+import os, threading, time
+os.nice(19)
+os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling classes")
+def test_a_process_told_to_stop_leaves_the_idle_class_in_every_thread() -> None:
+    """An analysis process at SCHED_IDLE gets no CPU while the cores are busy, so it could not
+    get through a stop: `leave_idle_class` moves all its threads back to SCHED_OTHER."""
+    child = subprocess.Popen([sys.executable, "-c", IDLE_CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        threads = [int(t) for t in os.listdir(f"/proc/{child.pid}/task")]
+        assert len(threads) == 2
+        assert {os.sched_getscheduler(t) for t in threads} == {os.SCHED_IDLE}
+        prompt_process.leave_idle_class(child.pid)
+        assert {os.sched_getscheduler(t) for t in threads} == {os.SCHED_OTHER}
+        if os.geteuid() == 0:  # nice can be lowered only with privilege
+            assert {os.getpriority(os.PRIO_PROCESS, t) for t in threads} == {0}
+    finally:
+        child.kill()
+        child.communicate()
+    prompt_process.leave_idle_class(child.pid)  # ended: nothing to do, no error
