@@ -79,10 +79,12 @@ class Process:
     def __init__(self, args: list[str], *, env: dict[str, str] | None = None, log: Path) -> None:
         self.args, self.env, self.log_path = args, env, log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_start = 0  # the log's size when this run started (`start`)
         STARTED.append(self)
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_start = self._log_size()
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the fd
             self.proc = subprocess.Popen(
                 self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO
@@ -106,7 +108,20 @@ class Process:
             self.proc.wait(30)
 
     def log(self) -> str:
+        """The whole log file: every run with this log path, this one last."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_since(self, offset: int) -> str:
+        """The log from byte `offset` on (`log_start`: this run's own lines; a process started
+        again on the same data directory appends to the same file)."""
+        if not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+
+    def _log_size(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
 
 
 class ServiceProcess(Process):
@@ -192,10 +207,13 @@ class ServiceProcess(Process):
 
     def stop(self) -> bool:
         """SIGTERM, then whether the shutdown completed (uvicorn re-raises the signal after a
-        graceful shutdown, so the exit status is -SIGTERM either way)."""
+        graceful shutdown, so the exit status is -SIGTERM either way), said after this signal."""
+        before = self._log_size()
         self.signal(signal.SIGTERM)
         status = self.wait(90)
-        return status in (0, -signal.SIGTERM) and "Application shutdown complete." in self.log()
+        return status in (0, -signal.SIGTERM) and (
+            "Application shutdown complete." in self.log_since(before)
+        )
 
 
 def cli_query(data_dir: Path, sql: str, *, env: dict[str, str] | None = None) -> str:
