@@ -64,11 +64,15 @@ ANALYSIS_NICE = 19
 TICK_SECONDS = 1.0  # the lag gauge, and erasures read again
 STOP_SECONDS = 10.0
 FOLLOWER_WAIT_SECONDS = 30.0
-# Spool records per analysis call. In a worker the call is kept short (50) because it holds
-# the interpreter the requests need; here nothing waits on it, and each call has fixed costs
-# (a thread lookup in the store, the classifier's ~0.8 ms): at one event per request, 50
-# records held ~7 prompts.
-CHUNK_RECORDS = 500
+# Spool records and events per analysis call. In a worker the call is kept short (50 records)
+# because it holds the interpreter the requests need; here nothing waits on it, and each call
+# has fixed costs (a thread lookup in the store, the classifier's ~0.8 ms): at one event per
+# request, 50 records held ~7 prompts. A call takes what the writer stored since the last one,
+# up to 5,000 records or 10,000 events (500 requests of 20): at one event per request, chunks
+# of 500 records made some three thread lookups a second in the engine owner for what one
+# lookup per writer commit does (issue 17, bench/README "Ninth pass").
+CHUNK_RECORDS = 5000
+CHUNK_EVENTS = 10_000
 
 
 def main() -> None:
@@ -126,8 +130,9 @@ class PromptAnalysisProcess:
                 f"store-prompts-{index}", workers=1, timeout=settings.store_timeout_seconds
             )
             worker = PromptWorker(
-                follower, self.store, prices=prices, chunk=CHUNK_RECORDS, duty=1.0,
-                calls=worker_calls, index=similarity_index(settings), erased=self.erased,
+                follower, self.store, prices=prices, chunk=CHUNK_RECORDS,
+                chunk_events=CHUNK_EVENTS, duty=1.0, calls=worker_calls,
+                index=similarity_index(settings), erased=self.erased,
                 thread_cache_bytes=settings.prompt_thread_cache_bytes,
             )  # fmt: skip
             self.followers.append(follower)

@@ -253,3 +253,64 @@ def test_what_one_commit_stored_is_analysed_into_one_insert(
         spool.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("events_per_record", "chunk", "chunk_events", "lookups"),
+    [
+        (1, 500, None, 3),  # 1,200 records: chunks of 500, 500, 200
+        (1, 5000, 10_000, 1),  # the analysis process's bounds: all of one commit at once
+        (1, 5000, 300, 4),  # 300 events: 300 records
+        (20, 5000, 200, 6),  # 60 records of 20 events: 10 records a chunk
+        (20, 25, 10_000, 3),  # the record bound first
+    ],
+)
+def test_a_chunk_is_bounded_by_records_and_by_events(
+    store: ChdbStore, tmp_path: Path, events_per_record: int, chunk: int,
+    chunk_events: int | None, lookups: int,
+) -> None:  # fmt: skip
+    """Each analysis call (chunk) looks the new threads up in the store once: the chunk's
+    bounds decide how many lookups a commit costs, and every prompt is analysed either way."""
+    from netra_analytics.ingest.spool import Spool
+    from netra_analytics.ingest.writer import encode_record
+    from netra_analytics.prompts.cost import PriceTable
+    from netra_analytics.prompts.worker import CONSUMER, PromptWorker
+
+    records = 1200 // events_per_record
+    info = RequestInfo(received_at=datetime.now(UTC))
+    calls: list[int] = []
+
+    class CountingWorker(PromptWorker):
+        def _load_thread(self, keys: list[ThreadKey]) -> dict[ThreadKey, list[Any]]:
+            calls.append(len(keys))
+            return super()._load_thread(keys)
+
+    async def scenario() -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 26)
+        for n in range(records):
+            user = f"bounds-{n}"
+            events = [_prompt(f"question {n}?", f"t{n}")]
+            events += [event("feature_usage") for _ in range(events_per_record - 1)]
+            batch = process(orjson.dumps(body(events, user_id=user)), info)
+            record = SpoolRecord(
+                info.received_at.timestamp(),
+                [(e.event_id, user, e.row) for e in batch.accepted],
+                [],
+            )
+            await spool.append(encode_record(record))
+        spool.commit(spool.durable_end)
+        worker = CountingWorker(
+            spool, store, prices=PriceTable.load(), chunk=chunk, chunk_events=chunk_events,
+            duty=1.0,
+        )  # fmt: skip
+        task = asyncio.create_task(worker.run())
+        for _ in range(3000):
+            if spool.consumer_offset(CONSUMER) >= spool.checkpoint:
+                break
+            await asyncio.sleep(0.02)
+        await worker.stop(task)
+        assert worker.rows_written == records
+        assert len(calls) == lookups and sum(calls) == records
+        spool.close()
+
+    asyncio.run(scenario())

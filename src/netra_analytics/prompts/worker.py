@@ -106,6 +106,7 @@ ORDER BY timestamp
 """
 LOAD_THREADS_CHUNK = 1000  # threads per lookup query
 INSERT_MAX_RECORDS = 5000  # spool records analysed into one insert, at most
+READ_SLICE_RECORDS = 500  # spool records read at once while filling a chunk bounded by events
 
 REBUILD_INDEX = """
 SELECT toString(prompt_id) AS id, user_id, toUnixTimestamp64Milli(timestamp) AS ms, prompt_hash,
@@ -504,6 +505,7 @@ class PromptWorker:
         *,
         prices: PriceTable,
         chunk: int = 50,
+        chunk_events: int | None = None,
         duty: float = DUTY_CYCLE,
         calls: StoreCalls | None = None,
         clock: Callable[[], float] = time.time,
@@ -511,13 +513,17 @@ class PromptWorker:
         erased: ErasedPeople | None = None,
         thread_cache_bytes: int = DEFAULT_THREAD_CACHE_BYTES,
     ) -> None:
-        """`calls`: the pool (and timeout) for its store calls, by default 1 thread and 30 s;
-        `thread_cache_bytes`: the analyser's budget for threads in memory (`PromptAnalyser`)."""
+        """`chunk`: spool records per analysis call, at most; `chunk_events`: and at most about
+        this many events (a call ends with the record that reaches it); `calls`: the pool (and
+        timeout) for its store calls, by default 1 thread and 30 s; `thread_cache_bytes`: the
+        analyser's budget for threads in memory (`PromptAnalyser`)."""
         self._spool = spool
         self._duty = duty
         self._store = store
         self._prices = prices
         self._chunk = chunk
+        self._chunk_events = chunk_events
+        self._chunk_records = 0  # records in the last chunk read (`_next`)
         self._calls = calls or StoreCalls("store-prompts", workers=1, timeout=30.0)
         self._clock = clock
         self._stopping = asyncio.Event()
@@ -651,7 +657,7 @@ class PromptWorker:
         request, some 25 inserts a second per worker, each a part in two tables)."""
         end, rows, count = pending
         parts = [rows] if rows else []
-        records = self._chunk
+        records = self._chunk_records
         while records < INSERT_MAX_RECORDS and not self._stopping.is_set():
             try:
                 more = await self._next(end)
@@ -663,7 +669,7 @@ class PromptWorker:
             if more_rows:
                 parts.append(more_rows)
             count += more_count
-            records += self._chunk
+            records += self._chunk_records
         return end, b"\n".join(parts), count
 
     async def _next(self, offset: int | None = None) -> tuple[int, bytes, int] | None:
@@ -675,13 +681,36 @@ class PromptWorker:
         stored_until = self._spool.checkpoint  # only what the writer has stored
         if offset >= stored_until:
             return None
-        records = await self._spool.read_async(offset, self._chunk)
-        now = self._clock()
-        chosen = [(r.end, decode_spooled(r, now)) for r in records if r.end <= stored_until]
+        chosen = await self._read_chunk(offset, stored_until)
         if not chosen:
             return None
+        self._chunk_records = len(chosen)
         self._chunk_received_at = chosen[-1][1].received_at
         return await self._analysed(chosen, chosen[-1][0])
+
+    async def _read_chunk(self, offset: int, stored_until: int) -> list[tuple[int, SpoolRecord]]:
+        """(end offset, record) of the stored records from `offset`: at most `chunk` records,
+        and with `chunk_events`, ending with the record that brings them to that many events."""
+        chosen: list[tuple[int, SpoolRecord]] = []
+        events = 0
+        now = self._clock()
+        while len(chosen) < self._chunk:
+            wanted = self._chunk - len(chosen)
+            if self._chunk_events is not None:  # read no further than the event bound can use
+                wanted = min(wanted, READ_SLICE_RECORDS)
+            records = await self._spool.read_async(offset, wanted)
+            for record in records:
+                if record.end > stored_until:  # not stored yet: analysed once it is
+                    return chosen
+                decoded = decode_spooled(record, now)
+                chosen.append((record.end, decoded))
+                offset = record.end
+                events += len(decoded.events)
+                if self._chunk_events is not None and events >= self._chunk_events:
+                    return chosen
+            if len(records) < wanted or self._chunk_events is None:
+                return chosen
+        return chosen
 
     async def _analysed(
         self, chosen: list[tuple[int, SpoolRecord]], end: int, keep: set[str] | None = None
