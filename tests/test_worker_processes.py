@@ -420,3 +420,43 @@ def test_prompts_of_every_worker_are_analysed_in_a_niced_process_that_is_restart
     ).split()
     expected = sorted({f"pa-{n}" for n in range(40)} - {"pa-3"} | {f"pb-{n}" for n in range(40)})
     assert analysed == expected
+
+
+# A process that would never stop on SIGTERM, under a parent that is then killed with -9.
+STUCK_ORPHAN = """
+import os, signal, subprocess, sys, time
+if sys.argv[1] == "parent":
+    env = {**os.environ, "NETRA_OWNER_PID": str(os.getpid())}
+    child = subprocess.Popen([sys.executable, "-c", sys.argv[2], "child"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=open(sys.argv[3], "ab"))
+    print(child.pid, flush=True)
+    time.sleep(600)
+from netra_analytics import logs
+from netra_analytics.workers import owner_pid, stop_with_owner
+logs.configure("info")
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+stop_with_owner(owner_pid(), grace=1.0, before=lambda: print("before", file=sys.stderr, flush=True))
+time.sleep(600)
+"""
+
+
+def test_a_process_whose_owner_is_gone_exits_when_sigterm_does_not_stop_it(
+    tmp_path: Path,
+) -> None:
+    """`stop_with_owner`: the owner killed, the process gets SIGTERM (after `before`); one that
+    does not stop within its grace exits anyway, rather than live on holding its spool. The
+    parent is killed at once, mostly before the child has started: the owner's id comes from
+    the environment, not from the parent the child finds at its start (by then, init)."""
+    log = tmp_path / "child.log"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", STUCK_ORPHAN, "parent", STUCK_ORPHAN, str(log)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.communicate()
+    wait_until(lambda: not Path(f"/proc/{child}").exists(), 15)
+    text = log.read_text()
+    assert text.index("the engine owner is gone") < text.index("before")
+    assert "still running 1 s after the engine owner was gone; exiting" in text

@@ -20,8 +20,9 @@ T = TypeVar("T")
 # Set by the engine owner (`workers.py`) for its worker processes; not for operators.
 WORKER_PROCESS_ENV = "NETRA_WORKER_PROCESS"  # "1": this is one of ANALYTICS_WORKERS workers
 LIVE_SOCKET_ENV = "NETRA_LIVE_SOCKET"  # the owner's live state (no Redis configured)
+OWNER_PID_ENV = "NETRA_OWNER_PID"  # the engine owner's process id: its processes stop without it
 # Set by the engine owner for its worker processes, never by an operator.
-INTERNAL_ENV = frozenset({WORKER_PROCESS_ENV, LIVE_SOCKET_ENV})
+INTERNAL_ENV = frozenset({WORKER_PROCESS_ENV, LIVE_SOCKET_ENV, OWNER_PID_ENV})
 
 # The spec's GRAFANA_API_URL default is literally "TBD": treat it as "not configured".
 _UNSET_MARKERS = frozenset({"", "tbd"})

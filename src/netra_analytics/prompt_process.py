@@ -80,7 +80,7 @@ def main() -> None:
     import uvloop
 
     from netra_analytics import logs
-    from netra_analytics.workers import stop_with_owner
+    from netra_analytics.workers import orphan_grace, owner_pid, stop_with_owner
 
     settings = Settings.from_env(os.environ)
     logs.configure(settings.log_level)
@@ -90,7 +90,11 @@ def main() -> None:
     # Ctrl-C reaches the whole process group: the owner stops this process (SIGTERM) once its
     # workers are done, rather than see it end early and start it again.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stop_with_owner(os.getppid(), before=functools.partial(leave_idle_class, os.getpid()))
+    stop_with_owner(
+        owner_pid(),
+        grace=orphan_grace(STOP_SECONDS * max(1, settings.workers)),
+        before=functools.partial(leave_idle_class, os.getpid()),
+    )
     try:
         uvloop.run(PromptAnalysisProcess(settings).run())
     except Exception:  # logged as one JSON line; the owner starts another process

@@ -59,7 +59,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from netra_analytics.config import LIVE_SOCKET_ENV, WORKER_PROCESS_ENV, Settings
+from netra_analytics.config import LIVE_SOCKET_ENV, OWNER_PID_ENV, WORKER_PROCESS_ENV, Settings
 from netra_analytics.errors import StoreError
 from netra_analytics.interpreter import tune_for_serving
 
@@ -78,6 +78,7 @@ STORE_USER = "netra"
 MAX_UNIX_PATH = 100  # bytes: AF_UNIX paths are at most 107 on Linux
 METRICS_DIR = "metrics"
 PARENT_CHECK_SECONDS = 1.0
+ORPHAN_MARGIN_SECONDS = 30.0  # past its own stop's bound, before a process without owner exits
 ANALYSIS_RESTART_SECONDS = 1.0  # doubling up to the max while it keeps dying young
 ANALYSIS_MAX_RESTART_SECONDS = 30.0
 ANALYSIS_SETTLED_SECONDS = 60.0
@@ -235,6 +236,7 @@ class EngineOwner:
         """What the workers read besides the operator's environment."""
         env = {
             WORKER_PROCESS_ENV: "1",
+            OWNER_PID_ENV: str(os.getpid()),
             "ANALYTICS_WORKERS": str(self.settings.workers),
             "ANALYTICS_DATA_DIR": str(self.settings.data_dir),
             "ANALYTICS_SERVICE_HOST": self.settings.host,
@@ -440,13 +442,31 @@ def worker_app() -> FastAPI:
 
     settings = Settings.from_env(os.environ)
     logs.configure(settings.log_level)
-    stop_with_owner(os.getppid())
+    stop_with_owner(owner_pid(), grace=orphan_grace(settings.shutdown_seconds))
     return create_app(settings, serving=True)
 
 
-def stop_with_owner(owner: int, before: Callable[[], None] | None = None) -> None:
-    """SIGTERM to this worker once its owner is gone (it was killed with -9), after calling
-    `before` (in the watching thread)."""
+def owner_pid() -> int:
+    """The engine owner's process id, as the owner set it for its processes: the parent's id
+    read at start-up would already be another's if the owner had died meanwhile."""
+    given = os.environ.get(OWNER_PID_ENV, "")
+    return int(given) if given.isdigit() else os.getppid()
+
+
+def orphan_grace(stop_seconds: float) -> float:
+    """Seconds a process whose owner is gone has to stop after its SIGTERM before it exits
+    anyway: its own stop's bound (`ANALYTICS_SHUTDOWN_SECONDS`, `prompt_process.STOP_SECONDS`
+    per spool) and a margin."""
+    return stop_seconds + ORPHAN_MARGIN_SECONDS
+
+
+def stop_with_owner(owner: int, *, grace: float, before: Callable[[], None] | None = None) -> None:
+    """SIGTERM to this process once its owner is gone (it was killed with -9), after calling
+    `before` (in the watching thread); if it is still running `grace` seconds later, it exits
+    with status 1. What it held is safe without a clean stop (acknowledged events are in the
+    spool; the analysis resumes from its offset), and an orphan that lived on would keep its
+    spool's locks and its memory: one that was told to stop in its start-up, at the idle
+    scheduling class on busy cores, was found still running 40 minutes later."""
 
     def watch() -> None:
         while os.getppid() == owner:
@@ -455,5 +475,11 @@ def stop_with_owner(owner: int, before: Callable[[], None] | None = None) -> Non
         if before is not None:
             before()
         os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        log.error(
+            "still running %.0f s after the engine owner was gone; exiting", grace,
+            extra={"pid": os.getpid()},
+        )  # fmt: skip
+        os._exit(1)
 
     threading.Thread(target=watch, name="owner-watch", daemon=True).start()
