@@ -21,7 +21,8 @@ What it keeps of people: each worker's similarity index. An erasure is recorded 
 (`ErasedPeople`) and forgets the asks of every person newly on it.
 
 Stops on SIGTERM (the chunk in hand is finished, 10 s at most; SIGINT is left to the owner),
-and by itself within a second once the owner is gone.
+and by itself within a second once the owner is gone. Told to stop either way, it first leaves
+the idle class (`leave_idle_class`): on busy cores it would not get the CPU to stop.
 """
 
 from __future__ import annotations

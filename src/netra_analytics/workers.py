@@ -39,7 +39,8 @@ does (open requests, then their writers flush within `ANALYTICS_SHUTDOWN_SECONDS
 stored stays in their spools), then the owner stops the prompt analysis process (the chunk in
 hand, 10 s at most), the builder, the live state and the store.
 A worker whose owner is gone (killed with -9) stops itself within a second, so its socket and
-spool are free for the next start.
+spool are free for the next start (and exits anyway if that stop has not ended within its
+bound + 30 s: `stop_with_owner`).
 """
 
 from __future__ import annotations
