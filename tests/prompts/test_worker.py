@@ -14,14 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 
 from netra_analytics.ingest.process import RequestInfo, process
-from netra_analytics.ingest.writer import SpoolRecord
+from netra_analytics.ingest.spool import Spool
+from netra_analytics.ingest.writer import SpoolRecord, encode_record
 from netra_analytics.prompts.classify import CATEGORIES, INTENTS, default_classifier
 from netra_analytics.prompts.complexity import complexity
-from netra_analytics.prompts.cost import Tokens
+from netra_analytics.prompts.cost import PriceTable, Tokens
 from netra_analytics.prompts.normalise import prompt_hash
 from netra_analytics.prompts.quality import Signals
 from netra_analytics.prompts.similarity import SimilarityIndex
-from netra_analytics.prompts.worker import PromptAnalyser, ThreadKey
+from netra_analytics.prompts.worker import CONSUMER, PromptAnalyser, PromptWorker, ThreadKey
 from netra_analytics.store.chdb_backend import ChdbStore
 from tests.factories import body, event
 from tests.support.processes import wait_until
@@ -219,34 +220,12 @@ def test_what_one_commit_stored_is_analysed_into_one_insert(
 ) -> None:
     """The worker reads in chunks of 50 records but inserts once per commit of the writer
     (one part per table, not one per chunk), every prompt of every chunk in it."""
-    from netra_analytics.ingest.spool import Spool
-    from netra_analytics.ingest.writer import encode_record
-    from netra_analytics.prompts.cost import PriceTable
-    from netra_analytics.prompts.worker import CONSUMER, PromptWorker
-
-    info = RequestInfo(received_at=datetime.now(UTC))
 
     async def scenario() -> None:
         spool = Spool(tmp_path, max_bytes=1 << 24)
-        for n in range(180):  # 4 chunks, one prompt each
-            user = f"chunks-{n}"
-            batch = process(
-                orjson.dumps(body([_prompt(f"question {n}?", f"t{n}")], user_id=user)), info
-            )
-            record = SpoolRecord(
-                info.received_at.timestamp(),
-                [(e.event_id, user, e.row) for e in batch.accepted],
-                [],
-            )
-            await spool.append(encode_record(record))
-        spool.commit(spool.durable_end)  # as the writer does once it has stored them
+        await _stored_prompts(spool, 180, "chunks")  # 4 chunks, one prompt each
         worker = PromptWorker(spool, store, prices=PriceTable.load(), chunk=50)
-        task = asyncio.create_task(worker.run())
-        for _ in range(1500):
-            if spool.consumer_offset(CONSUMER) >= spool.checkpoint:
-                break
-            await asyncio.sleep(0.02)
-        await worker.stop(task)
+        await _analyse_all(worker, spool, seconds=30)
         assert (worker.rows_written, worker.inserts) == (180, 1)
         [stored] = store.query_rows("SELECT count() AS n FROM analytics.prompt_analytics")
         assert int(stored["n"]) == 180
@@ -271,13 +250,7 @@ def test_a_chunk_is_bounded_by_records_and_by_events(
 ) -> None:  # fmt: skip
     """Each analysis call (chunk) looks the new threads up in the store once: the chunk's
     bounds decide how many lookups a commit costs, and every prompt is analysed either way."""
-    from netra_analytics.ingest.spool import Spool
-    from netra_analytics.ingest.writer import encode_record
-    from netra_analytics.prompts.cost import PriceTable
-    from netra_analytics.prompts.worker import CONSUMER, PromptWorker
-
     records = 1200 // events_per_record
-    info = RequestInfo(received_at=datetime.now(UTC))
     calls: list[int] = []
 
     class CountingWorker(PromptWorker):
@@ -287,30 +260,44 @@ def test_a_chunk_is_bounded_by_records_and_by_events(
 
     async def scenario() -> None:
         spool = Spool(tmp_path, max_bytes=1 << 26)
-        for n in range(records):
-            user = f"bounds-{n}"
-            events = [_prompt(f"question {n}?", f"t{n}")]
-            events += [event("feature_usage") for _ in range(events_per_record - 1)]
-            batch = process(orjson.dumps(body(events, user_id=user)), info)
-            record = SpoolRecord(
-                info.received_at.timestamp(),
-                [(e.event_id, user, e.row) for e in batch.accepted],
-                [],
-            )
-            await spool.append(encode_record(record))
-        spool.commit(spool.durable_end)
+        await _stored_prompts(spool, records, "bounds", events_per_record)
         worker = CountingWorker(
             spool, store, prices=PriceTable.load(), chunk=chunk, chunk_events=chunk_events,
             duty=1.0,
         )  # fmt: skip
-        task = asyncio.create_task(worker.run())
-        for _ in range(3000):
-            if spool.consumer_offset(CONSUMER) >= spool.checkpoint:
-                break
-            await asyncio.sleep(0.02)
-        await worker.stop(task)
+        await _analyse_all(worker, spool, seconds=60)
         assert worker.rows_written == records
         assert len(calls) == lookups and sum(calls) == records
         spool.close()
 
     asyncio.run(scenario())
+
+
+async def _stored_prompts(
+    spool: Spool, records: int, prefix: str, events_per_record: int = 1
+) -> None:
+    """`records` spool records, each a request of its own user with one prompt on a thread of
+    its own and `events_per_record - 1` feature_usage events, committed as the writer does once
+    it has stored them."""
+    info = RequestInfo(received_at=datetime.now(UTC))
+    for n in range(records):
+        user = f"{prefix}-{n}"
+        events = [_prompt(f"question {n}?", f"t{n}")]
+        events += [event("feature_usage") for _ in range(events_per_record - 1)]
+        batch = process(orjson.dumps(body(events, user_id=user)), info)
+        record = SpoolRecord(
+            info.received_at.timestamp(), [(e.event_id, user, e.row) for e in batch.accepted], []
+        )
+        await spool.append(encode_record(record))
+    spool.commit(spool.durable_end)
+
+
+async def _analyse_all(worker: PromptWorker, spool: Spool, *, seconds: float) -> None:
+    """Run `worker` until it has analysed everything committed (at most `seconds`), then stop it."""
+    task = asyncio.create_task(worker.run())
+    deadline = asyncio.get_running_loop().time() + seconds
+    while spool.consumer_offset(CONSUMER) < spool.checkpoint:
+        if asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(0.02)
+    await worker.stop(task)
