@@ -163,6 +163,33 @@ def test_full_batches_wait_out_the_insert_interval(store: ChdbStore, tmp_path: P
     asyncio.run(scenario())
 
 
+def test_batches_at_their_cap_do_not_wait_out_the_insert_interval(
+    store: ChdbStore, tmp_path: Path
+) -> None:
+    """A backlog of several full batches is inserted one after another: waiting the interval
+    between batches that cannot grow would cap the service at `max_batch_events` per interval
+    (20,000 events/s with the defaults, whatever the store could take), while a batch below
+    the cap still waits, to grow."""
+
+    async def scenario() -> None:
+        spool = Spool(tmp_path, max_bytes=1 << 24)
+        await _spool(spool, [_record(2), _record(2), _record(2), _record(2), _record(1)])
+        writer = BatchWriter(
+            spool, store, batch_size=1, flush_interval=3600, min_insert_interval=3000,
+            max_batch_events=4,
+        )  # fmt: skip
+        task = asyncio.create_task(writer.run())
+        await _stored(store, 8)
+        await asyncio.sleep(0.3)
+        assert _counts(store) == (8, 8)  # the last event, a batch below the cap, waits
+        assert writer.state.batches_written == 2
+        await writer.stop(task, timeout=5)
+        assert _counts(store) == (9, 9)
+        spool.close()
+
+    asyncio.run(scenario())
+
+
 def test_the_insert_interval_never_delays_the_flush_interval(
     store: ChdbStore, tmp_path: Path
 ) -> None:
