@@ -138,3 +138,24 @@ def test_a_batch_of_twenty_thousand_keys_is_looked_up_in_one_query(
         assert (key, found.why) == (keys[-1], STORED)
     finally:
         spool.close()
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(users=st.lists(USER_IDS, min_size=1, max_size=20, unique=True))
+def test_inserted_rows_arrive_as_sent(any_store: Store, users: list[str]) -> None:
+    """An insert's rows go to the engine as the bytes they are (not decoded and encoded back):
+    any text, multi-byte characters included, is stored as sent."""
+    run = next(_run)
+    sent = {f"ins{run}-{user}": str(uuid.uuid4()) for user in users}
+    any_store.insert_json_rows(
+        "frontend_events",
+        b"\n".join(_row(event_id, user, {"n": 1}) for user, event_id in sent.items()),
+    )
+    rows = any_store.query_rows_with_table(
+        "SELECT user_id, toString(event_id) AS id FROM analytics.frontend_events "
+        "WHERE user_id IN (SELECT user_id FROM batch_keys)",
+        _keys_table(list(sent.items())),
+    )
+    assert {row["user_id"]: row["id"] for row in rows} == sent

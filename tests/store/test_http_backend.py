@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from urllib3 import encode_multipart_formdata
 
 from netra_analytics.config import parse_clickhouse_url
 from netra_analytics.errors import StoreError, StoreUnavailable
 from netra_analytics.reports.funnel_walks import build, funnel_totals, stored_walks
 from netra_analytics.reports.funnels import funnels_query, load_funnels
 from netra_analytics.store.chdb_backend import ChdbStore
+from netra_analytics.store.chdb_server import _form_parts
 from netra_analytics.store.http_backend import HttpStore
 from netra_analytics.store.migrations import migrate
 from tests.support.processes import ChdbHttpServer
@@ -161,3 +166,76 @@ def test_external_data_outside_the_allow_lists_is_refused_as_bad_arguments(
         auth=("default", ""),
     )
     assert good.status_code == 200 and good.text == "2\n", good.text
+
+
+_FIELD_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fields=st.dictionaries(_FIELD_NAMES, st.text(max_size=200), max_size=5),
+    files=st.dictionaries(_FIELD_NAMES, st.binary(max_size=2000), max_size=3),
+)
+def test_form_parts_are_read_as_the_client_encodes_them(
+    fields: dict[str, str], files: dict[str, bytes]
+) -> None:
+    """What clickhouse-connect sends (urllib3's multipart encoder): every field and file comes
+    back exactly, whatever bytes a file holds (CR, LF and dashes like a boundary's included)."""
+    files = {name: data for name, data in files.items() if name not in fields}
+    parts: dict[str, Any] = {**fields, **{n: (n, data) for n, data in files.items()}}
+    body, content_type = encode_multipart_formdata(parts)
+    assert _form_parts(content_type, body) == (fields, files)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cut=st.integers(0, 400), garbage=st.binary(max_size=60))
+def test_a_multipart_body_it_cannot_read_is_bad_arguments_never_a_failure(
+    chdb_http_server: ChdbHttpServer, cut: int, garbage: bytes
+) -> None:
+    """A multipart body cut short or with bytes of no form in it is answered 400 (code 36) or,
+    when what is left still reads, run: never a 5xx, and the server goes on serving."""
+    body, content_type = encode_multipart_formdata({
+        "keys": ("keys.tsv", b"a\nb\n"), "keys_structure": "x String",
+        "query": "SELECT count() FROM keys",
+    })  # fmt: skip
+    broken = body[:cut] + garbage + body[cut + len(garbage) :]
+    reply = httpx.post(
+        f"http://127.0.0.1:{chdb_http_server.port}/",
+        content=broken,
+        headers={"content-type": content_type},
+        auth=("default", ""),
+    )
+    assert reply.status_code in (200, 400, 500), reply.text
+    if reply.status_code == 500:  # what reached the engine, refused by it in ClickHouse's form
+        assert reply.text.startswith("Code: ") and "x-clickhouse-exception-code" in reply.headers
+    if reply.status_code == 400:
+        assert reply.headers["x-clickhouse-exception-code"] == "36", reply.text
+    assert httpx.get(f"http://127.0.0.1:{chdb_http_server.port}/ping").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "message"),
+    [
+        ("multipart/form-data", b"--x\r\n\r\n--x--\r\n", "without a boundary"),
+        ("multipart/form-data; boundary=x", b"no parts at all", "multipart/form-data"),
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="query"\r\n\r\n\xff\xfe\r\n--x--\r\n',
+            "not UTF-8",
+        ),
+    ],
+)
+def test_a_form_it_cannot_read_is_refused_with_the_reason(
+    chdb_http_server: ChdbHttpServer, content_type: str, body: bytes, message: str
+) -> None:
+    reply = httpx.post(
+        f"http://127.0.0.1:{chdb_http_server.port}/",
+        content=body,
+        headers={"content-type": content_type},
+        auth=("default", ""),
+    )
+    assert reply.status_code == 400, reply.text
+    assert reply.headers["x-clickhouse-exception-code"] == "36"
+    assert message in reply.text
