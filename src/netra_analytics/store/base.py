@@ -36,7 +36,9 @@ SESSION_SETTINGS: dict[str, str] = {
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 _COLUMN = re.compile(r"([a-z_][a-z0-9_]{0,63}) (String|UUID|UInt64|Int64|Float64|Date)")
-EXTERNAL_FORMATS = frozenset({"JSONCompactEachRow", "TabSeparated"})
+# JSONCompactColumns: `[[column 1 values], [column 2 values], ...]`, one `orjson.dumps` for a
+# whole table where JSONCompactEachRow takes one per row (the writer's lookup, `ingest.writer`).
+EXTERNAL_FORMATS = frozenset({"JSONCompactColumns", "JSONCompactEachRow", "TabSeparated"})
 
 
 @dataclasses.dataclass(frozen=True)
