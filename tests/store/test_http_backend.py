@@ -195,7 +195,8 @@ def test_a_multipart_body_it_cannot_read_is_bad_arguments_never_a_failure(
     chdb_http_server: ChdbHttpServer, cut: int, garbage: bytes
 ) -> None:
     """A multipart body cut short or with bytes of no form in it is answered 400 (code 36) or,
-    when what is left still reads, run: never a 5xx, and the server goes on serving."""
+    when what is left still reads, run (what the engine then refuses is its own error, in
+    ClickHouse's form): never a dropped connection, and the server goes on serving."""
     body, content_type = encode_multipart_formdata({
         "keys": ("keys.tsv", b"a\nb\n"), "keys_structure": "x String",
         "query": "SELECT count() FROM keys",
