@@ -121,14 +121,14 @@ class ChdbStore:
 
     def run_text(
         self,
-        sql: str | bytes,
+        sql: bytes,
         fmt: str,
         params: Mapping[str, str],
         settings: Mapping[str, str],
         tables: Sequence[ExternalTable] = (),
     ) -> bytes:
-        """For ClickHouse's HTTP interface (`chdb_server`): `sql` as text or UTF-8 (an
-        insert's rows after the statement, kept as bytes), `params` already in ClickHouse's
+        """For ClickHouse's HTTP interface (`chdb_server`): `sql` as the request's bytes (an
+        insert's rows after its statement, never decoded), `params` already in ClickHouse's
         text form, `settings` applied to the session first (and kept), `tables` the request's
         external data; raises chDB's own exception, whose text is ClickHouse's."""
         with self._lock:
