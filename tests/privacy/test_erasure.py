@@ -138,7 +138,10 @@ def test_a_person_is_exported_then_erased_everywhere(
     assert status["state"] == "done", status
     result = status["result"]
     assert result["browsers"] == 1 and result["purged_from_disk"] is True
-    assert result["removed"]["frontend_events"] == len(sent) + 1
+    # The late event is stored and then removed, or, when the writer has read the erasure's
+    # request (written before the job starts) first, left out of its insert (`ingest.erased`):
+    # either way it is gone (below); which, depends on the writer's timing.
+    assert result["removed"]["frontend_events"] in {len(sent), len(sent) + 1}
     assert set(result["removed"]) == set(tables)
     outside = result["outside_the_store"]
     assert outside["similarity_index"] == 2  # the person's two prompts (one as the browser)
@@ -169,7 +172,7 @@ def test_a_person_is_exported_then_erased_everywhere(
     entries = client.get("/api/analytics/audit", params={"action": "user_deleted"}).json()
     [entry] = entries["entries"]
     assert entry["subject"] == subject_hash(b"test-secret-0123456789", PERSON)
-    assert entry["detail"]["removed"]["frontend_events"] == len(sent) + 1
+    assert entry["detail"]["removed"] == result["removed"]
     exports = client.get("/api/analytics/audit", params={"action": "user_exported"}).json()
     assert len(exports["entries"]) == 1
 
