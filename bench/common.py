@@ -159,6 +159,35 @@ class BenchService:
         self.process.wait(120)
 
 
+SCHED_IDLE = 5  # /proc/<pid>/sched's `policy` of a SCHED_IDLE process (sched(7))
+
+
+def service_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system, `/proc/<pid>/stat`) used so far by a service started as
+    `pid`, by role: `owner` (the process itself), `workers` (its children serving HTTP) and
+    `analysis` (its SCHED_IDLE child, the prompt analysis, which only takes what the others
+    leave). Children that exited are not counted, so read it before stopping the service."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    out = {"owner": 0.0, "workers": 0.0, "analysis": 0.0}
+    for child in [pid, *(int(c) for c in children.split())]:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            sched = Path(f"/proc/{child}/sched").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        policy = re.search(r"^policy\s*:\s*(\d+)", sched, re.MULTILINE)
+        if child == pid:
+            out["owner"] += seconds
+        elif policy is not None and int(policy.group(1)) == SCHED_IDLE:
+            out["analysis"] += seconds
+        elif b"spawn_main" in cmdline:  # not multiprocessing's resource tracker
+            out["workers"] += seconds
+    return out
+
+
 def admin_key(chdb: Path) -> str:
     """A new admin key in the embedded store at `chdb`, which no process may hold open."""
     from netra_analytics.auth.keys import ADMIN, create_key
