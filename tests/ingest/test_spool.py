@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import zlib
 from pathlib import Path
 
@@ -191,6 +192,63 @@ def test_concurrent_appends_share_fsyncs(tmp_path: Path, monkeypatch: pytest.Mon
     _append_all(spool, [b"p" * 100] * 200)
     assert len(_payloads(spool)) == 200
     assert len(calls) < 200 / 4  # group commit: many appends per write+fsync
+    spool.close()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(failed=st.lists(st.booleans(), min_size=1, max_size=5))
+def test_each_group_is_answered_by_its_own_write(
+    tmp_path_factory: pytest.TempPathFactory, failed: list[bool]
+) -> None:
+    """The spool's thread writes group after group while appends keep arriving: the appends
+    that arrived during write k form write k + 1, and each append is answered by its own
+    group's write, whatever happened to the others. Wave k of appends is made while write k - 1
+    is under way (held until then); `failed[k]`: write k fails (nothing of it reaches the
+    disk), so exactly wave k's appends raise, and the other waves are durable, in order."""
+    spool = Spool(tmp_path_factory.mktemp("spool"), max_bytes=1 << 20)
+    original = spool._write_durably
+    entered = [threading.Event() for _ in failed]
+    release = [threading.Event() for _ in failed]
+    writes: list[bytes] = []
+
+    def held(data: bytes) -> None:
+        k = len(writes)
+        writes.append(data)
+        if k == len(failed):  # the append after the waves
+            return original(data)
+        entered[k].set()
+        assert release[k].wait(10)
+        if failed[k]:
+            raise OSError(f"disk error in write {k}")
+        original(data)
+
+    spool._write_durably = held  # type: ignore[method-assign]
+    waves = [[f"w{k}-{n}".encode() for n in range(k + 1)] for k in range(len(failed))]
+
+    async def run() -> list[list[BaseException | None]]:
+        tasks: list[list[asyncio.Task[None]]] = []
+        for k, wave in enumerate(waves):
+            tasks.append([asyncio.create_task(spool.append(p)) for p in wave])
+            await asyncio.sleep(0)  # the wave has joined the pending group
+            if k:
+                release[k - 1].set()  # write k - 1 ends with wave k pending: its own write
+            assert await asyncio.to_thread(entered[k].wait, 10)
+        release[-1].set()
+        await asyncio.gather(*(t for wave in tasks for t in wave), return_exceptions=True)
+        await spool.append(b"after")  # the spool goes on accepting
+        return [[t.exception() for t in wave] for wave in tasks]
+
+    outcomes = asyncio.run(run())
+    assert len(writes) == len(failed) + 1
+    for k, wave_outcomes in enumerate(outcomes):
+        if failed[k]:
+            assert all(isinstance(e, OSError) and f"write {k}" in str(e) for e in wave_outcomes)
+        else:
+            assert wave_outcomes == [None] * len(waves[k])
+    kept = [p for k, wave in enumerate(waves) if not failed[k] for p in wave]
+    assert _payloads(spool) == [*kept, b"after"]
     spool.close()
 
 
