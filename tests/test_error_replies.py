@@ -26,6 +26,7 @@ from netra_analytics.errors import StoreError, StoreUnavailable, public_error
 from netra_analytics.hardening import CORS_PATHS
 from netra_analytics.store.base import Params
 from netra_analytics.store.chdb_backend import ChdbStore
+from tests.factories import body, event
 
 ORIGIN = {"origin": "https://app.example.com"}
 LEAKS = ("SELECT", "FROM analytics.", "Traceback", "DB::Exception", 'File "')
@@ -388,3 +389,33 @@ def test_client_errors_are_logged_once_per_kind_and_minute(
         "415 UnsupportedMedia /api/analytics/events",
     ]
     assert all(r.exc_info is None and "\n" not in r.getMessage() for r in records)
+
+
+@pytest.mark.parametrize("failure", [OSError(5, "Input/output error"), RuntimeError("a bug")])
+def test_a_failed_spool_write_is_a_json_500_and_the_next_request_is_kept(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    """The spool's thread answers a failed write (a disk error, or any other exception) to the
+    requests of that write only: each is a JSON 500 without the exception's text, so none is
+    acknowledged, and the next request is written and acknowledged as usual."""
+    spool = client.app.state.service.spool  # type: ignore[attr-defined]
+    original = spool._write_durably
+    calls: list[bytes] = []
+
+    def failing_once(data: bytes) -> None:
+        calls.append(data)
+        if len(calls) == 1:
+            raise failure
+        original(data)
+
+    monkeypatch.setattr(spool, "_write_durably", failing_once)
+    payload = body([event("feature_usage")], user_id="spool-failure")
+    reply = client.post("/api/analytics/events", json=payload, headers=ORIGIN)
+    assert reply.status_code == 500
+    assert reply.json()["error"] == "InternalError"
+    _check_error_reply(reply)
+    assert str(failure) not in reply.text
+    durable = spool.durable_end
+    reply = client.post("/api/analytics/events", json=payload, headers=ORIGIN)
+    assert reply.status_code == 202 and reply.json()["accepted"] == 1
+    assert len(calls) == 2 and spool.durable_end > durable
