@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,6 +128,47 @@ def test_records_share_writes_and_go_out_before_a_call(
             assert guard.record_nowait(_activity(n))
         await client.take("someone", ["e"], T0, 5)
         assert (await state.totals(T0)).active_users == 60
+        await client.close()
+        await server.close()
+
+    asyncio.run(scenario())
+
+
+def test_records_between_calls_share_one_timer_and_wait_at_most_the_delay(
+    tmp_path: Path,
+) -> None:
+    """Under load a worker sends a call and a record per request: a call's flush takes the
+    records along, and one timer per NOTIFICATION_DELAY sends what comes after it (a timer made
+    and cancelled per request cost the loop a few µs each), never later than the delay."""
+    path = tmp_path / "live.sock"
+
+    async def scenario() -> None:
+        state = InProcessLiveState()
+        server = LiveStateServer(state, path)
+        await server.start()
+        client = RemoteLiveState(path)
+        guard = LiveStateGuard(client, name="owner")
+        await guard.record(_activity(0))  # connects
+        loop = asyncio.get_running_loop()
+        timers = 0
+        call_later = loop.call_later
+
+        def counted(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+            nonlocal timers
+            timers += isinstance(getattr(callback, "__self__", None), remote._Framed)
+            return call_later(delay, callback, *args)
+
+        loop.call_later = counted  # type: ignore[method-assign, assignment]
+        began = loop.time()
+        for n in range(1, 41):
+            assert guard.record_nowait(_activity(n))
+            await client.take(f"someone-{n}", ["e"], T0, 5)
+        elapsed = loop.time() - began
+        assert guard.record_nowait(_activity(41))  # after the last call: the timer sends it
+        await asyncio.sleep(remote.NOTIFICATION_DELAY * 3)
+        assert (await state.totals(T0)).active_users == 42
+        assert timers <= elapsed / remote.NOTIFICATION_DELAY + 2, (timers, elapsed)
+        loop.call_later = call_later  # type: ignore[method-assign]
         await client.close()
         await server.close()
 

@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 RATE_WINDOW_MS = 60_000
@@ -80,7 +79,7 @@ class Activity:
     page_path: str
     thread_id: str | None  # the chat thread the session is in, if these events name one
     counters: dict[str, float]  # COUNTERS for this request
-    by_type: Counter[str]
+    by_type: Mapping[str, int]  # accepted events per event type
     prompts: Sequence[tuple[str, str]]  # (prompt hash, sanitised text)
 
 

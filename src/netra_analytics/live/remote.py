@@ -28,7 +28,6 @@ import contextlib
 import itertools
 import logging
 import struct
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -72,7 +71,7 @@ def _activity(args: Sequence[Any]) -> Activity:
     at_ms, user, session, page, thread, counters, by_type, prompts = args
     return Activity(
         at_ms=at_ms, user_id=user, session_id=session, page_path=page, thread_id=thread,
-        counters=counters, by_type=Counter(by_type), prompts=[tuple(p) for p in prompts],
+        counters=counters, by_type=by_type, prompts=[tuple(p) for p in prompts],
     )  # fmt: skip
 
 
@@ -171,13 +170,18 @@ class _Framed(asyncio.Protocol):
             self._soon = True
             asyncio.get_running_loop().call_soon(self._flush)
         elif self._later is None:
-            self._later = asyncio.get_running_loop().call_later(NOTIFICATION_DELAY, self._flush)
+            # Left to run when an urgent frame flushes first (it then sends what came since):
+            # cancelled there, a timer was made and dropped per request under load.
+            self._later = asyncio.get_running_loop().call_later(
+                NOTIFICATION_DELAY, self._flush_later
+            )
+
+    def _flush_later(self) -> None:
+        self._later = None
+        self._flush()
 
     def _flush(self) -> None:
         self._soon = False
-        if self._later is not None:
-            self._later.cancel()
-            self._later = None
         out, self._outbox = self._outbox, []
         if out and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(out))
