@@ -4,7 +4,9 @@ engine owner's socket is gone, goes away, or comes back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,22 @@ def _activity(n: int) -> Activity:
     )  # fmt: skip
 
 
+@contextlib.asynccontextmanager
+async def _owner_and_worker(
+    path: Path,
+) -> AsyncIterator[tuple[InProcessLiveState, RemoteLiveState, LiveStateGuard]]:
+    """An owner's live state served on `path`, and a worker's client and guard of it."""
+    state = InProcessLiveState()
+    server = LiveStateServer(state, path)
+    await server.start()
+    client = RemoteLiveState(path)
+    try:
+        yield state, client, LiveStateGuard(client, name="owner")
+    finally:
+        await client.close()
+        await server.close()
+
+
 def test_records_share_writes_and_go_out_before_a_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,25 +129,19 @@ def test_records_share_writes_and_go_out_before_a_call(
     monkeypatch.setattr(remote._Framed, "_flush", counted)
 
     async def scenario() -> None:
-        state = InProcessLiveState()
-        server = LiveStateServer(state, path)
-        await server.start()
-        client = RemoteLiveState(path)
-        guard = LiveStateGuard(client, name="owner")
-        assert not guard.record_nowait(_activity(0))  # not connected yet
-        await guard.record(_activity(0))
-        for n in range(1, 50):
-            assert guard.record_nowait(_activity(n))
-            await asyncio.sleep(0)
-        await asyncio.sleep(remote.NOTIFICATION_DELAY * 4)
-        assert (await state.totals(T0)).active_users == 50
-        assert writes <= 10, writes  # fifty without the wait; a loaded machine may split a few
-        for n in range(50, 60):
-            assert guard.record_nowait(_activity(n))
-        await client.take("someone", ["e"], T0, 5)
-        assert (await state.totals(T0)).active_users == 60
-        await client.close()
-        await server.close()
+        async with _owner_and_worker(path) as (state, client, guard):
+            assert not guard.record_nowait(_activity(0))  # not connected yet
+            await guard.record(_activity(0))
+            for n in range(1, 50):
+                assert guard.record_nowait(_activity(n))
+                await asyncio.sleep(0)
+            await asyncio.sleep(remote.NOTIFICATION_DELAY * 4)
+            assert (await state.totals(T0)).active_users == 50
+            assert writes <= 10, writes  # fifty without the wait; a loaded machine may split a few
+            for n in range(50, 60):
+                assert guard.record_nowait(_activity(n))
+            await client.take("someone", ["e"], T0, 5)
+            assert (await state.totals(T0)).active_users == 60
 
     asyncio.run(scenario())
 
@@ -143,12 +155,6 @@ def test_records_between_calls_share_one_timer_and_wait_at_most_the_delay(
     path = tmp_path / "live.sock"
 
     async def scenario() -> None:
-        state = InProcessLiveState()
-        server = LiveStateServer(state, path)
-        await server.start()
-        client = RemoteLiveState(path)
-        guard = LiveStateGuard(client, name="owner")
-        await guard.record(_activity(0))  # connects
         loop = asyncio.get_running_loop()
         timers = 0
         call_later = loop.call_later
@@ -158,19 +164,18 @@ def test_records_between_calls_share_one_timer_and_wait_at_most_the_delay(
             timers += isinstance(getattr(callback, "__self__", None), remote._Framed)
             return call_later(delay, callback, *args)
 
-        loop.call_later = counted  # type: ignore[method-assign, assignment]
-        began = loop.time()
-        for n in range(1, 41):
-            assert guard.record_nowait(_activity(n))
-            await client.take(f"someone-{n}", ["e"], T0, 5)
-        elapsed = loop.time() - began
-        assert guard.record_nowait(_activity(41))  # after the last call: the timer sends it
-        await asyncio.sleep(remote.NOTIFICATION_DELAY * 3)
-        assert (await state.totals(T0)).active_users == 42
-        assert timers <= elapsed / remote.NOTIFICATION_DELAY + 2, (timers, elapsed)
-        loop.call_later = call_later  # type: ignore[method-assign]
-        await client.close()
-        await server.close()
+        async with _owner_and_worker(path) as (state, client, guard):
+            await guard.record(_activity(0))  # connects
+            loop.call_later = counted  # type: ignore[method-assign, assignment]
+            began = loop.time()
+            for n in range(1, 41):
+                assert guard.record_nowait(_activity(n))
+                await client.take(f"someone-{n}", ["e"], T0, 5)
+            elapsed = loop.time() - began
+            assert guard.record_nowait(_activity(41))  # after the last call: the timer sends it
+            await asyncio.sleep(remote.NOTIFICATION_DELAY * 3)
+            assert (await state.totals(T0)).active_users == 42
+            assert timers <= elapsed / remote.NOTIFICATION_DELAY + 2, (timers, elapsed)
 
     asyncio.run(scenario())
 
