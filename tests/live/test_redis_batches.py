@@ -1,5 +1,5 @@
 """The Redis backend sends the calls of many requests as one script run (`Coalescer`,
-`RecordBatch`): whatever the batches, it must end where the in-process state ends when the same
+`LiveBatch`): whatever the batches, it must end where the in-process state ends when the same
 calls come one at a time, and a failed batch must fail every call in it, and only those."""
 
 from __future__ import annotations
@@ -198,26 +198,76 @@ def test_closing_fails_the_calls_still_waiting() -> None:
     assert all(isinstance(r, ConnectionError) for r in results[1:])  # never sent
 
 
+def _evalsha_calls(admin: Any) -> int:
+    return int(admin.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+
 @pytest.mark.parametrize("requests", [1, 40])
-def test_a_batch_is_one_script_run_per_kind(redis_server: Any, requests: int) -> None:
-    """One EVALSHA for the takes and one for the records, however many requests came at once."""
-    admin = redis_sync.Redis.from_url(redis_server.url)
+def test_takes_and_records_made_together_are_one_script_run(
+    redis_server: Any, requests: int
+) -> None:
+    """The takes of a turn of the loop and the records queued beside them (`record_nowait`)
+    leave as one EVALSHA however many requests made them, and each lands."""
+    admin = redis_sync.Redis.from_url(redis_server.url, decode_responses=True)
+    prefix = f"batch{next(_prefixes)}:"
+    failed: list[Exception] = []
 
-    async def main() -> None:
-        state = RedisLiveState(redis_server.url, prefix=f"batch{next(_prefixes)}:")
+    def activity(i: int) -> Activity:
+        return Activity(T0, f"u{i}", f"s{i}", "/chat", None, {"events": 1.0},
+                        Counter(page_view=1), [])  # fmt: skip
+
+    async def main() -> list[RateDecision]:
+        state = RedisLiveState(redis_server.url, prefix=prefix)
         try:
-
-            async def request(i: int) -> None:
-                await state.take(f"u{i}", [f"e{i}"], T0, 100)
-                await state.record(Activity(T0, f"u{i}", f"s{i}", "/chat", None,
-                                            {"events": 1.0}, Counter(page_view=1), []))  # fmt: skip
-
-            await request(-1)  # loads the scripts, outside what is counted
-            before = admin.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
-            await asyncio.gather(*(request(i) for i in range(requests)))
-            after = admin.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
-            assert after - before == 2
+            await state.take("warm", ["e"], T0, 100)  # loads the script, outside what is counted
+            before = _evalsha_calls(admin)
+            takes = [asyncio.ensure_future(state.take(f"u{i}", [f"e{i}"], T0, 100))
+                     for i in range(requests)]  # fmt: skip
+            for i in range(requests):
+                state.record_nowait(activity(i), lambda _, error: failed.append(error))
+            decisions = await asyncio.gather(*takes)
+            assert _evalsha_calls(admin) - before == 1
+            return decisions
         finally:
             await state.close()
 
-    asyncio.run(main())
+    decisions = asyncio.run(main())
+    assert [d.allowed for d in decisions] == [1] * requests and not failed
+    sessions = [admin.hgetall(f"{prefix}user_session_cache:s{i}") for i in range(requests)]
+    assert [s["user_id"] for s in sessions] == [f"u{i}" for i in range(requests)]
+    assert admin.hget(f"{prefix}real_time_metrics:{T0 // 1000}", "events") == str(requests)
+
+
+def test_a_record_queued_without_waiting_reaches_the_local_state_when_redis_is_down() -> None:
+    """An update nobody awaits is not lost when its batch fails: the guard records it in process,
+    turns degraded and counts the fallback, as when an awaited `record` fails."""
+    from prometheus_client import REGISTRY
+
+    from netra_analytics.live import LiveStateGuard
+    from tests.support.processes import free_port
+
+    def fallbacks() -> float:
+        name, labels = "netra_live_state_fallbacks_total", {"operation": "record"}
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    async def main() -> tuple[bool, bool, float, Any]:
+        guard = LiveStateGuard(RedisLiveState(f"redis://127.0.0.1:{free_port()}/2", timeout=0.2))
+        before = fallbacks()
+        try:
+            queued = guard.record_nowait(
+                Activity(T0, "u1", "s1", "/chat", None, {"events": 3.0}, Counter(page_view=3), [])
+            )
+            for _ in range(100):  # the batch goes on the next turn and fails within the timeout
+                await asyncio.sleep(0.02)
+                if guard.degraded:
+                    break
+            # While Redis is down, an update is not queued for it: the caller awaits `record`.
+            again = guard.record_nowait(Activity(T0, "u2", "s2", "", None, {}, Counter(), []))
+            return queued, again, fallbacks() - before, guard.local
+        finally:
+            await guard.close()
+
+    queued, again, counted, local = asyncio.run(main())
+    assert queued and not again and counted == 1
+    session = asyncio.run(local.session("s1", T0))
+    assert session is not None and session["user_id"] == "u1" and session["event_count"] == "3"

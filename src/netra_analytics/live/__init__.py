@@ -21,7 +21,6 @@ from netra_analytics.config import Settings
 from netra_analytics.live.base import Activity, LiveState, RateDecision, Totals
 from netra_analytics.live.cache import LARGEST_SHARE
 from netra_analytics.live.memory import InProcessLiveState
-from netra_analytics.live.remote import LiveStateUnavailable, RemoteLiveState
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +97,27 @@ class LiveStateGuard:
         return "Redis" if self.name == "redis" else "the engine owner's live state"
 
     def record_nowait(self, activity: Activity) -> bool:
-        """`record` done at once where that needs no coroutine: on the in-process state, or
-        on the engine owner's over its open connection. False when it was not done (Redis,
-        no connection yet, an outage): the caller then awaits `record`."""
+        """`record` done or queued at once, without a coroutine (one per request): on the
+        in-process state, on Redis's next batch, or on the engine owner's open connection.
+        False when it was not (an outage, or no connection to the owner yet): the caller then
+        awaits `record`. A queued update whose batch fails goes to the in-process state."""
         primary = self.primary
         if primary is None:
             self.local.record_now(activity)
             return True
-        if not isinstance(primary, RemoteLiveState) or self._down_since is not None:
+        if self._down_since is not None:
             return False
         try:
-            primary.record_nowait(activity)
-        except LiveStateUnavailable:
+            primary.record_nowait(activity, self._record_failed)
+        except ConnectionError:
             return False
         return True
+
+    def _record_failed(self, activity: Activity, error: Exception) -> None:
+        """What `record` does when the shared state fails it (a queued update's batch)."""
+        self._failed(error)
+        metrics.LIVE_STATE_FALLBACKS.labels("record").inc()
+        self.local.record_now(activity)
 
     async def take(
         self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int

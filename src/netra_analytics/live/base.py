@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 RATE_WINDOW_MS = 60_000
@@ -115,6 +115,13 @@ class LiveState(Protocol):
         """
 
     async def record(self, activity: Activity) -> None: ...
+
+    def record_nowait(
+        self, activity: Activity, on_error: Callable[[Activity, Exception], None]
+    ) -> None:
+        """`record` without a coroutine (one per request): applied at once, or queued and
+        `on_error(activity, error)` called if it then fails. Raises `ConnectionError` when it
+        cannot even be queued now (the caller then awaits `record`)."""
 
     async def totals(self, now_ms: int) -> Totals: ...
 

@@ -195,6 +195,11 @@ class InProcessLiveState:
     async def record(self, activity: Activity) -> None:
         self.record_now(activity)
 
+    def record_nowait(
+        self, activity: Activity, on_error: Callable[[Activity, Exception], None]
+    ) -> None:
+        self.record_now(activity)
+
     def record_now(self, activity: Activity) -> None:
         """`record` without a coroutine (as `take_now`)."""
         second = activity.at_ms // 1000

@@ -1,10 +1,11 @@
 """The live state on Redis (redis-py asyncio with hiredis), shared by every worker.
 
-Rate limiting and recording are Lua scripts (atomic, one command for many changes), and the
-calls of every request are coalesced (`Coalescer`): all the takes made while the previous
-batch was on its way to Redis go in the next one, as one script run, and so do the records,
-summed per key first. Under load one round trip serves tens of requests; a lone request still
-goes out on the next turn of the event loop. Reads are one pipeline each.
+Rate limiting and recording are one Lua script (`LIVE`: atomic, one command for many changes),
+and the calls of every request are coalesced (`Coalescer`): all the takes and records made
+while the previous batch was on its way to Redis go in the next one, as one script run, the
+records summed per key first. Under load one round trip serves tens of requests; a lone request
+still goes out on the next turn of the event loop. A record is not waited for
+(`record_nowait`): it rides with the next batch of takes. Reads are one pipeline each.
 Key layout and TTLs: see `live/base.py`. All keys of a script are passed in KEYS; on a Redis
 Cluster they would also need a common hash tag, which this layout does not give.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import orjson
 import redis.asyncio as redis
@@ -43,68 +44,72 @@ from netra_analytics.live.base import (
     window_seconds,
 )
 
-# Every call of a batch of rate-limit takes, in order, as one script run (several takes of one
-# user see each other's admissions, as separate calls would).
-# KEYS: the users' windows. ARGV[1] window ms, ARGV[2] ttl ms, ARGV[3] JSON: one
-# [key index, now ms, limit, [event ids...]] per take.
+# One run per batch of calls: first every rate-limit take, in order (several takes of one user
+# see each other's admissions, as separate calls would), then what the batch's records changed.
+# The two parts touch disjoint keys, so their order across kinds does not matter.
+# KEYS: every key the batch touches; the JSON arguments name them by index.
+# ARGV[1] the takes' JSON ("" for none): one [key index, now ms, limit, [event ids...]] per
+# take; ARGV[2] window ms, ARGV[3] window TTL ms.
 # Returns per take: the admitted flags ("1"/"0" per id), the count in the window, and when it
 # resets.
-TAKE = """
-local window = tonumber(ARGV[1])
-local ttl = ARGV[2]
-local takes = cjson.decode(ARGV[3])
-local out = {}
-for t = 1, #takes do
-  local key, now, limit, ids = KEYS[takes[t][1]], takes[t][2], takes[t][3], takes[t][4]
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  local count = redis.call('ZCARD', key)
-  local flags = {}
-  local add = {}
-  local added = {}  -- an id twice in one take counts once, as in the window
-  for i = 1, #ids do
-    if added[ids[i]] or redis.call('ZSCORE', key, ids[i]) then
-      flags[#flags + 1] = '1'
-    elseif count < limit then
-      count = count + 1
-      add[#add + 1] = now
-      add[#add + 1] = ids[i]
-      added[ids[i]] = true
-      flags[#flags + 1] = '1'
-    else
-      flags[#flags + 1] = '0'
-    end
-  end
-  if #add > 0 then
-    redis.call('ZADD', key, unpack(add))
-  end
-  local reset = now + window
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if oldest[2] then
-    reset = tonumber(oldest[2]) + window
-    redis.call('PEXPIRE', key, ttl)
-  end
-  out[t] = {table.concat(flags), count, reset}
-end
-return out
-"""
-
-# What a batch of requests changed in the live state, summed per key in Python (`_RecordBatch`):
-# one script run and one HINCRBYFLOAT per counter per second however many requests it holds.
-# KEYS: every key the batch touches; the JSON in ARGV[1] names them by index:
+# ARGV[4] the records' JSON ("" for none), summed per key in Python (`LiveBatch`): one
+# HINCRBYFLOAT per counter per second however many requests the batch holds:
 #   c: [[second's counters, {field: increment}]], u / h: [[10 s HyperLogLog, [members]]]
 #      (active users / chat sessions),
 #   s: [[session, its pages, user, first seen, last seen, events, last page, [pages], last
 #      thread]] ("" for none), in the order of their last activity,
 #   p: [[counts, texts, {hash: count}, {hash: text}]] per 5-minute bucket,
 #   r: the recent list, then prompt hashes in the order asked.
-# ARGV[2..7]: TTLs (metrics, session, hot, activity), recent length, tracked per bucket.
+# ARGV[5..10]: TTLs (metrics, session, hot, activity), recent length, tracked per bucket.
 # A bucket that reaches twice the tracked number keeps its most asked half (and their texts):
 # one trim per `tracked` new prompts, so amortised O(log n) per prompt.
-RECORD = """
-local batch = cjson.decode(ARGV[1])
-local ttl_metrics, ttl_session, ttl_hot, ttl_activity = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local recent_length = tonumber(ARGV[6])
-local tracked = tonumber(ARGV[7])
+LIVE = """
+local out = {}
+if ARGV[1] ~= '' then
+  local takes = cjson.decode(ARGV[1])
+  local window = tonumber(ARGV[2])
+  local ttl = ARGV[3]
+  for t = 1, #takes do
+    local key, now, limit, ids = KEYS[takes[t][1]], takes[t][2], takes[t][3], takes[t][4]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+    local count = redis.call('ZCARD', key)
+    local fresh = count == 0  -- most takes: a user's first request of the minute
+    local flags = {}
+    local add = {}
+    local added = {}  -- an id twice in one take counts once, as in the window
+    for i = 1, #ids do
+      if added[ids[i]] or (not fresh and redis.call('ZSCORE', key, ids[i])) then
+        flags[#flags + 1] = '1'
+      elseif count < limit then
+        count = count + 1
+        add[#add + 1] = now
+        add[#add + 1] = ids[i]
+        added[ids[i]] = true
+        flags[#flags + 1] = '1'
+      else
+        flags[#flags + 1] = '0'
+      end
+    end
+    if #add > 0 then
+      redis.call('ZADD', key, unpack(add))
+    end
+    local reset = now + window  -- when the oldest admission leaves the window
+    if not fresh then
+      reset = tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]) + window
+    end
+    if count > 0 then
+      redis.call('PEXPIRE', key, ttl)
+    end
+    out[t] = {table.concat(flags), count, reset}
+  end
+end
+if ARGV[4] == '' then
+  return out
+end
+local batch = cjson.decode(ARGV[4])
+local ttl_metrics, ttl_session, ttl_hot, ttl_activity = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local recent_length = tonumber(ARGV[9])
+local tracked = tonumber(ARGV[10])
 for _, second in ipairs(batch.c) do
   local key = KEYS[second[1]]
   for field, value in pairs(second[2]) do
@@ -122,17 +127,20 @@ for _, set in ipairs(batch.h) do
 end
 for _, s in ipairs(batch.s) do
   local key, pages = KEYS[s[1]], KEYS[s[2]]
-  redis.call('HSETNX', key, 'first_seen', s[4])
-  redis.call('HSET', key, 'user_id', s[3], 'last_seen', s[5])
-  redis.call('HINCRBY', key, 'event_count', s[6])
+  local fields = {'user_id', s[3], 'last_seen', s[5]}
   if s[7] ~= '' then
-    redis.call('HSET', key, 'current_page', s[7])
+    fields[#fields + 1] = 'current_page'
+    fields[#fields + 1] = s[7]
     redis.call('SADD', pages, unpack(s[8]))
     redis.call('EXPIRE', pages, ttl_session)
   end
   if s[9] ~= '' then
-    redis.call('HSET', key, 'current_thread', s[9])
+    fields[#fields + 1] = 'current_thread'
+    fields[#fields + 1] = s[9]
   end
+  redis.call('HSETNX', key, 'first_seen', s[4])
+  redis.call('HSET', key, unpack(fields))
+  redis.call('HINCRBY', key, 'event_count', s[6])
   redis.call('EXPIRE', key, ttl_session)
 end
 if #batch.p > 0 then
@@ -162,7 +170,7 @@ if #batch.p > 0 then
   redis.call('LTRIM', recent, 0, recent_length - 1)
   redis.call('EXPIRE', recent, ttl_hot)
 end
-return 1
+return out
 """
 
 # KEYS[1] a scratch key for the union, KEYS[2..k+1] prompt count buckets, KEYS[k+2..] their
@@ -227,16 +235,29 @@ class Coalescer(Generic[ItemT, ResultT]):
     ) -> None:
         self._send = send
         self._max_batch = max_batch
-        self._queue: list[tuple[ItemT, asyncio.Future[ResultT]]] = []
+        # Each item with who hears of it: a caller waiting on a future, or a callback that only
+        # hears of a failure (`submit`).
+        self._queue: list[tuple[ItemT, asyncio.Future[ResultT] | None, _OnError[ItemT] | None]]
+        self._queue = []
         self._sender: asyncio.Task[None] | None = None
 
     async def call(self, item: ItemT) -> ResultT:
         future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
+        self._enqueue(item, future, None)
+        return await future
+
+    def submit(self, item: ItemT, on_error: _OnError[ItemT]) -> None:
+        """`call` without waiting for the result: `on_error(item, error)` is called if the
+        batch fails or the coalescer closes before it is sent (it must not raise)."""
+        self._enqueue(item, None, on_error)
+
+    def _enqueue(
+        self, item: ItemT, future: asyncio.Future[ResultT] | None, on_error: _OnError[ItemT] | None
+    ) -> None:
+        self._queue.append((item, future, on_error))
         if self._sender is None:
             # Starts on the next turn of the loop: the calls made in this one join it.
             self._sender = asyncio.ensure_future(self._drain())
-        return await future
 
     async def _drain(self) -> None:
         try:
@@ -244,56 +265,60 @@ class Coalescer(Generic[ItemT, ResultT]):
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
                 try:
-                    results = await self._send([item for item, _ in batch])
+                    results = await self._send([item for item, _, _ in batch])
                 except BaseException as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    _fail(batch, exc)
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():  # its caller may have given up (cancelled)
+                for (_, future, _), result in zip(batch, results, strict=True):
+                    if future is not None and not future.done():  # its caller may have gone
                         future.set_result(result)
         finally:
             self._sender = None
             if self._queue:  # cancelled (closing): nobody is left to send these
-                closed = ConnectionError("the live-state client is closing")
-                for _, future in self._queue:
-                    if not future.done():
-                        future.set_exception(closed)
+                _fail(self._queue, ConnectionError("the live-state client is closing"))
                 self._queue.clear()
 
     async def close(self) -> None:
-        """Cancels the batch in flight; its calls and the queued ones raise."""
+        """Cancels the batch in flight; its calls and the queued ones raise (or hear of it)."""
         if self._sender is not None:
             self._sender.cancel()
 
 
-_Take = tuple[str, list[str], int, int]  # the user's window key, event ids, now ms, limit
+_OnError = Callable[[ItemT, Exception], None]
 
 
-def take_arguments(takes: Sequence[_Take]) -> tuple[list[str], str]:
-    """KEYS and the JSON argument of one TAKE run (each window key once)."""
-    index: dict[str, int] = {}
-    entries = []
-    for key, ids, now_ms, limit in takes:
-        entries.append([index.setdefault(key, len(index) + 1), now_ms, limit, ids])
-    return list(index), orjson.dumps(entries).decode()
+def _fail(
+    batch: Sequence[tuple[ItemT, asyncio.Future[Any] | None, _OnError[ItemT] | None]],
+    error: BaseException,
+) -> None:
+    for item, future, on_error in batch:
+        if future is not None:
+            if not future.done():
+                future.set_exception(error)
+        elif on_error is not None:  # hears of a cancellation (closing) as a lost connection
+            on_error(item, error if isinstance(error, Exception) else ConnectionError("closing"))
 
 
-class RecordBatch:
-    """What a batch of activities changes, summed per key, as KEYS and RECORD's JSON.
+_Take = tuple[str, list[str], int, int]  # user id, event ids, now ms, limit
 
-    The same end state as recording them one by one in order, with one difference: a bucket of
-    hot prompts is trimmed (see RECORD) after the batch's prompts are counted, not after each
-    request's, so it may hold up to a batch's prompts more than twice the tracked number
-    before it is cut back to the tracked number.
+
+class LiveBatch:
+    """What a batch of calls asks of LIVE: the takes in order, and what the activities change,
+    summed per key, as KEYS and the JSON arguments.
+
+    The same end state as taking and recording them one by one in order, with one difference: a
+    bucket of hot prompts is trimmed (see LIVE) after the batch's prompts are counted, not
+    after each request's, so it may hold up to a batch's prompts more than twice the tracked
+    number before it is cut back to the tracked number.
     """
 
     def __init__(self, key: Callable[..., str]) -> None:
         self._key = key
         self.keys: dict[str, int] = {}
+        self._takes: list[list[Any]] = []
+        self._records = 0
         self._seconds: dict[int, dict[str, float]] = {}
         self._users: dict[int, dict[str, None]] = {}
         self._chats: dict[int, dict[str, None]] = {}
@@ -302,8 +327,13 @@ class RecordBatch:
         self._prompts: dict[int, tuple[dict[str, int], dict[str, str]]] = {}
         self._recent: list[str] = []
 
+    def take(self, take: _Take) -> None:
+        user_id, ids, now_ms, limit = take
+        self._takes.append([self._index("event_rate_limiter", user_id), now_ms, limit, ids])
+
     def add(self, activity: Activity) -> None:
         a = activity
+        self._records += 1
         second = a.at_ms // 1000
         counters = self._seconds.setdefault(second, {})
         for name, value in a.counters.items():
@@ -339,8 +369,11 @@ class RecordBatch:
     def _index(self, *parts: object) -> int:
         return self.keys.setdefault(self._key(*parts), len(self.keys) + 1)
 
-    def arguments(self) -> tuple[list[str], str]:
-        """KEYS and the JSON argument (ARGV[1]) of RECORD."""
+    def arguments(self) -> tuple[list[str], str, str]:
+        """KEYS, the takes' JSON (ARGV[1]) and the records' JSON (ARGV[4]) of LIVE."""
+        takes = orjson.dumps(self._takes).decode() if self._takes else ""
+        if not self._records:
+            return list(self.keys), takes, ""
         c = [[self._index("real_time_metrics", second), {f: repr(v) for f, v in fields.items()}]
              for second, fields in self._seconds.items() if fields]  # fmt: skip
         u = [[self._index("real_time_metrics", "users", b), list(users)]
@@ -357,7 +390,7 @@ class RecordBatch:
              for b, (counts, texts) in self._prompts.items()]  # fmt: skip
         r: list[Any] = [self._index("hot_prompts_cache"), *self._recent] if p else []
         batch = {"c": c, "u": u, "h": h, "s": s, "p": p, "r": r}
-        return list(self.keys), orjson.dumps(batch).decode()
+        return list(self.keys), takes, orjson.dumps(batch).decode()
 
 
 class RedisLiveState:
@@ -393,11 +426,10 @@ class RedisLiveState:
         self._prefix = prefix
         self._hot_tracked = hot_prompts_tracked
         self._cache_max_value_bytes = cache_max_value_bytes
-        self._take_script = self._client.register_script(TAKE)
-        self._record_script = self._client.register_script(RECORD)
+        self._live = self._client.register_script(LIVE)
         self._hot = self._client.register_script(HOT)
-        self._takes: Coalescer[_Take, RateDecision] = Coalescer(self._send_takes, MAX_BATCH)
-        self._records: Coalescer[Activity, None] = Coalescer(self._send_records, MAX_BATCH)
+        self._calls: Coalescer[_Take | Activity, RateDecision | None]
+        self._calls = Coalescer(self._send, MAX_BATCH)
 
     def key(self, *parts: object) -> str:
         return self._prefix + ":".join(str(p) for p in parts)
@@ -405,34 +437,42 @@ class RedisLiveState:
     async def take(
         self, user_id: str, event_ids: Sequence[str], now_ms: int, limit: int
     ) -> RateDecision:
-        key = self.key("event_rate_limiter", user_id)
-        return await self._takes.call((key, list(event_ids), now_ms, limit))
-
-    async def _send_takes(self, takes: list[_Take]) -> list[RateDecision]:
-        keys, batch = take_arguments(takes)
-        replies = await self._take_script(
-            keys=keys, args=[RATE_WINDOW_MS, RATE_LIMITER_TTL * 1000, batch]
-        )
-        return [
-            RateDecision(tuple(flag == "1" for flag in flags), limit, max(0, limit - int(count)),
-                         int(reset))
-            for (_, _, _, limit), (flags, count, reset) in zip(takes, replies, strict=True)
-        ]  # fmt: skip
+        return cast(RateDecision, await self._calls.call((user_id, list(event_ids), now_ms, limit)))
 
     async def record(self, activity: Activity) -> None:
-        await self._records.call(activity)
+        await self._calls.call(activity)
 
-    async def _send_records(self, activities: list[Activity]) -> list[None]:
-        batch = RecordBatch(self.key)
-        for activity in activities:
-            batch.add(activity)
-        keys, payload = batch.arguments()
-        await self._record_script(
+    def record_nowait(
+        self, activity: Activity, on_error: Callable[[Activity, Exception], None]
+    ) -> None:
+        """Queued for the next batch; `on_error(activity, error)` if that batch fails."""
+        # Only activities are submitted, so `on_error` only ever hears of one.
+        self._calls.submit(activity, on_error)  # type: ignore[arg-type]
+
+    async def _send(self, calls: list[_Take | Activity]) -> list[RateDecision | None]:
+        batch = LiveBatch(self.key)
+        for call in calls:
+            if isinstance(call, Activity):
+                batch.add(call)
+            else:
+                batch.take(call)
+        keys, takes, records = batch.arguments()
+        replies = iter(await self._live(
             keys=keys,
-            args=[payload, METRICS_TTL, SESSION_TTL, HOT_PROMPTS_TTL, ACTIVITY_TTL,
-                  HOT_PROMPTS_RECENT, self._hot_tracked],
-        )  # fmt: skip
-        return [None] * len(activities)
+            args=[takes, RATE_WINDOW_MS, RATE_LIMITER_TTL * 1000, records, METRICS_TTL,
+                  SESSION_TTL, HOT_PROMPTS_TTL, ACTIVITY_TTL, HOT_PROMPTS_RECENT,
+                  self._hot_tracked],
+        ))  # fmt: skip
+        results: list[RateDecision | None] = []
+        for call in calls:
+            if isinstance(call, Activity):
+                results.append(None)
+                continue
+            limit = call[3]
+            flags, count, reset = next(replies)
+            results.append(RateDecision(tuple(flag == "1" for flag in flags), limit,
+                                        max(0, limit - int(count)), int(reset)))  # fmt: skip
+        return results
 
     async def totals(self, now_ms: int) -> Totals:
         seconds = window_seconds(now_ms, ENGAGEMENT_WINDOW_SECONDS)
@@ -533,6 +573,5 @@ class RedisLiveState:
         return int(used) if isinstance(used, int | str) else None
 
     async def close(self) -> None:
-        await self._takes.close()
-        await self._records.close()
+        await self._calls.close()
         await self._client.aclose()

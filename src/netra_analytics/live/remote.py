@@ -28,7 +28,7 @@ import contextlib
 import itertools
 import logging
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -366,9 +366,12 @@ class RemoteLiveState:
         """A call without answer: its errors on the other side are not reported."""
         (await self._connected()).send([NOTIFICATION, method, list(args)], urgent=False)
 
-    def record_nowait(self, activity: Activity) -> None:
+    def record_nowait(
+        self, activity: Activity, on_error: Callable[[Activity, Exception], None]
+    ) -> None:
         """`record` without a coroutine, on the open connection; LiveStateUnavailable when
-        there is none (the caller then uses `record`, which connects)."""
+        there is none (the caller then uses `record`, which connects). A notification lost
+        with its connection is not reported (`on_error` is not called), as with `record`."""
         connection = self._connection
         if connection is None:
             raise LiveStateUnavailable(f"live state at {self.path}: not connected")
