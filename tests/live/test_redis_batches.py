@@ -271,3 +271,35 @@ def test_a_record_queued_without_waiting_reaches_the_local_state_when_redis_is_d
     assert queued and not again and counted == 1
     session = asyncio.run(local.session("s1", T0))
     assert session is not None and session["user_id"] == "u1" and session["event_count"] == "3"
+
+
+def test_the_batches_connection_survives_a_script_flush_and_a_killed_connection(
+    redis_server: Any,
+) -> None:
+    """The batches go on their own connection (`_run_live`): Redis forgetting the script
+    (SCRIPT FLUSH, a restart) or dropping the connection costs no call, and closing the state
+    closes that connection too."""
+    admin = redis_sync.Redis.from_url(redis_server.url, decode_responses=True)
+
+    def clients() -> int:
+        return sum(1 for c in admin.client_list() if c["name"] == "" and c["cmd"] != "client|list")
+
+    async def main() -> tuple[list[int], int]:
+        state = RedisLiveState(redis_server.url, prefix=f"batch{next(_prefixes)}:")
+        allowed = []
+        try:
+            allowed.append((await state.take("u", ["e1"], T0, 10)).allowed)
+            admin.script_flush()
+            allowed.append((await state.take("u", ["e2"], T0, 10)).allowed)
+            admin.client_kill_filter(_type="normal", skipme=True)
+            allowed.append((await state.take("u", ["e3"], T0, 10)).allowed)
+            during = clients()
+        finally:
+            await state.close()
+        assert during >= 1
+        return allowed, clients()
+
+    allowed, after = asyncio.run(main())
+    assert allowed == [1, 1, 1]
+    assert after == 0
+    assert admin.zcard(next(iter(admin.scan_iter("batch*:event_rate_limiter:u")))) == 3

@@ -21,6 +21,7 @@ import orjson
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
 
 from netra_analytics.live.base import (
     ACTIVITY_BUCKET_SECONDS,
@@ -426,7 +427,11 @@ class RedisLiveState:
         self._prefix = prefix
         self._hot_tracked = hot_prompts_tracked
         self._cache_max_value_bytes = cache_max_value_bytes
-        self._live = self._client.register_script(LIVE)
+        self._live_sha: str = self._client.register_script(LIVE).sha
+        # The batches' own connection, outside the pool: at most one batch is in flight, and a
+        # client call costs twice the round trip's CPU in the pool's and the command's
+        # bookkeeping (112 against 67 µs per EVALSHA here, uvloop, redis-py 8.1).
+        self._live_connection: Any = pool.make_connection()  # type: ignore[no-untyped-call]
         self._hot = self._client.register_script(HOT)
         self._calls: Coalescer[_Take | Activity, RateDecision | None]
         self._calls = Coalescer(self._send, MAX_BATCH)
@@ -457,11 +462,10 @@ class RedisLiveState:
             else:
                 batch.take(call)
         keys, takes, records = batch.arguments()
-        replies = iter(await self._live(
-            keys=keys,
-            args=[takes, RATE_WINDOW_MS, RATE_LIMITER_TTL * 1000, records, METRICS_TTL,
-                  SESSION_TTL, HOT_PROMPTS_TTL, ACTIVITY_TTL, HOT_PROMPTS_RECENT,
-                  self._hot_tracked],
+        replies = iter(await self._run_live(
+            keys,
+            [takes, RATE_WINDOW_MS, RATE_LIMITER_TTL * 1000, records, METRICS_TTL, SESSION_TTL,
+             HOT_PROMPTS_TTL, ACTIVITY_TTL, HOT_PROMPTS_RECENT, self._hot_tracked],
         ))  # fmt: skip
         results: list[RateDecision | None] = []
         for call in calls:
@@ -473,6 +477,27 @@ class RedisLiveState:
             results.append(RateDecision(tuple(flag == "1" for flag in flags), limit,
                                         max(0, limit - int(count)), int(reset)))  # fmt: skip
         return results
+
+    async def _run_live(self, keys: list[str], args: list[object]) -> Any:
+        """LIVE's reply, on the batches' connection (one batch at a time: see `Coalescer`).
+
+        As the client's own calls: loads the script when Redis does not know it (NOSCRIPT,
+        after a restart or a SCRIPT FLUSH), and retries once on a fresh connection when the
+        connection was lost (a restart leaves it stale); a timeout or a second loss raises
+        (redis-py's ConnectionError or TimeoutError), and the connection is closed."""
+        connection = self._live_connection
+        command = ("EVALSHA", self._live_sha, len(keys), *keys, *args)
+        for attempt in range(3):
+            try:
+                await connection.send_command(*command, check_health=False)
+                return await connection.read_response()
+            except NoScriptError:
+                await connection.send_command("SCRIPT", "LOAD", LIVE, check_health=False)
+                await connection.read_response()
+            except redis.ConnectionError:
+                if attempt:
+                    raise
+        raise redis.ConnectionError("LIVE was not run: NOSCRIPT after SCRIPT LOAD")
 
     async def totals(self, now_ms: int) -> Totals:
         seconds = window_seconds(now_ms, ENGAGEMENT_WINDOW_SECONDS)
@@ -574,4 +599,5 @@ class RedisLiveState:
 
     async def close(self) -> None:
         await self._calls.close()
+        await self._live_connection.disconnect()
         await self._client.aclose()
