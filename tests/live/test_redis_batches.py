@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from netra_analytics.live.base import Activity, RateDecision
 from netra_analytics.live.memory import InProcessLiveState
-from netra_analytics.live.redis_backend import MAX_BATCH, Coalescer, RedisLiveState
+from netra_analytics.live.redis_backend import MAX_BATCH, Backlogged, Coalescer, RedisLiveState
 
 T0 = 1_764_000_000_000
 _prefixes = itertools.count()
@@ -303,3 +303,92 @@ def test_the_batches_connection_survives_a_script_flush_and_a_killed_connection(
     assert allowed == [1, 1, 1]
     assert after == 0
     assert admin.zcard(next(iter(admin.scan_iter("batch*:event_rate_limiter:u")))) == 3
+
+
+def test_closing_sends_what_is_queued_before_it_cancels(redis_server: Any) -> None:
+    """A service stopping under load closes the live state with updates still queued: they
+    reach Redis (within CLOSE_DRAIN_SECONDS), not the in-process state thrown away at exit."""
+    admin = redis_sync.Redis.from_url(redis_server.url, decode_responses=True)
+    prefix = f"batch{next(_prefixes)}:"
+    failed: list[Exception] = []
+
+    async def main() -> None:
+        state = RedisLiveState(redis_server.url, prefix=prefix)
+        take = asyncio.ensure_future(state.take("u0", ["e0"], T0, 100))
+        await asyncio.sleep(0)  # the take's batch is on its way: the updates queue behind it
+        for i in range(300):  # more than a batch holds
+            state.record_nowait(
+                Activity(T0, f"u{i}", f"s{i}", "/chat", None, {"events": 1.0}, Counter(), []),
+                lambda _, error: failed.append(error),
+            )
+        await state.close()
+        assert (await take).allowed == 1
+        with pytest.raises(ConnectionError):  # closed: nothing more is sent
+            await state.take("u1", ["e1"], T0, 100)
+
+    asyncio.run(main())
+    assert not failed
+    assert admin.hget(f"{prefix}real_time_metrics:{T0 // 1000}", "events") == "300"
+
+
+def test_a_coalescer_closed_before_its_sender_ran_answers_everything_queued() -> None:
+    heard: list[tuple[int, str]] = []
+
+    async def send(items: list[int]) -> list[int]:
+        return items
+
+    async def main() -> Any:
+        coalescer: Coalescer[int, int] = Coalescer(send, max_batch=4)
+        coalescer.submit(1, lambda item, error: heard.append((item, type(error).__name__)))
+        waiting = asyncio.ensure_future(coalescer.call(2))  # queues when it runs: after close
+        await coalescer.close()  # in the same turn: the sender has not run a step
+        coalescer.submit(3, lambda item, error: heard.append((item, type(error).__name__)))
+        return await asyncio.gather(waiting, coalescer.call(4), return_exceptions=True)
+
+    waiting, later = asyncio.run(main())
+    assert heard == [(1, "ConnectionError"), (3, "ConnectionError")]
+    assert isinstance(waiting, ConnectionError) and isinstance(later, ConnectionError)
+
+
+def test_a_failing_callback_leaves_the_rest_of_its_batch_answered() -> None:
+    heard: list[int] = []
+
+    async def send(items: list[int]) -> list[int]:
+        raise ConnectionError("lost")
+
+    def broken(item: int, error: Exception) -> None:
+        raise RuntimeError("a bug in a callback")
+
+    async def main() -> Any:
+        coalescer: Coalescer[int, int] = Coalescer(send, max_batch=8)
+        coalescer.submit(1, broken)
+        coalescer.submit(2, lambda item, error: heard.append(item))
+        return await asyncio.gather(coalescer.call(3), return_exceptions=True)
+
+    (result,) = asyncio.run(main())
+    assert isinstance(result, ConnectionError) and heard == [2]
+
+
+def test_submissions_past_the_queue_bound_are_refused_and_the_queued_ones_still_go() -> None:
+    sent: list[list[int]] = []
+
+    async def main() -> None:
+        gate = asyncio.Event()
+
+        async def send(items: list[int]) -> list[int]:
+            await gate.wait()
+            sent.append(items)
+            return items
+
+        coalescer: Coalescer[int, int] = Coalescer(send, max_batch=2, max_queued=3)
+        for i in range(3):
+            coalescer.submit(i, lambda item, error: None)
+        with pytest.raises(Backlogged):  # a ConnectionError: the guard then awaits `record`
+            coalescer.submit(3, lambda item, error: None)
+        await asyncio.sleep(0)  # the first batch (two) leaves the queue
+        coalescer.submit(3, lambda item, error: None)
+        gate.set()
+        await coalescer.close(drain_seconds=1.0)
+
+    asyncio.run(main())
+    assert sent == [[0, 1], [2, 3]]

@@ -13,6 +13,7 @@ Cluster they would also need a common hash tag, which this layout does not give.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar, cast
@@ -214,33 +215,53 @@ return out
 """
 
 
+log = logging.getLogger(__name__)
+
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
 
 # Calls per script run at most: bounds how long one run holds Redis (it serves nobody else
 # meanwhile) and the size of its arguments.
 MAX_BATCH = 256
+# Updates queued without waiting (`submit`) while the queue is shorter than this: past it (Redis
+# slow but not yet timing out), an update is refused, and the service's own bound on pending
+# updates drops and counts the excess (`Service.record_activity`), so memory stays bounded and
+# a take waits behind at most a few batches.
+MAX_QUEUED = 4 * MAX_BATCH
+# How long closing waits for what is queued to be sent before cancelling it.
+CLOSE_DRAIN_SECONDS = 1.0
+
+
+class Backlogged(ConnectionError):
+    """The coalescer's queue is full: the caller does the work another way (or drops it)."""
 
 
 class Coalescer(Generic[ItemT, ResultT]):
     """Group commit: calls made while a batch is on its way wait and leave together in the next.
 
     `send(items)` returns one result per item, in order; when it raises, every call of that
-    batch raises the same error (each caller then falls back on its own, see
-    `LiveStateGuard`). At most one batch is in flight, so under load a batch holds what came
-    in during one round trip, and an idle one leaves on the next turn of the event loop.
+    batch raises the same error and every submitted item's `on_error` hears of it (each caller
+    then falls back on its own, see `LiveStateGuard`). At most one batch is in flight, so under
+    load a batch holds what came in during one round trip, and an idle one leaves on the next
+    turn of the event loop. Once closed, a call raises and a submission's `on_error` is called
+    at once.
     """
 
     def __init__(
-        self, send: Callable[[list[ItemT]], Awaitable[list[ResultT]]], max_batch: int
+        self,
+        send: Callable[[list[ItemT]], Awaitable[list[ResultT]]],
+        max_batch: int,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self._send = send
         self._max_batch = max_batch
+        self._max_queued = max_queued
         # Each item with who hears of it: a caller waiting on a future, or a callback that only
         # hears of a failure (`submit`).
         self._queue: list[tuple[ItemT, asyncio.Future[ResultT] | None, _OnError[ItemT] | None]]
         self._queue = []
         self._sender: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def call(self, item: ItemT) -> ResultT:
         future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
@@ -249,12 +270,18 @@ class Coalescer(Generic[ItemT, ResultT]):
 
     def submit(self, item: ItemT, on_error: _OnError[ItemT]) -> None:
         """`call` without waiting for the result: `on_error(item, error)` is called if the
-        batch fails or the coalescer closes before it is sent (it must not raise)."""
+        batch fails or the coalescer closes before it is sent. Raises `Backlogged` (nothing
+        queued) when `max_queued` items wait already."""
+        if len(self._queue) >= self._max_queued:
+            raise Backlogged(f"{len(self._queue)} live-state calls wait for Redis")
         self._enqueue(item, None, on_error)
 
     def _enqueue(
         self, item: ItemT, future: asyncio.Future[ResultT] | None, on_error: _OnError[ItemT] | None
     ) -> None:
+        if self._closed:
+            _fail([(item, future, on_error)], ConnectionError("the live-state client is closed"))
+            return
         self._queue.append((item, future, on_error))
         if self._sender is None:
             # Starts on the next turn of the loop: the calls made in this one join it.
@@ -277,14 +304,27 @@ class Coalescer(Generic[ItemT, ResultT]):
                         future.set_result(result)
         finally:
             self._sender = None
-            if self._queue:  # cancelled (closing): nobody is left to send these
-                _fail(self._queue, ConnectionError("the live-state client is closing"))
-                self._queue.clear()
+            self._fail_queued()
 
-    async def close(self) -> None:
-        """Cancels the batch in flight; its calls and the queued ones raise (or hear of it)."""
-        if self._sender is not None:
-            self._sender.cancel()
+    def _fail_queued(self) -> None:
+        if self._queue:  # cancelled (closing): nobody is left to send these
+            queued, self._queue = self._queue, []
+            _fail(queued, ConnectionError("the live-state client is closing"))
+
+    async def close(self, drain_seconds: float = 0.0) -> None:
+        """Waits up to `drain_seconds` for what is queued to be sent, then cancels the batch in
+        flight: its calls and the queued ones raise (or hear of it). Later calls raise."""
+        self._closed = True
+        sender = self._sender
+        try:
+            if sender is not None and drain_seconds > 0:
+                await asyncio.wait([sender], timeout=drain_seconds)
+        finally:
+            if self._sender is not None:
+                self._sender.cancel()
+                self._sender = None
+            # A sender cancelled before its first step never runs its `finally`.
+            self._fail_queued()
 
 
 _OnError = Callable[[ItemT, Exception], None]
@@ -299,7 +339,12 @@ def _fail(
             if not future.done():
                 future.set_exception(error)
         elif on_error is not None:  # hears of a cancellation (closing) as a lost connection
-            on_error(item, error if isinstance(error, Exception) else ConnectionError("closing"))
+            try:
+                on_error(
+                    item, error if isinstance(error, Exception) else ConnectionError("closing")
+                )
+            except Exception:  # one callback's failure must not leave the rest unanswered
+                log.exception("a live-state failure callback failed")
 
 
 _Take = tuple[str, list[str], int, int]  # user id, event ids, now ms, limit
@@ -450,7 +495,8 @@ class RedisLiveState:
     def record_nowait(
         self, activity: Activity, on_error: Callable[[Activity, Exception], None]
     ) -> None:
-        """Queued for the next batch; `on_error(activity, error)` if that batch fails."""
+        """Queued for the next batch; `on_error(activity, error)` if that batch fails or the
+        state closes first. Raises `Backlogged` (a ConnectionError) when MAX_QUEUED calls wait."""
         # Only activities are submitted, so `on_error` only ever hears of one.
         self._calls.submit(activity, on_error)  # type: ignore[arg-type]
 
@@ -481,10 +527,15 @@ class RedisLiveState:
     async def _run_live(self, keys: list[str], args: list[object]) -> Any:
         """LIVE's reply, on the batches' connection (one batch at a time: see `Coalescer`).
 
-        As the client's own calls: loads the script when Redis does not know it (NOSCRIPT,
-        after a restart or a SCRIPT FLUSH), and retries once on a fresh connection when the
-        connection was lost (a restart leaves it stale); a timeout or a second loss raises
-        (redis-py's ConnectionError or TimeoutError), and the connection is closed."""
+        Loads the script when Redis does not know it (NOSCRIPT, after a restart or a SCRIPT
+        FLUSH), and sends once more on a new connection when the connection was lost (a
+        restart leaves it stale: the pool's clients do the same, so a loss after Redis ran the
+        script may apply a batch's updates twice; its takes are idempotent per event id). A
+        timeout is not retried (Redis may still be running the script): it raises redis-py's
+        TimeoutError, a second loss its ConnectionError, and the connection is closed.
+        A Redis error in the script (say WRONGTYPE on a key someone else wrote) fails the whole
+        batch, takes included; what the script wrote before it stays (Lua does not roll back).
+        """
         connection = self._live_connection
         command = ("EVALSHA", self._live_sha, len(keys), *keys, *args)
         for attempt in range(3):
@@ -497,7 +548,7 @@ class RedisLiveState:
             except redis.ConnectionError:
                 if attempt:
                     raise
-        raise redis.ConnectionError("LIVE was not run: NOSCRIPT after SCRIPT LOAD")
+        raise redis.ConnectionError("LIVE was not run after loading it and reconnecting")
 
     async def totals(self, now_ms: int) -> Totals:
         seconds = window_seconds(now_ms, ENGAGEMENT_WINDOW_SECONDS)
@@ -598,6 +649,6 @@ class RedisLiveState:
         return int(used) if isinstance(used, int | str) else None
 
     async def close(self) -> None:
-        await self._calls.close()
+        await self._calls.close(CLOSE_DRAIN_SECONDS)
         await self._live_connection.disconnect()
         await self._client.aclose()
