@@ -364,7 +364,6 @@ class LiveBatch:
         self._key = key
         self.keys: dict[str, int] = {}
         self._takes: list[list[Any]] = []
-        self._records = 0
         self._seconds: dict[int, dict[str, float]] = {}
         self._users: dict[int, dict[str, None]] = {}
         self._chats: dict[int, dict[str, None]] = {}
@@ -379,7 +378,6 @@ class LiveBatch:
 
     def add(self, activity: Activity) -> None:
         a = activity
-        self._records += 1
         second = a.at_ms // 1000
         counters = self._seconds.setdefault(second, {})
         for name, value in a.counters.items():
@@ -418,7 +416,7 @@ class LiveBatch:
     def arguments(self) -> tuple[list[str], str, str]:
         """KEYS, the takes' JSON (ARGV[1]) and the records' JSON (ARGV[4]) of LIVE."""
         takes = orjson.dumps(self._takes).decode() if self._takes else ""
-        if not self._records:
+        if not self._sessions:  # every activity has a session: no activity in this batch
             return list(self.keys), takes, ""
         c = [[self._index("real_time_metrics", second), {f: repr(v) for f, v in fields.items()}]
              for second, fields in self._seconds.items() if fields]  # fmt: skip
